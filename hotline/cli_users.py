@@ -1,0 +1,3 @@
+import typer
+
+users_app = typer.Typer(help="Manage console users.", no_args_is_help=True)

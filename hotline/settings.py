@@ -1,0 +1,126 @@
+"""Settings: one TOML file plus HOTLINE_* environment variables (environment wins).
+
+The file is ``--config``, else ``$HOTLINE_CONFIG``, else ``./hotline.toml`` when it exists.
+Nested keys come from the environment with ``__``: ``HOTLINE_SIP__PORT=5062``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent_console.settings import HubSettings
+from ivr.settings import IvrSettings
+from sip_config.models import SipSettings
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names the file and key."""
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = Field(False, description="JSON lines instead of console lines")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]):
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(Path("./var"), description="data: database, recordings, prompt cache, logs, models")
+    database_url: str | None = Field(None, description="default sqlite:///<home>/hotline.db")
+    log: LogSettings = Field(default_factory=LogSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
+    ivr: IvrSettings = Field(default_factory=IvrSettings)
+    hub: HubSettings = Field(default_factory=HubSettings)
+
+    config_file: Path | None = Field(None, exclude=True)
+
+    _toml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls, cls._toml_data))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'hotline.db').resolve()}"
+
+    def path(self, *parts: str) -> Path:
+        p = self.home.joinpath(*parts)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def secret(self, name: str) -> str:
+        """A secret from settings, else one generated once and kept under ``home/secrets``."""
+        configured = getattr(self.hub, name, None)
+        if configured:
+            return configured
+        f = self.path("secrets") / name
+        if not f.exists():
+            f.write_text(secrets.token_urlsafe(32))
+            f.chmod(0o600)
+        return f.read_text().strip()
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("HOTLINE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("hotline.toml")
+    return local if local.exists() else None
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Read and validate settings; raise SettingsError naming the file, line or key."""
+    path = find_config(config)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: settings file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{path}: not valid TOML: {e}") from None
+    Settings._toml_data = data
+    try:
+        s = Settings()
+    except ValidationError as e:
+        raise SettingsError(describe_errors(e, path)) from None
+    finally:
+        Settings._toml_data = {}
+    s.config_file = path
+    return s
+
+
+def describe_errors(e: ValidationError, path: Path | None) -> str:
+    where = f"{path}" if path else "settings"
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = "HOTLINE_" + "__".join(str(p) for p in err["loc"]).upper()
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{where}: key '{key}' (or ${env}): {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The typed message contract between IVR workers and the console hub.
+
+This module is the only part of ``ivr`` that other packages (the hub) may import: it depends on
+pydantic alone, so workers and hubs can run on different machines and versions can be checked.
+Workers POST an :class:`EventBatch` to the hub's ``/internal/events`` with the worker token as a
+bearer token; the hub stores each event once (``event_id`` is the idempotency key), so a worker
+may resend its spool after a restart without creating duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTRACT_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(default_factory=_id)
+    call_id: str
+    worker: str
+    ts: datetime = Field(default_factory=_now)
+
+
+class CallOffered(_Event):
+    type: Literal["call_offered"] = "call_offered"
+    caller: str
+    callee: str
+    source: str = Field(description="ip:port the INVITE came from")
+    sip_call_id: str = ""
+    direction: Literal["inbound", "outbound"] = "inbound"
+
+
+class CallRejected(_Event):
+    type: Literal["call_rejected"] = "call_rejected"
+    status_code: int
+    reason: str
+
+
+class CallAnswered(_Event):
+    type: Literal["call_answered"] = "call_answered"
+    codec: str = ""
+
+
+class MenuEntered(_Event):
+    type: Literal["menu_entered"] = "menu_entered"
+    node: str
+
+
+class DigitsReceived(_Event):
+    type: Literal["digits_received"] = "digits_received"
+    node: str
+    digits: str
+    method: Literal["rfc4733", "sip_info", "inband", "unknown"] = "unknown"
+
+
+class PromptPlayed(_Event):
+    type: Literal["prompt_played"] = "prompt_played"
+    node: str
+    prompt: str
+    played_ms: int
+    duration_ms: int
+    interrupted: bool = False
+
+
+class HandoffRequested(_Event):
+    type: Literal["handoff_requested"] = "handoff_requested"
+    node: str
+    reason: str
+    category: str | None = None
+
+
+class MediaStats(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frames_rx: int = 0
+    frames_tx: int = 0
+    gaps: int = Field(0, description="inter-frame intervals above the gap threshold")
+    max_gap_ms: float = 0.0
+    underruns: int = 0
+
+
+class CallEnded(_Event):
+    type: Literal["call_ended"] = "call_ended"
+    cause: str = Field(description="caller_hangup, ivr_hangup, timeout, error, drained, worker_lost, ...")
+    side: Literal["caller", "ivr", "system"]
+    status_code: int | None = None
+    media: MediaStats = Field(default_factory=MediaStats)
+
+
+class WorkerLost(BaseModel):
+    """Sent by the supervisor: close every open call of ``worker`` with cause worker_lost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["worker_lost"] = "worker_lost"
+    event_id: str = Field(default_factory=_id)
+    worker: str
+    ts: datetime = Field(default_factory=_now)
+    detail: str = ""
+
+
+CallEvent = Annotated[
+    CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
+    | HandoffRequested | CallEnded | WorkerLost,
+    Field(discriminator="type"),
+]
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = CONTRACT_VERSION
+    events: list[CallEvent]
+
+
+class BatchAck(BaseModel):
+    accepted: int
+    duplicates: int
