@@ -91,6 +91,8 @@ class MediaStats(BaseModel):
     gaps: int = Field(0, description="inter-frame intervals above the gap threshold")
     max_gap_ms: float = 0.0
     underruns: int = 0
+    task_frames: int = Field(0, description="caller frames delivered to the call's asyncio task")
+    rx_peak: int = Field(0, description="loudest caller sample seen (0..32767)")
 
 
 class CallEnded(_Event):

@@ -1,0 +1,15 @@
+"""Menu verbs, one module each; ``VERBS`` maps the YAML name to its class."""
+
+from ivr.verbs.base import Verb
+from ivr.verbs.gather import Gather
+from ivr.verbs.goto import Goto
+from ivr.verbs.handoff import Handoff
+from ivr.verbs.hangup import Hangup
+from ivr.verbs.pause import Pause
+from ivr.verbs.play import Play
+from ivr.verbs.repeat import Repeat
+from ivr.verbs.say import Say
+
+VERBS: dict[str, type[Verb]] = {v.name: v for v in (Play, Say, Gather, Goto, Repeat, Pause, Handoff, Hangup)}
+
+__all__ = ["VERBS", "Verb"]

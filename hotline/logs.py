@@ -1,0 +1,28 @@
+"""structlog set-up for every hotline process: console lines, or JSON lines for collectors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(level: str = "info", json_output: bool = False, process: str = "") -> None:
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if process:
+        structlog.contextvars.bind_contextvars(proc=process)
+    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json_output else \
+        structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*processors, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

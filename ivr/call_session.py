@@ -1,0 +1,159 @@
+"""One answered call: its media port, digit buffer and the call-flow task (implements Channel)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pjsua2 as pj
+import structlog
+
+from ivr.audio import Clip, PromptLibrary
+from ivr.contract import CallAnswered, CallEnded
+from ivr.flow.channel import PlayResult
+from ivr.flow.context import FlowContext
+from ivr.flow.engine import run_flow
+from ivr.flow.menu import Menu
+from ivr.sip.call import SipCall
+from ivr.sip.media_port import CallMediaPort
+
+if TYPE_CHECKING:
+    pass
+
+log = structlog.get_logger(__name__)
+
+MEDIA_WAIT_S = 5.0
+
+
+class CallSession:
+    def __init__(self, call: SipCall, call_id: str, menu: Menu, prompts: PromptLibrary,
+                 emit: Callable[..., None], clock_rate: int, gap_ms: float, max_duration_s: float,
+                 on_closed: Callable[[CallSession], None]):
+        self.call = call
+        self.call_id = call_id
+        self.menu = menu
+        self.prompts = prompts
+        self._emit = emit
+        self.rate = clock_rate
+        self.max_duration_s = max_duration_s
+        self._on_closed = on_closed
+        self.loop = asyncio.get_running_loop()
+        self.port = CallMediaPort(f"c{call_id[:8]}", clock_rate, self.loop, self._on_audio, gap_ms)
+        self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.media_ready = asyncio.Event()
+        self.barge_in = False
+        self.hangup_cause: str | None = None
+        self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=250)  # ~5 s for the speech service
+        self.task: asyncio.Task | None = None
+        self.ended = False
+        self._media_connected = False
+        call.listener = self
+
+    # ---- events from pjsua (main thread, inside poll) -------------------------------------
+    def emit(self, event_cls, **fields) -> None:
+        self._emit(event_cls, call_id=self.call_id, **fields)
+
+    def on_confirmed(self) -> None:
+        if self.task is None:
+            self.emit(CallAnswered)
+            self.task = self.loop.create_task(self._run(), name=f"call-{self.call_id[:8]}")
+
+    def on_media_active(self, audio: pj.AudioMedia) -> None:
+        if not self._media_connected:
+            audio.startTransmit(self.port)
+            self.port.startTransmit(audio)
+            self._media_connected = True
+        self.media_ready.set()
+
+    def on_digit(self, digit: str, method: str) -> None:
+        if self.barge_in and self.port.playout.active:
+            self.port.playout.stop()  # barge-in: silence from the next 20 ms frame on
+        self.digits.put_nowait((digit, method))
+
+    def on_disconnected(self, status_code: int, reason: str) -> None:
+        self.ended = True
+        self.port.detach_audio()
+        self.port.playout.stop()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.hangup_cause is not None:
+            cause, side = self.hangup_cause, "ivr"
+        elif status_code >= 300 and status_code not in (487,):
+            cause, side = f"sip_{status_code}", "system"
+        else:
+            cause, side = "caller_hangup", "caller"
+        self.emit(CallEnded, cause=cause, side=side, status_code=status_code, media=self.port.stats)
+        self._on_closed(self)
+
+    # ---- caller audio (handed over from the clock thread) -----------------------------------
+    def _on_audio(self, data: bytes) -> None:
+        st = self.port.stats
+        st.task_frames += 1
+        if data:
+            peak = int(np.abs(np.frombuffer(data, dtype="<i2")).max())
+            if peak > st.rx_peak:
+                st.rx_peak = peak
+        if self.audio.full():
+            self.audio.get_nowait()  # nobody listening: keep the newest few seconds only
+        self.audio.put_nowait(data)
+
+    # ---- Channel ----------------------------------------------------------------------------
+    async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
+        if self.ended:
+            raise asyncio.CancelledError
+        fut: asyncio.Future[tuple[int, bool]] = self.loop.create_future()
+
+        def done(nbytes: int, interrupted: bool) -> None:
+            def resolve() -> None:
+                if not fut.done():
+                    fut.set_result((nbytes, interrupted))
+            self.loop.call_soon_threadsafe(resolve)
+
+        self.barge_in = barge_in
+        self.port.playout.start(clip.pcm, done)
+        try:
+            nbytes, interrupted = await fut
+        finally:
+            self.barge_in = False
+            if not fut.done():
+                self.port.playout.stop()
+        return PlayResult(nbytes * 1000 // (2 * self.rate), interrupted)
+
+    def has_digits(self) -> bool:
+        return not self.digits.empty()
+
+    async def next_digit(self, timeout: float) -> tuple[str, str] | None:
+        try:
+            return await asyncio.wait_for(self.digits.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def flush_digits(self) -> None:
+        while not self.digits.empty():
+            self.digits.get_nowait()
+
+    async def hangup(self, cause: str = "ivr_hangup") -> None:
+        if self.ended:
+            return
+        if self.hangup_cause is None:
+            self.hangup_cause = cause
+        with contextlib.suppress(Exception):
+            self.call.hangup(pj.CallOpParam(True))
+
+    # ---- the flow ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            await asyncio.wait_for(self.media_ready.wait(), MEDIA_WAIT_S)
+            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit)
+            outcome = await asyncio.wait_for(run_flow(self.menu, ctx), self.max_duration_s)
+            await self.hangup(outcome.cause)
+        except asyncio.CancelledError:
+            pass
+        except TimeoutError:
+            await self.hangup("timeout")
+        except Exception:
+            log.exception("flow_failed", call_id=self.call_id)
+            await self.hangup("error")

@@ -1,0 +1,54 @@
+"""Per-call state the verbs share: the channel, prompts, variables, and the event sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.audio import Clip, PromptLibrary
+from ivr.flow.channel import Channel, PlayResult
+
+
+@dataclass
+class FlowContext:
+    channel: Channel
+    prompts: PromptLibrary
+    emit: Callable[..., None]  # emit(EventClass, **fields) -> fills call_id/worker
+    node: str = ""
+    vars: dict[str, str] = field(default_factory=dict)
+    steps: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def play(self, name: str, barge_in: bool = True) -> PlayResult:
+        from ivr.contract import PromptPlayed
+
+        clip = self.prompts.get(name)
+        return await self.play_clip(clip, barge_in, PromptPlayed, name)
+
+    async def play_clip(self, clip: Clip, barge_in: bool, event=None, name: str | None = None) -> PlayResult:
+        if barge_in and self.channel.has_digits():
+            result = PlayResult(0, True)
+        else:
+            result = await self.channel.play(clip, barge_in)
+        if event is not None:
+            self.emit(event, node=self.node, prompt=name or clip.name, played_ms=result.played_ms,
+                      duration_ms=clip.duration_ms, interrupted=result.interrupted)
+        return result
+
+    def expand(self, template: str) -> str:
+        """``{name}`` placeholders from call variables; unknown names expand to ''."""
+        out, i = [], 0
+        while i < len(template):
+            j = template.find("{", i)
+            if j < 0:
+                out.append(template[i:])
+                break
+            k = template.find("}", j)
+            if k < 0:
+                out.append(template[i:])
+                break
+            out.append(template[i:j])
+            out.append(self.vars.get(template[j + 1 : k], ""))
+            i = k + 1
+        return "".join(out)

@@ -1,0 +1,73 @@
+"""One ``AudioMediaPort`` per call: caller frames out to asyncio, prompt frames in from the playout.
+
+Both callbacks run on pjmedia's clock thread every 20 ms with the GIL held, so they only copy
+bytes (fast path in ``frames``), update counters and hand data to the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pjsua2 as pj
+import structlog
+
+from ivr.audio import Playout
+from ivr.contract import MediaStats
+from ivr.sip import frames
+
+log = structlog.get_logger(__name__)
+
+_AUDIO = pj.PJMEDIA_FRAME_TYPE_AUDIO
+
+
+class CallMediaPort(pj.AudioMediaPort):
+    def __init__(self, name: str, clock_rate: int, loop: asyncio.AbstractEventLoop,
+                 on_audio: Callable[[bytes], None] | None, gap_threshold_ms: float):
+        super().__init__()
+        self.frame_bytes = clock_rate * 2 // 50
+        self.playout = Playout()
+        self._loop = loop
+        self._on_audio = on_audio
+        self._gap_s = gap_threshold_ms / 1000.0
+        self._last_rx = 0.0
+        self.stats = MediaStats()
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, clock_rate, 1, 20000, 16)
+        self.createPort(name, fmt)
+
+    def detach_audio(self) -> None:
+        self._on_audio = None
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2 API)
+        try:
+            now = time.monotonic()
+            st = self.stats
+            if self._last_rx:
+                gap = now - self._last_rx
+                if gap > self._gap_s:
+                    st.gaps += 1
+                    if gap * 1000.0 > st.max_gap_ms:
+                        st.max_gap_ms = round(gap * 1000.0, 1)
+            self._last_rx = now
+            st.frames_rx += 1
+            cb = self._on_audio
+            if cb is not None and frame.type == _AUDIO:
+                self._loop.call_soon_threadsafe(cb, frames.read(frame.buf))
+        except Exception:  # pjsua2 would print and swallow it; keep the call alive and say why
+            log.exception("frame_rx_failed")
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2 API)
+        try:
+            chunk = self.playout.next_frame(self.frame_bytes)
+            if chunk is None:
+                frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
+                frame.size = 0
+                return
+            frames.write(frame.buf, chunk)
+            frame.size = len(chunk)
+            frame.type = _AUDIO
+            self.stats.frames_tx += 1
+        except Exception:
+            log.exception("frame_tx_failed")

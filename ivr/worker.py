@@ -1,0 +1,206 @@
+"""An IVR worker process: one pjsua2 Endpoint, at most ``max_calls_per_worker`` calls.
+
+The asyncio loop owns the main thread and polls pjsua between its other tasks, so every call
+callback runs on this thread; frame callbacks arrive from pjmedia's clock thread (see
+ivr/sip/media_port.py). SIGTERM drains: new calls get 503, running calls may finish within
+``drain_timeout_s``, then they are hung up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pjsua2 as pj
+import structlog
+
+from ivr.audio import PromptLibrary
+from ivr.call_session import CallSession
+from ivr.contract import CallEnded, CallOffered, CallRejected
+from ivr.menu_store import MenuStore
+from ivr.publisher import EventPublisher, Spool
+from ivr.settings import IvrSettings
+from ivr.sip import frames
+from ivr.sip.call import SipCall
+from ivr.sip.stack import SipStack, StackConfig
+from sip_config.models import SipSettings
+
+log = structlog.get_logger(__name__)
+
+POLL_INTERVAL_S = 0.005
+RETIRE_AFTER_S = 2.0  # pjsua objects of an ended call are dropped this long after DISCONNECTED
+
+
+@dataclass
+class WorkerConfig:
+    name: str
+    sip: SipSettings
+    ivr: IvrSettings
+    bind_host: str
+    bind_port: int
+    rtp_port: int
+    spool_dir: Path
+    hub_url: str | None = None
+    hub_token: str | None = None
+    register_accounts: bool = False
+    contact_override: str | None = None
+    pjsip_log_level: int = 1
+
+
+class _Rejected:
+    """Listener for a call refused in onIncomingCall: only waits for it to disconnect."""
+
+    def __init__(self, worker: Worker, call: SipCall):
+        self.worker, self.call = worker, call
+
+    def on_media_active(self, audio) -> None: ...
+    def on_digit(self, digit: str, method: str) -> None: ...
+    def on_confirmed(self) -> None: ...
+
+    def on_disconnected(self, status_code: int, reason: str) -> None:
+        self.worker.retire(self.call, None)
+
+
+class Worker:
+    def __init__(self, cfg: WorkerConfig):
+        self.cfg = cfg
+        self.prompts = PromptLibrary(cfg.ivr.prompts_dir, cfg.sip.clock_rate)
+        self.menus = MenuStore(cfg.ivr.menu_file, self.prompts)
+        self.spool = Spool(cfg.spool_dir, cfg.name)
+        self.publisher = EventPublisher(self.spool, cfg.hub_url, cfg.hub_token)
+        self.sessions: dict[str, CallSession] = {}
+        self.pending_reject: list[SipCall] = []
+        self._retired: list[tuple[float, object, object]] = []
+        self.draining = False
+        self._stop = asyncio.Event()
+        self.stack: SipStack | None = None
+
+    def emit(self, event_cls, **fields) -> None:
+        self.publisher.emit(event_cls(worker=self.cfg.name, **fields))
+
+    # ---- incoming calls (main thread, inside poll) ------------------------------------------
+    def on_incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        call = SipCall(account, prm.callId)
+        ci = call.getInfo()
+        source = prm.rdata.srcAddress
+        if not self.cfg.sip.allows(source):
+            log.warning("call_refused_acl", source=source)
+            self._reject(call, 403, "Forbidden")
+            return
+        call_id = uuid.uuid4().hex
+        self.emit(CallOffered, call_id=call_id, caller=ci.remoteUri, callee=ci.localUri, source=source,
+                  sip_call_id=ci.callIdString)
+        if self.draining or len(self.sessions) >= self.cfg.sip.max_calls_per_worker:
+            code, reason = (503, "draining") if self.draining else (486, "busy")
+            self.emit(CallRejected, call_id=call_id, status_code=code, reason=reason)
+            self._reject(call, code, reason)
+            return
+        session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
+                              self.cfg.sip.clock_rate, self.cfg.ivr.frame_gap_ms,
+                              self.cfg.ivr.max_call_duration_s, self._closed)
+        self.sessions[call_id] = session
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        call.answer(op)
+        log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
+
+    def _reject(self, call: SipCall, code: int, reason: str) -> None:
+        call.listener = _Rejected(self, call)
+        op = pj.CallOpParam()
+        op.statusCode = code
+        op.reason = reason
+        call.hangup(op)
+
+    def _closed(self, session: CallSession) -> None:
+        self.sessions.pop(session.call_id, None)
+        self.retire(session.call, session.port)
+        log.info("call_closed", call_id=session.call_id, active=len(self.sessions))
+
+    def retire(self, call: object, port: object | None) -> None:
+        """Keep pjsua objects of an ended call alive a little longer (teardown crash, see notes)."""
+        self._retired.append((asyncio.get_running_loop().time() + RETIRE_AFTER_S, call, port))
+
+    def _reap(self, force: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        keep = [r for r in self._retired if r[0] > now and not force]
+        self._retired = keep  # the rest lose their last reference here, outside any callback
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    async def _menu_watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.ivr.menu_reload_interval_s)
+            self.menus.check()
+
+    def request_stop(self) -> None:
+        if not self.draining:
+            log.info("worker_draining", active=len(self.sessions))
+        self.draining = True
+        self._stop.set()
+
+    async def run(self) -> int:
+        frames.self_test()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        c = self.cfg
+        self.stack = SipStack(StackConfig(sip=c.sip, bind_host=c.bind_host, bind_port=c.bind_port,
+                                          rtp_port=c.rtp_port, log_level=c.pjsip_log_level,
+                                          accounts=c.sip.accounts if c.register_accounts else [],
+                                          contact_override=c.contact_override), self.on_incoming)
+        tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
+        try:
+            self.stack.start()
+            log.info("worker_ready", worker=c.name, port=c.bind_port, menu=str(c.ivr.menu_file))
+            await self._poll_until(lambda: self._stop.is_set())
+            await self._drain()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await self.publisher.drain(3.0)
+            self._shutdown_stack()
+        return 0
+
+    async def _poll_until(self, done, timeout: float | None = None) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not done():
+            if deadline is not None and loop.time() > deadline:
+                return False
+            self.stack.poll(0)
+            self._reap()
+            await asyncio.sleep(POLL_INTERVAL_S)
+        return True
+
+    async def _drain(self) -> None:
+        await self._poll_until(lambda: not self.sessions, self.cfg.ivr.drain_timeout_s)
+        for s in list(self.sessions.values()):
+            await s.hangup("drained")
+        await self._poll_until(lambda: not self.sessions, 3.0)
+        for s in list(self.sessions.values()):  # no BYE answer: close the records ourselves
+            self.emit(CallEnded, call_id=s.call_id, cause="drained", side="system", media=s.port.stats)
+            self._closed(s)
+
+    def _shutdown_stack(self) -> None:
+        if self.stack is None:
+            return
+        with contextlib.suppress(Exception):
+            self.stack.ep.hangupAllCalls()
+        for _ in range(20):
+            with contextlib.suppress(Exception):
+                self.stack.ep.libHandleEvents(10)
+        self.sessions.clear()
+        self._reap(force=True)
+        self.pending_reject.clear()
+        import gc
+
+        gc.collect()
+        self.stack.destroy()
+        self.spool.close()
+
+
+def run_worker(cfg: WorkerConfig) -> int:
+    return asyncio.run(Worker(cfg).run())
