@@ -11,6 +11,8 @@ import structlog
 def configure_logging(level: str = "info", json_output: bool = False, process: str = "") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
+    for noisy in ("httpx", "httpcore"):  # one line per worker event batch otherwise
+        logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
     processors = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

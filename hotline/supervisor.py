@@ -1,0 +1,181 @@
+"""`hotline serve`: starts the hub, N IVR workers and Kamailio, restarts what dies, drains on SIGTERM.
+
+Children run as separate processes (a pjsua assertion or segfault takes down one worker's calls
+only). When a worker dies the supervisor delivers what is left in its event spool, tells the hub
+that the worker was lost (its open call records are closed with cause ``worker_lost``), and starts
+it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import structlog
+
+from hotline.settings import Settings
+from ivr.contract import EventBatch, WorkerLost
+from ivr.publisher import deliver_spool
+from sip_config import kamailio
+
+log = structlog.get_logger(__name__)
+
+RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)
+HUB_START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    kind: str  # hub | worker | kamailio
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    watcher: asyncio.Task | None = field(default=None, repr=False)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, single_port: int | None = None, config: Path | None = None):
+        self.s = settings
+        self.single_port = single_port
+        self.config = config
+        self.stopping = False
+        self.children: dict[str, Child] = {}
+        self.run_dir = settings.path("run")
+        self._stopped = asyncio.Event()
+
+    def _hotline(self, *args: str) -> list[str]:
+        argv = [sys.executable, "-m", "hotline", *args]
+        if self.config:
+            argv += ["--config", str(self.config)]
+        return argv
+
+    def plan(self) -> list[Child]:
+        kids = [Child("hub", self._hotline("hub"), "hub")]
+        if self.single_port is not None:
+            kids.append(Child("w0", self._hotline("worker", "--index", "0", "--single-port",
+                                                  str(self.single_port)), "worker"))
+            return kids
+        for i in range(self.s.sip.workers):
+            kids.append(Child(f"w{i}", self._hotline("worker", "--index", str(i)), "worker"))
+        cfg = kamailio.render(self.s.sip, self.run_dir, [f"w{i}" for i in range(self.s.sip.workers)])
+        kids.append(Child("kamailio", kamailio.command(self.s.sip, cfg, self.run_dir), "kamailio"))
+        return kids
+
+    async def _spawn(self, child: Child) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        child.proc = await asyncio.create_subprocess_exec(*child.argv, env=env, start_new_session=True)
+        child.started_at = time.monotonic()
+        log.info("child_started", child=child.name, pid=child.proc.pid)
+
+    async def _wait_hub(self) -> None:
+        deadline = time.monotonic() + HUB_START_TIMEOUT_S
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                hub = self.children["hub"].proc
+                if hub is None or hub.returncode is not None:
+                    raise RuntimeError("the hub exited during start-up (see its log above)")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.s.hub.url}/healthz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"the hub did not answer {self.s.hub.url}/healthz within {HUB_START_TIMEOUT_S:.0f} s")
+
+    async def _watch(self, child: Child) -> None:
+        while True:
+            code = await child.proc.wait()
+            if self.stopping:
+                return
+            log.error("child_exited", child=child.name, code=code, pid=child.proc.pid)
+            if child.kind == "worker":
+                await asyncio.to_thread(self._worker_lost, child.name, f"exit code {code}")
+            alive_s = time.monotonic() - child.started_at
+            if alive_s > 30:
+                child.restarts = 0
+            delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+            child.restarts += 1
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            await self._spawn(child)
+
+    def _worker_lost(self, name: str, detail: str) -> None:
+        token = self.s.secret("worker_token")
+        try:
+            deliver_spool(self.s.path("spool"), name, self.s.hub.url, token)
+            batch = EventBatch(events=[WorkerLost(worker=name, detail=detail)])
+            r = httpx.post(f"{self.s.hub.url}/internal/events", content=batch.model_dump_json(),
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                           timeout=5.0)
+            r.raise_for_status()
+            log.info("worker_lost_reported", worker=name)
+        except Exception as e:  # the hub is down too: the restarted worker resends its spool
+            log.error("worker_lost_not_reported", worker=name, error=str(e))
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            log.info("supervisor_stopping")
+            self.stopping = True
+            self._stopped.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        for child in self.plan():
+            self.children[child.name] = child
+        try:
+            await self._spawn(self.children["hub"])
+            await self._wait_hub()
+            for child in self.children.values():
+                if child.proc is None:
+                    await self._spawn(child)
+            for child in self.children.values():
+                child.watcher = loop.create_task(self._watch(child))
+            log.info("hotline_up", workers=sum(c.kind == "worker" for c in self.children.values()),
+                     sip_port=self.single_port or self.s.sip.port, hub=self.s.hub.url)
+            await self._stopped.wait()
+        except RuntimeError as e:
+            log.error("start_failed", error=str(e))
+            self.stopping = True
+            await self._shutdown()
+            return 1
+        await self._shutdown()
+        return 0
+
+    async def _stop_kind(self, kind: str, timeout: float) -> None:
+        procs = [c.proc for c in self.children.values() if c.kind == kind and c.proc and c.proc.returncode is None]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        if not procs:
+            return
+        _, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout)
+        for p in procs:
+            if p.returncode is None:
+                log.warning("child_killed", pid=p.pid, kind=kind)
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                await p.wait()
+
+    async def _shutdown(self) -> None:
+        """Workers drain first (new calls refused), then the front door, then the hub."""
+        await self._stop_kind("worker", self.s.ivr.drain_timeout_s + 10)
+        await self._stop_kind("kamailio", 5)
+        await self._stop_kind("hub", 10)
+        for c in self.children.values():
+            if c.watcher:
+                c.watcher.cancel()
+        log.info("hotline_stopped")
+
+
+def serve(settings: Settings, single_port: int | None = None, config: Path | None = None) -> int:
+    return asyncio.run(Supervisor(settings, single_port, config).run())

@@ -1,0 +1,219 @@
+"""A small pjsua2 softphone: call a URI, play a WAV, send DTMF, record what comes back.
+
+For admins smoke-testing a deployment and for the tests. The recording is written from our own
+media port with an arrival time per frame, so tests can time barge-in from the caller's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import wave
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pjsua2 as pj
+import structlog
+
+from ivr.audio import read_wav
+from ivr.sip.call import SipCall
+from ivr.sip.media_port import CallMediaPort
+from ivr.sip.stack import SipStack, StackConfig
+from sip_config.models import SipSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class DialResult:
+    uri: str
+    status_code: int = 0
+    reason: str = ""
+    connected: bool = False
+    answered_after_s: float | None = None
+    duration_s: float = 0.0
+    hangup_side: str = ""
+    digits: list[dict] = field(default_factory=list)  # {"digit", "t"}: t seconds after answer
+    record: str | None = None
+    record_s: float = 0.0
+    record_peak: int = 0
+    #: (t seconds after answer, peak) per received 20 ms frame; for barge-in timing
+    frames: list[tuple[float, int]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("frames")
+        return d
+
+
+def parse_dtmf_script(script: str) -> list[tuple[str, float | str]]:
+    """``"1,wait:2,3#"`` -> [("digits","1"), ("wait",2.0), ("digits","3#")]."""
+    steps: list[tuple[str, float | str]] = []
+    for part in filter(None, (p.strip() for p in script.split(","))):
+        if part.startswith("wait:"):
+            steps.append(("wait", float(part[5:])))
+        elif set(part) <= set("0123456789*#ABCD"):
+            steps.append(("digits", part))
+        else:
+            raise ValueError(f"bad DTMF step {part!r}: use digits 0-9*#A-D or wait:SECONDS")
+    return steps
+
+
+class _Listener:
+    def __init__(self, dialer: Dialer):
+        self.d = dialer
+
+    def on_media_active(self, audio: pj.AudioMedia) -> None:
+        self.d.on_media(audio)
+
+    def on_digit(self, digit: str, method: str) -> None: ...
+
+    def on_confirmed(self) -> None:
+        self.d.answered.set()
+
+    def on_disconnected(self, status_code: int, reason: str) -> None:
+        self.d.on_disconnected(status_code, reason)
+
+
+class Dialer:
+    def __init__(self, uri: str, play: Path | None, dtmf: str, record: Path | None, duration: float,
+                 dtmf_method: str = "rfc4733", clock_rate: int = 8000, local_port: int = 0,
+                 rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25):
+        self.uri, self.play_path, self.record_path = uri, play, record
+        self.steps = parse_dtmf_script(dtmf)
+        self.duration, self.dtmf_method, self.rate, self.gap = duration, dtmf_method, clock_rate, digit_gap_s
+        self.result = DialResult(uri=uri, record=str(record) if record else None)
+        sip = SipSettings(clock_rate=clock_rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"])
+        self.stack = SipStack(StackConfig(sip=sip, bind_host=source_host, bind_port=local_port,
+                                          rtp_port=rtp_port, user_agent="hotline-dial"), self._refuse)
+        self.answered = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.call: SipCall | None = None
+        self.port: CallMediaPort | None = None
+        self._t0 = 0.0
+        self._pcm: list[bytes] = []
+        self._media = False
+
+    def _refuse(self, account, prm) -> None:
+        c = SipCall(account, prm.callId)
+        op = pj.CallOpParam()
+        op.statusCode = 486
+        c.hangup(op)
+
+    def on_media(self, audio: pj.AudioMedia) -> None:
+        if self._media:
+            return
+        self._media = True
+        audio.startTransmit(self.port)
+        self.port.startTransmit(audio)
+        if self.play_path:
+            self.port.playout.start(read_wav(self.play_path, self.rate), lambda n, i: None)
+
+    def _on_audio(self, data: bytes) -> None:
+        if not self._t0:
+            return
+        peak = int(np.abs(np.frombuffer(data, dtype="<i2")).max()) if data else 0
+        self.result.frames.append((round(time.monotonic() - self._t0, 4), peak))
+        self._pcm.append(data)
+
+    def on_disconnected(self, code: int, reason: str) -> None:
+        if not self.result.hangup_side:
+            self.result.hangup_side = "remote"
+        if not self.result.connected:
+            self.result.status_code, self.result.reason = code, reason
+        self.ended.set()
+
+    async def _poll(self) -> None:
+        while True:
+            self.stack.poll(0)
+            await asyncio.sleep(0.002)
+
+    def _send(self, digits: str) -> None:
+        if self.dtmf_method == "sip_info":
+            prm = pj.CallSendDtmfParam()
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            prm.digits = digits
+            prm.duration = 160
+            self.call.sendDtmf(prm)
+        else:
+            self.call.dialDtmf(digits)
+
+    async def _script(self) -> None:
+        for kind, value in self.steps:
+            if kind == "wait":
+                await asyncio.sleep(float(value))
+                continue
+            for d in str(value):
+                self.result.digits.append({"digit": d, "t": round(time.monotonic() - self._t0, 4)})
+                self._send(d)
+                await asyncio.sleep(self.gap)
+
+    async def run(self, ring_timeout: float = 15.0) -> DialResult:
+        loop = asyncio.get_running_loop()
+        self.stack.start()
+        poller = loop.create_task(self._poll())
+        start = time.monotonic()
+        try:
+            self.port = CallMediaPort("dial", self.rate, loop, self._on_audio, 40.0)
+            self.call = SipCall(self.stack.accounts[0])
+            self.call.listener = _Listener(self)
+            self.call.makeCall(self.uri, pj.CallOpParam(True))
+            done = asyncio.ensure_future(self.ended.wait())
+            ans = asyncio.ensure_future(self.answered.wait())
+            await asyncio.wait({done, ans}, timeout=ring_timeout, return_when=asyncio.FIRST_COMPLETED)
+            if self.answered.is_set() and not self.ended.is_set():
+                self._t0 = time.monotonic()
+                self.result.connected = True
+                self.result.status_code, self.result.reason = 200, "OK"
+                self.result.answered_after_s = round(self._t0 - start, 3)
+                script = loop.create_task(self._script())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ended.wait(), self.duration)
+                script.cancel()
+                self.result.duration_s = round(time.monotonic() - self._t0, 3)
+            if not self.ended.is_set():
+                if self.result.connected:
+                    self.result.hangup_side = "local"
+                elif not self.result.status_code:
+                    self.result.status_code, self.result.reason = 408, "no answer"
+                with contextlib.suppress(Exception):
+                    self.call.hangup(pj.CallOpParam(True))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ended.wait(), 3.0)
+            for t in (done, ans):
+                t.cancel()
+        finally:
+            await asyncio.sleep(0.3)
+            poller.cancel()
+            self._write_recording()
+            self.port = None
+            self.call = None
+            import gc
+
+            gc.collect()
+            self.stack.destroy()
+        return self.result
+
+    def _write_recording(self) -> None:
+        pcm = b"".join(self._pcm)
+        self.result.record_s = round(len(pcm) / (2 * self.rate), 3)
+        if pcm:
+            self.result.record_peak = int(np.abs(np.frombuffer(pcm, dtype="<i2")).max())
+        if self.record_path:
+            self.record_path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(self.record_path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(self.rate)
+                w.writeframes(pcm)
+
+
+def dial(uri: str, **kw) -> DialResult:
+    ring_timeout = kw.pop("ring_timeout", 15.0)
+
+    async def main() -> DialResult:
+        return await Dialer(uri, **kw).run(ring_timeout)
+
+    return asyncio.run(main())
