@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -29,6 +30,11 @@ log = structlog.get_logger(__name__)
 
 RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 HUB_START_TIMEOUT_S = 30.0
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -72,7 +78,10 @@ class Supervisor:
 
     async def _spawn(self, child: Child) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        child.proc = await asyncio.create_subprocess_exec(*child.argv, env=env, start_new_session=True)
+        # own session: a terminal's Ctrl-C reaches only the supervisor, which drains in order;
+        # parent-death signal: a supervisor killed with SIGKILL takes its children with it
+        child.proc = await asyncio.create_subprocess_exec(*child.argv, env=env, start_new_session=True,
+                                                          preexec_fn=_die_with_parent)
         child.started_at = time.monotonic()
         log.info("child_started", child=child.name, pid=child.proc.pid)
 

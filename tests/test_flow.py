@@ -1,0 +1,161 @@
+"""The call-flow engine on the bundled 12368 menu, driven through a scripted channel."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from ivr.audio import Clip, PromptLibrary
+from ivr.contract import DigitsReceived, HandoffRequested, MenuEntered, PromptPlayed
+from ivr.flow.channel import PlayResult
+from ivr.flow.context import FlowContext
+from ivr.flow.engine import run_flow
+from ivr.flow.menu import MenuError, load_menu, parse_menu
+from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
+
+
+class ScriptedChannel:
+    """A caller who presses keys when given prompts start: [("main_menu", "1"), ...] in order.
+
+    Prompts finish at once unless a pressed digit interrupts them (barge-in).
+    """
+
+    call_id = "test"
+
+    def __init__(self, script: list[tuple[str, str]]):
+        self.script = deque(script)
+        self.pending: deque[str] = deque()
+        self.hung_up = False
+
+    async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
+        if self.script and self.script[0][0] == clip.name:
+            self.pending.extend(self.script.popleft()[1])
+        if barge_in and self.pending:
+            return PlayResult(0, True)
+        return PlayResult(clip.duration_ms, False)
+
+    def has_digits(self) -> bool:
+        return bool(self.pending)
+
+    async def next_digit(self, timeout: float):
+        return (self.pending.popleft(), "rfc4733") if self.pending else None
+
+    def flush_digits(self) -> None:
+        self.pending.clear()
+
+    async def hangup(self) -> None:
+        self.hung_up = True
+
+
+@pytest.fixture(scope="module")
+def prompts() -> PromptLibrary:
+    return PromptLibrary(BUNDLED_PROMPTS, 8000)
+
+
+async def walk(prompts: PromptLibrary, script: list[tuple[str, str]], menu_path: Path = BUNDLED_MENU):
+    menu = load_menu(menu_path, prompts)
+    events: list[tuple[type, dict]] = []
+    ctx = FlowContext(channel=ScriptedChannel(script), prompts=prompts,
+                      emit=lambda cls, **kw: events.append((cls, kw)))
+    outcome = await run_flow(menu, ctx)
+    path = [kw["node"] for cls, kw in events if cls is MenuEntered]
+    played = [kw["prompt"] for cls, kw in events if cls is PromptPlayed]
+    keys = "".join(kw["digits"] for cls, kw in events if cls is DigitsReceived)
+    handoffs = [kw for cls, kw in events if cls is HandoffRequested]
+    return outcome, path, played, keys, handoffs, ctx
+
+
+async def test_case_number_by_keypad_read_back_and_confirmed(prompts):
+    outcome, path, played, keys, handoffs, ctx = await walk(prompts, [
+        ("main_menu", "1"), ("case_or_id_choice", "1"), ("case_number_enter", "2023*440305*1*1234#"),
+        ("confirm_or_retry", "1")])
+    assert path == ["welcome", "main", "case_query", "case_number", "query_done"]
+    assert ctx.vars["case_number"] == "2023*440305*1*1234"
+    assert keys == "112023*440305*1*1234#1"
+    assert "you_entered" in played and "say_digits" in played
+    assert handoffs == [{"node": "query_done", "reason": "case_query", "category": "query"}]
+    assert outcome.cause == "handoff_unavailable"
+
+
+async def test_id_number_can_be_re_entered(prompts):
+    _, path, played, _, _, ctx = await walk(prompts, [
+        ("main_menu", "1"), ("case_or_id_choice", "2"), ("id_number_enter", "123456#"), ("confirm_or_retry", "2"),
+        ("id_number_enter", "12#"), ("id_number_enter", "654321#"), ("confirm_or_retry", "1")])
+    assert path == ["welcome", "main", "case_query", "id_number", "id_number", "query_done"]
+    assert "invalid_input" in played  # "12" is too short
+    assert ctx.vars["id_last6"] == "654321"
+
+
+async def test_star_repeats_the_main_menu(prompts):
+    _, path, played, _, _, _ = await walk(prompts, [("main_menu", "*"), ("main_menu", "0")])
+    assert path == ["welcome", "main", "main", "operator"]
+    assert played.count("main_menu") == 2
+
+
+async def test_invalid_choice_then_operator(prompts):
+    _, path, played, _, handoffs, _ = await walk(prompts, [("main_menu", "9"), ("main_menu", "0")])
+    assert "invalid_input" in played
+    assert path[-1] == "operator"
+    assert handoffs[-1]["reason"] == "caller_request"
+
+
+async def test_silence_ends_in_handoff_after_retries(prompts):
+    outcome, path, played, keys, handoffs, _ = await walk(prompts, [])
+    assert keys == ""
+    assert played.count("no_input") == 2 and played.count("main_menu") == 3
+    assert played.index("too_many_retries") > played.index("no_input")
+    assert path[-1] == "operator" and handoffs
+    assert outcome.cause == "handoff_unavailable"
+
+
+@pytest.mark.parametrize("choice,node,category", [
+    ("2", "consult", "consult"), ("3", "contact_judge", "contact_judge"), ("4", "urge", "urge"),
+    ("5", "complaint", "complaint"), ("6", "suggestion", "suggestion"),
+])
+async def test_every_main_choice_reaches_its_service(prompts, choice, node, category):
+    _, path, _, _, handoffs, _ = await walk(prompts, [("main_menu", choice)])
+    assert path == ["welcome", "main", node]
+    assert handoffs[0]["category"] == category
+
+
+def _menu_text() -> str:
+    return BUNDLED_MENU.read_text(encoding="utf-8")
+
+
+def test_invalid_menus_name_file_line_and_reason(prompts):
+    text = _menu_text().replace('"3": contact_judge', '"3": contact_judges')
+    with pytest.raises(MenuError) as e:
+        parse_menu(text, "menu.yaml", prompts)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "contact_judges" in ln)
+    assert any("contact_judges" in p for p in e.value.problems)
+    assert str(e.value).startswith("menu.yaml:")
+
+    bad_verb = _menu_text().replace("- play: welcome", "- plya: welcome")
+    with pytest.raises(MenuError) as e:
+        parse_menu(bad_verb, "menu.yaml", prompts)
+    line = next(i for i, ln in enumerate(bad_verb.splitlines(), 1) if "plya" in ln)
+    assert f"menu.yaml:{line}:" in str(e.value) and "unknown verb 'plya'" in str(e.value)
+
+    bad_arg = _menu_text().replace("timeout: 6", "timeout: -6")
+    with pytest.raises(MenuError) as e:
+        parse_menu(bad_arg, "menu.yaml", prompts)
+    line = next(i for i, ln in enumerate(bad_arg.splitlines(), 1) if "timeout: -6" in ln)
+    assert f"menu.yaml:{line}: nodes.main.0.gather.timeout:" in str(e.value)
+
+    missing_prompt = _menu_text().replace("- play: welcome", "- play: no_such_prompt")
+    with pytest.raises(MenuError) as e:
+        parse_menu(missing_prompt, "menu.yaml", prompts)
+    assert "prompt 'no_such_prompt' not found" in str(e.value)
+
+    with pytest.raises(MenuError) as e:
+        parse_menu("start: a\nnodes:\n  a: [ {play: x\n", "broken.yaml", prompts)
+    assert str(e.value).startswith("broken.yaml:") and "not valid YAML" in str(e.value)
+
+
+async def test_a_menu_loop_without_progress_ends(prompts, tmp_path):
+    f = tmp_path / "loop.yaml"
+    f.write_text("start: a\nnodes:\n  a: [{goto: b}]\n  b: [{goto: a}]\n", encoding="utf-8")
+    outcome, path, *_ = await walk(prompts, [], f)
+    assert outcome.cause == "flow_loop_limit" and len(path) == 200
