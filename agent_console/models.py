@@ -1,0 +1,134 @@
+"""The hub's tables. This package owns its own ``MetaData``; ``hotline.migrations`` combines them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ROLES = ("operator", "supervisor", "admin", "handler")
+CALL_STATUSES = ("offered", "answered", "rejected", "ended")
+ID_LEN = 128
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN {ROLES!r}", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    sip_uri: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginSession(Base):
+    """A server-side login session; the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Call(Base):
+    """One call record, folded from its events (see ``agent_console.calls.ingest``)."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(f"status IN {CALL_STATUSES!r}", name="status"),
+        Index("ix_calls_worker_status", "worker", "status"),
+    )
+
+    call_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    caller: Mapped[str] = mapped_column(Text, default="")
+    callee: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    sip_call_id: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(ID_LEN), default="")
+    #: offered_at, else the time of the call's first event (the offer may arrive late); sorts calls
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="offered")
+    end_cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+    end_side: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    digits: Mapped[str] = mapped_column(Text, default="")
+    prompts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CallEventRecord(Base):
+    """Every event a worker or the supervisor sent, stored once (``event_id`` is the key)."""
+
+    __tablename__ = "call_events"
+
+    event_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    call_id: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True, index=True)
+    worker: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""Alembic migrations for every package's tables (see ``hotline.db``)."""
