@@ -1,0 +1,50 @@
+"""The console hub's FastAPI application.
+
+``create_app(config, engine)`` is called by the composition root (``hotline.hub_main``), which
+owns settings and migrations; this package never imports ``hotline``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from agent_console.auth.router import router as auth_router
+from agent_console.calls.internal import router as internal_router
+from agent_console.calls.records import count_open_calls
+from agent_console.calls.router import router as calls_router
+from agent_console.config import HubConfig
+from agent_console.health import router as health_router
+from agent_console.metrics import HubMetrics, MetricsMiddleware
+from agent_console.pages import router as pages_router
+
+#: paths reachable without a login (``/internal/*`` takes the worker token instead)
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+                          "/login", "/api/auth/login"})
+#: pages that redirect to /login instead of answering 401
+LOGIN_REDIRECT_PATHS = frozenset({"/"})
+
+
+def create_app(config: HubConfig, engine: Engine) -> FastAPI:
+    app = FastAPI(title="12368 诉讼服务热线 — 控制台", version=config.version,
+                  description="Console hub of the 12368 hotline: auth, call records, worker events.")
+    app.state.config = config
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+    app.state.ingest_lock = threading.Lock()
+
+    def open_calls() -> float:
+        try:
+            with app.state.sessionmaker() as db:
+                return float(count_open_calls(db))
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database did
+            return float("nan")
+
+    app.state.metrics = HubMetrics(open_calls)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for router in (health_router, auth_router, calls_router, internal_router, pages_router):
+        app.include_router(router)
+    return app

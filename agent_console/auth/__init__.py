@@ -1,0 +1,1 @@
+"""Console users, passwords (argon2) and server-side login sessions."""

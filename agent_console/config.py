@@ -1,0 +1,23 @@
+"""What the hub needs to run, built by the composition root (``hotline``) from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import metadata
+
+
+def _version() -> str:
+    try:
+        return metadata.version("hotline12368")
+    except metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "0.0.0"
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    secret_key: str
+    worker_token: str
+    cookie_secure: bool = True
+    session_hours: float = 12.0
+    version: str = field(default_factory=_version)
+    cookie_name: str = "hotline_session"
