@@ -2,14 +2,124 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from hotline.cli_calls import calls_app
 from hotline.cli_db import db_app
 from hotline.cli_users import users_app
+from hotline.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="12368 litigation-service voice hotline.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(users_app, name="users")
 app.add_typer(calls_app, name="calls")
 app.add_typer(db_app, name="db")
+
+ConfigOpt = typer.Option(None, "--config", "-c",
+                         help="settings TOML file (default: $HOTLINE_CONFIG or ./hotline.toml)")
+
+
+def settings_or_exit(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except SettingsError as e:
+        typer.secho(f"Invalid settings:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def worker(
+    index: int = typer.Option(0, help="worker number; listens on sip.worker_base_port + index"),
+    single_port: int | None = typer.Option(None, help="listen directly on this port (no Kamailio)"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Run one IVR worker (normally started by `hotline serve`)."""
+    from hotline.logs import configure_logging
+    from hotline.wiring import worker_config
+    from ivr.flow.menu import MenuError
+    from ivr.worker import run_worker
+
+    s = settings_or_exit(config)
+    configure_logging(s.log.level, s.log.json_output, process=f"w{index}")
+    try:
+        raise typer.Exit(run_worker(worker_config(s, index, single_port)))
+    except MenuError as e:
+        typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+@app.command("dial")
+def dial_cmd(
+    uri: str = typer.Argument(..., help="whom to call, e.g. sip:12368@127.0.0.1:5060"),
+    play: Path | None = typer.Option(None, help="WAV file to send as the caller's voice"),
+    dtmf: str = typer.Option("", help='keypad script, e.g. "1,wait:2,3#"'),
+    dtmf_method: str = typer.Option("rfc4733", help="rfc4733 or sip_info"),
+    record: Path | None = typer.Option(None, help="write what the hotline says to this WAV"),
+    duration: float = typer.Option(20.0, help="hang up this many seconds after the answer"),
+    source: str = typer.Option("127.0.0.1", help="local address to call from"),
+    rtp_port: int = typer.Option(40000, help="first local RTP port"),
+    frames_json: Path | None = typer.Option(None, help="write per-frame arrival times and peaks (JSON)"),
+) -> None:
+    """Call the hotline like a phone would (smoke test); prints a JSON summary."""
+    import json
+
+    from hotline.logs import configure_logging
+    from ivr.dial import dial
+
+    configure_logging("warning")
+    if dtmf_method not in ("rfc4733", "sip_info"):
+        raise typer.BadParameter("use rfc4733 or sip_info", param_hint="--dtmf-method")
+    try:
+        res = dial(uri, play=play, dtmf=dtmf, record=record, duration=duration, dtmf_method=dtmf_method,
+                   source_host=source, rtp_port=rtp_port)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    if frames_json:
+        frames_json.write_text(json.dumps(res.frames))
+    typer.echo(json.dumps(res.summary(), ensure_ascii=False))
+    raise typer.Exit(0 if res.connected else 1)
+
+
+@app.command()
+def hub(config: Path | None = ConfigOpt) -> None:
+    """Run the console hub alone (normally started by `hotline serve`)."""
+    from hotline.hub_main import run_hub
+    from hotline.logs import configure_logging
+
+    s = settings_or_exit(config)
+    configure_logging(s.log.level, s.log.json_output, process="hub")
+    run_hub(s)
+
+
+@app.command()
+def serve(
+    single: bool = typer.Option(False, "--single", help="one worker on --sip-port, no Kamailio (development)"),
+    sip_port: int | None = typer.Option(None, help="SIP port (default: sip.port from settings)"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Run the hotline: Kamailio on the SIP port, the IVR workers, and the console hub."""
+    import shutil
+
+    from hotline.logs import configure_logging
+    from hotline.supervisor import serve as run_serve
+    from ivr.audio import PromptLibrary
+    from ivr.flow.menu import MenuError, load_menu
+
+    s = settings_or_exit(config)
+    configure_logging(s.log.level, s.log.json_output, process="supervisor")
+    try:
+        load_menu(s.ivr.menu_file, PromptLibrary(s.ivr.prompts_dir, s.sip.clock_rate))
+    except MenuError as e:
+        typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    if single:
+        raise typer.Exit(run_serve(s, single_port=sip_port or s.sip.port, config=config))
+    if sip_port is not None:
+        s.sip.port = sip_port
+    if shutil.which(s.sip.kamailio_binary) is None:
+        typer.secho(f"Kamailio not found ({s.sip.kamailio_binary!r}); install it with: apt-get install kamailio",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+    raise typer.Exit(run_serve(s, config=config))

@@ -31,6 +31,9 @@ class LogSettings(BaseModel):
     json_output: bool = Field(False, description="JSON lines instead of console lines")
 
 
+_toml_data: dict[str, Any] = {}  # the file being loaded; read by Settings' TOML source
+
+
 class _TomlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]):
         super().__init__(settings_cls)
@@ -55,12 +58,10 @@ class Settings(BaseSettings):
 
     config_file: Path | None = Field(None, exclude=True)
 
-    _toml_data: dict[str, Any] = {}
-
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
-        return (init_settings, env_settings, _TomlSource(settings_cls, cls._toml_data))
+        return (init_settings, env_settings, _TomlSource(settings_cls, _toml_data))
 
     @property
     def db_url(self) -> str:
@@ -104,13 +105,14 @@ def load_settings(config: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: settings file not found") from None
         except tomllib.TOMLDecodeError as e:
             raise SettingsError(f"{path}: not valid TOML: {e}") from None
-    Settings._toml_data = data
+    global _toml_data
+    _toml_data = data
     try:
         s = Settings()
     except ValidationError as e:
         raise SettingsError(describe_errors(e, path)) from None
     finally:
-        Settings._toml_data = {}
+        _toml_data = {}
     s.config_file = path
     return s
 

@@ -12,7 +12,7 @@ import pjsua2 as pj
 import structlog
 
 from ivr.audio import Clip, PromptLibrary
-from ivr.contract import CallAnswered, CallEnded
+from ivr.contract import CallEnded
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
@@ -58,8 +58,15 @@ class CallSession:
 
     def on_confirmed(self) -> None:
         if self.task is None:
-            self.emit(CallAnswered)
             self.task = self.loop.create_task(self._run(), name=f"call-{self.call_id[:8]}")
+
+    def check_confirmed(self) -> None:
+        """Called a few seconds after the answer: a caller that never ACKed is not a call."""
+        if self.task is None and not self.ended:
+            log.warning("call_not_confirmed", call_id=self.call_id)
+            self.hangup_cause = "no_ack"
+            with contextlib.suppress(Exception):
+                self.call.hangup(pj.CallOpParam(True))
 
     def on_media_active(self, audio: pj.AudioMedia) -> None:
         if not self._media_connected:

@@ -20,7 +20,7 @@ import structlog
 
 from ivr.audio import PromptLibrary
 from ivr.call_session import CallSession
-from ivr.contract import CallEnded, CallOffered, CallRejected
+from ivr.contract import CallAnswered, CallEnded, CallOffered, CallRejected
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
 from ivr.settings import IvrSettings
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_S = 0.005
 RETIRE_AFTER_S = 2.0  # pjsua objects of an ended call are dropped this long after DISCONNECTED
+ACK_TIMEOUT_S = 6.0  # a 200 OK never ACKed frees its slot after this, not after pjsip's 32 s
 
 
 @dataclass
@@ -94,6 +95,10 @@ class Worker:
         call_id = uuid.uuid4().hex
         self.emit(CallOffered, call_id=call_id, caller=ci.remoteUri, callee=ci.localUri, source=source,
                   sip_call_id=ci.callIdString)
+        if ci.remAudioCount < 1:  # no usable audio offer (or an unparseable SDP body)
+            self.emit(CallRejected, call_id=call_id, status_code=488, reason="no_audio_offer")
+            self._reject(call, 488, "Not Acceptable Here")
+            return
         if self.draining or len(self.sessions) >= self.cfg.sip.max_calls_per_worker:
             code, reason = (503, "draining") if self.draining else (486, "busy")
             self.emit(CallRejected, call_id=call_id, status_code=code, reason=reason)
@@ -106,14 +111,26 @@ class Worker:
         op = pj.CallOpParam()
         op.statusCode = 200
         call.answer(op)
+        self.emit(CallAnswered, call_id=call_id)
+        asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
         log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
 
     def _reject(self, call: SipCall, code: int, reason: str) -> None:
+        # Answering with an error from inside onIncomingCall trips a pjsip assertion
+        # (pjsip_rx_data_free_cloned) for INVITEs without a usable SDP: send it from the loop instead.
         call.listener = _Rejected(self, call)
+        asyncio.get_running_loop().call_soon(self._send_reject, call, code, reason)
+
+    def _send_reject(self, call: SipCall, code: int, reason: str) -> None:
+        if call.disconnected:
+            return
         op = pj.CallOpParam()
         op.statusCode = code
         op.reason = reason
-        call.hangup(op)
+        try:
+            call.hangup(op)
+        except pj.Error as e:
+            log.warning("reject_failed", code=code, error=e.info())
 
     def _closed(self, session: CallSession) -> None:
         self.sessions.pop(session.call_id, None)

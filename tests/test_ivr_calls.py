@@ -50,3 +50,78 @@ def test_welcome_is_heard_and_the_menu_walked_by_keypad(hotline, tmp_path):
     assert call["end_cause"] == "caller_hangup" and call["end_side"] == "caller"
     assert call["prompts"][0] == "welcome"
     assert call["worker"] in ("w0", "w1") and call["answered_at"]
+
+
+def write_menu(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def probe_hotline(tmp_path_factory):
+    """One worker with a test menu: the welcome alone, or a long prompt a digit can interrupt."""
+    home = tmp_path_factory.mktemp("probe")
+    menu = write_menu(home / "menu.yaml", """
+start: entry
+nodes:
+  entry:
+    - gather: {prompt: beep, choices: {"1": welcome_only, "2": barge}, timeout: 3, retries: 0}
+  welcome_only:
+    - pause: 1
+    - play: {prompt: welcome, barge_in: false}
+    - pause: 1.5
+    - hangup
+  barge:
+    - pause: 1
+    - gather: {prompt: main_menu, choices: {"5": after}, timeout: 5, retries: 0}
+  after:
+    - pause: 3
+    - hangup
+""")
+    h = Hotline(home, workers=1, menu=menu).start()
+    yield h
+    h.stop()
+
+
+def test_recording_holds_the_welcome_prompt_at_its_length(probe_hotline, tmp_path):
+    out = probe_hotline.dial("--dtmf", "1", "--record", str(tmp_path / "w.wav"), "--duration", "30")
+    assert out["connected"] and out["hangup_side"] == "remote", out
+    peaks = [p for _, p in out["frames"]]
+    start, end = voiced_span(peaks)
+    heard_s = (end - start + 1) * 0.02
+    f_start, f_end = voiced_span(wav_frame_peaks(BUNDLED_PROMPTS / "welcome.wav"))
+    file_s = (f_end - f_start + 1) * 0.02
+    print(f"\nwelcome prompt: file {file_s:.2f} s voiced, heard {heard_s:.2f} s in the recording")
+    assert heard_s == pytest.approx(file_s, abs=0.1)
+    assert file_s > 3
+
+
+def test_barge_in_a_digit_stops_the_prompt_within_100_ms(probe_hotline):
+    # the long menu prompt starts ~1 s after the call is answered; the digit comes 1 s into it
+    out = probe_hotline.dial("--dtmf", "2,wait:2.0,5", "--duration", "8")
+    assert out["connected"], out
+    frames = out["frames"]
+    t_digit = next(d["t"] for d in out["digits"] if d["digit"] == "5")
+    prompt_start = next(t for t, p in frames if t > 0.5 and p > 600)
+    assert t_digit - prompt_start == pytest.approx(1.0, abs=0.35), (t_digit, prompt_start)
+    assert any(p > 600 for t, p in frames if t_digit - 0.3 <= t <= t_digit), "the prompt was not playing"
+    # the prompt stopped at the start of the first silent half second after the digit
+    silent_run, t_stop = 0, None
+    for t, p in frames:
+        if t < t_digit - 0.1:
+            continue
+        if p <= 600:
+            silent_run += 1
+            if silent_run == 1:
+                t_stop = t
+            if silent_run >= 25:
+                break
+        else:
+            silent_run, t_stop = 0, None
+    assert t_stop is not None
+    latency_ms = (t_stop - t_digit) * 1000
+    print(f"\nbarge-in: digit sent at {t_digit:.3f} s, prompt silent from {t_stop:.3f} s: {latency_ms:.0f} ms "
+          "(includes RTP transit and the caller's jitter buffer)")
+    assert latency_ms < 100
+    call = probe_hotline.wait_calls(lambda c: c and c[0]["status"] == "ended")[0]
+    assert call["menu_path"] == ["entry", "barge", "after"]
