@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import wave
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from ivr.settings import BUNDLED_PROMPTS
+from tests.baresip_peer import Baresip, requires_baresip
 from tests.hotline_proc import Hotline
-from tests.sipsupport import requires_kamailio
+from tests.sipsupport import link_pcaps, requires_kamailio, requires_sipp, sipp_call
 
 pytestmark = [pytest.mark.sip, requires_kamailio]
 
@@ -125,3 +127,54 @@ def test_barge_in_a_digit_stops_the_prompt_within_100_ms(probe_hotline):
     assert latency_ms < 100
     call = probe_hotline.wait_calls(lambda c: c and c[0]["status"] == "ended")[0]
     assert call["menu_path"] == ["entry", "barge", "after"]
+
+
+def digit_methods(hotline: Hotline, call_id: str) -> list[tuple[str, str]]:
+    """(digit, method) of a call, read from the hub's SQLite file."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(hotline.home / "hotline.db") as db:
+        rows = db.execute("SELECT payload FROM call_events WHERE call_id = ? AND type = 'digits_received' "
+                          "ORDER BY ts", (call_id,)).fetchall()
+    return [(p["digits"], p["method"]) for p in (json.loads(r[0]) for r in rows)]
+
+
+@requires_sipp
+@pytest.mark.parametrize("scenario,method", [("uac_dtmf_2833.xml", "rfc4733"), ("uac_dtmf_info.xml", "sip_info")])
+def test_sipp_walks_the_menu_with_g711_audio_and_digits(hotline, tmp_path, scenario, method):
+    link_pcaps(tmp_path)
+    before = {c["call_id"] for c in hotline.calls()}
+    proc, statuses = sipp_call(("127.0.0.1", hotline.sip_port), tmp_path, scenario=scenario, timeout=60,
+                               extra=["-set", "digits", "12", "-set", "gap_ms", "2500", "-set", "audio_ms", "1500"])
+    assert proc.returncode == 0 and 200 in statuses, (proc.returncode, statuses, proc.stdout[-2000:])
+    calls = hotline.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c))
+    call = next(x for x in calls if x["call_id"] not in before)
+    assert call["menu_path"][:4] == ["welcome", "main", "case_query", "id_number"], call
+    assert call["digits"] == "12"
+    assert digit_methods(hotline, call["call_id"]) == [("1", method), ("2", method)]
+    assert call["end_cause"] == "caller_hangup"
+    assert call["media"]["rx_peak"] > 1000, "the caller's G.711 audio did not reach the call's task"
+
+
+@requires_baresip
+def test_baresip_phone_calls_and_walks_the_menu(hotline, tmp_path):
+    before = {c["call_id"] for c in hotline.calls()}
+    phone = Baresip(tmp_path / "baresip").start()
+    try:
+        phone.command("dial", hotline.uri)
+        hotline.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "answered" for x in c))
+        time.sleep(2)
+        phone.command("sndcode", "1")
+        time.sleep(2)
+        phone.command("sndcode", "1")
+        time.sleep(3)
+        phone.command("hangup")
+        calls = hotline.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c))
+    finally:
+        phone.stop()
+    call = next(x for x in calls if x["call_id"] not in before)
+    assert call["menu_path"][:4] == ["welcome", "main", "case_query", "case_number"], (call, phone.proc.log()[-1500:])
+    assert call["digits"] == "11"
+    assert call["end_side"] == "caller"
+    assert call["media"]["rx_peak"] > 1000  # baresip's sine tone reached the call's task
