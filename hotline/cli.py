@@ -123,3 +123,59 @@ def serve(
                     err=True, fg="red")
         raise typer.Exit(2)
     raise typer.Exit(run_serve(s, config=config))
+
+
+@app.command()
+def doctor(
+    config: Path | None = ConfigOpt,
+    json_output: bool = typer.Option(False, "--json", help="one JSON object per check"),
+) -> None:
+    """Check models, prompts, menu, ports, Kamailio and the database; say how to fix what is missing."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hotline.doctor import FAIL, INFO, OK, check_all
+
+    s = settings_or_exit(config)
+    checks = check_all(s)
+    if json_output:
+        for c in checks:
+            typer.echo(json.dumps(c.__dict__, ensure_ascii=False))
+    else:
+        table = Table(title=f"hotline doctor — {s.config_file or 'defaults + environment'}")
+        for col in ("check", "", "detail", "how to fix"):
+            table.add_column(col)
+        marks = {OK: "[green]✓[/]", FAIL: "[red]✗[/]", INFO: "·"}
+        for c in checks:
+            table.add_row(c.name, marks.get(c.status, "[yellow]![/]"), c.detail, c.fix)
+        Console().print(table)
+    raise typer.Exit(1 if any(c.status == FAIL for c in checks) else 0)
+
+
+config_app = typer.Typer(help="Settings files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print an example settings file with every key and its default (commented)."""
+    from hotline.example_config import render
+
+    typer.echo(render(), nl=False)
+
+
+@config_app.command("check")
+def config_check(config: Path | None = ConfigOpt) -> None:
+    """Validate the settings and the menu they name; exit 2 naming file, line and key when wrong."""
+    from ivr.audio import PromptLibrary
+    from ivr.flow.menu import MenuError, load_menu
+
+    s = settings_or_exit(config)
+    try:
+        load_menu(s.ivr.menu_file, PromptLibrary(s.ivr.prompts_dir, s.sip.clock_rate))
+    except MenuError as e:
+        typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    typer.echo(f"settings OK ({s.config_file or 'defaults + environment'}); menu OK ({s.ivr.menu_file})")

@@ -27,7 +27,7 @@ class SettingsError(Exception):
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
     json_output: bool = Field(False, description="JSON lines instead of console lines")
 
 

@@ -29,17 +29,19 @@ class SipSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="address Kamailio (the front door) listens on")
-    port: int = Field(5060, ge=1, le=65535)
+    port: int = Field(5060, ge=1, le=65535, description="SIP port of the front door (UDP and TCP)")
     advertised_host: str | None = Field(None, description="address put in Via/Record-Route (NAT)")
-    workers: int = Field(2, ge=1, le=64)
+    workers: int = Field(2, ge=1, le=64, description="IVR worker processes; capacity is workers x max_calls_per_worker")
     max_calls_per_worker: int = Field(4, ge=1, le=4, description="the PyPI pjsua2 wheel allows 4")
-    worker_host: str = "127.0.0.1"
-    worker_base_port: int = Field(5070, ge=1, le=65535)
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
-    rtp_port_start: int = Field(20000, ge=1024, le=65000)
-    rtp_ports_per_worker: int = Field(40, ge=8)
-    clock_rate: Literal[8000, 16000] = 8000
-    codecs: list[str] = Field(default_factory=lambda: ["PCMA/8000", "PCMU/8000", "G722/16000"])
+    worker_host: str = Field("127.0.0.1", description="address the workers listen on (behind Kamailio)")
+    worker_base_port: int = Field(5070, ge=1, le=65535, description="worker i listens on this port + i")
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1,
+                                                   description="SIP transports to listen on")
+    rtp_port_start: int = Field(20000, ge=1024, le=65000, description="first RTP port; worker i uses a block after it")
+    rtp_ports_per_worker: int = Field(40, ge=8, description="size of each worker's RTP port block")
+    clock_rate: Literal[8000, 16000] = Field(8000, description="media bridge clock in Hz (8000 suits G.711 phones)")
+    codecs: list[str] = Field(default_factory=lambda: ["PCMA/8000", "PCMU/8000", "G722/16000"],
+                              description="codecs offered, most preferred first; others are disabled")
     acl: list[IPNetwork] = Field(
         default_factory=lambda: [
             ipaddress.ip_network(n)
@@ -47,9 +49,9 @@ class SipSettings(BaseModel):
         ],
         description="source networks allowed to send INVITEs; others get 403",
     )
-    accounts: list[SipAccount] = Field(default_factory=list)
-    kamailio_binary: str = "kamailio"
-    probing_interval_s: int = Field(2, ge=1, le=60)
+    accounts: list[SipAccount] = Field(default_factory=list, description="registrations, see [[sip.accounts]] below")
+    kamailio_binary: str = Field("kamailio", description="Kamailio executable (Debian package kamailio)")
+    probing_interval_s: int = Field(2, ge=1, le=60, description="Kamailio pings each worker this often (s)")
 
     @field_validator("codecs")
     @classmethod

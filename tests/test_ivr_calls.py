@@ -178,3 +178,35 @@ def test_baresip_phone_calls_and_walks_the_menu(hotline, tmp_path):
     assert call["digits"] == "11"
     assert call["end_side"] == "caller"
     assert call["media"]["rx_peak"] > 1000  # baresip's sine tone reached the call's task
+
+
+def test_menu_hot_reload_keeps_calls_and_refuses_invalid_edits(tmp_path):
+    import threading
+
+    menu = write_menu(tmp_path / "menu.yaml", "start: a\nnodes:\n  a: [{play: beep}, {pause: 4}, {goto: a2}]\n"
+                                              "  a2: [{play: beep}, hangup]\n")
+    h = Hotline(tmp_path / "home", workers=1, menu=menu).start()
+    try:
+        running: dict = {}
+        t = threading.Thread(target=lambda: running.update(h.dial("--duration", "15")))
+        t.start()
+        h.wait_calls(lambda c: c and c[0]["status"] == "answered")
+        write_menu(menu, "start: b\nnodes:\n  b: [{play: beep}, {pause: 0.5}, hangup]\n")
+        time.sleep(1.5)  # reload interval in tests: 0.5 s
+        t.join(30)
+        # the call that was running when the menu changed finished on the menu it started with
+        assert running["hangup_side"] == "remote"
+        first = h.wait_calls(lambda c: c and c[0]["status"] == "ended")[0]
+        assert first["menu_path"] == ["a", "a2"]
+        # new calls take the new menu
+        h.dial("--duration", "10")
+        assert h.wait_calls(lambda c: len(c) == 2 and c[0]["status"] == "ended")[0]["menu_path"] == ["b"]
+        # an invalid edit is refused (logged with file:line) and the running menu stays
+        write_menu(menu, "start: b\nnodes:\n  b: [{play: beep}, {gotoo: b}]\n")
+        time.sleep(1.5)
+        h.dial("--duration", "10")
+        assert h.wait_calls(lambda c: len(c) == 3 and c[0]["status"] == "ended")[0]["menu_path"] == ["b"]
+        log = h.proc.log()
+        assert "menu_reload_rejected" in log and f"{menu}:3:" in log and "unknown verb 'gotoo'" in log
+    finally:
+        assert h.stop() == 0

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up the hotline on a fresh Debian machine (Python 3.11): system packages, a virtualenv in
+# .venv, the project and its Python dependencies. Idempotent: a second run changes nothing.
+#   scripts/setup.sh         what running the hotline needs
+#   scripts/setup.sh --dev   plus the test peers (sipp, baresip, sox) and the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+pkgs=(kamailio)
+[ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox)
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 or newer is needed (apt-get install python3)" >&2; exit 1; }
+"$PY" -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
+
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package starts its own Kamailio on 5060; the hotline runs Kamailio itself.
+if command -v systemctl >/dev/null && systemctl is-active --quiet kamailio 2>/dev/null; then
+  echo "setup: stopping and disabling the system Kamailio service (the hotline starts its own)"
+  $SUDO systemctl disable --now kamailio || true
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$DEV" = 1 ]; then
+  .venv/bin/python -m pip install -q -e ".[dev]"
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+.venv/bin/hotline db upgrade >/dev/null
+echo "setup: done ($(.venv/bin/python --version), $(kamailio -v 2>/dev/null | head -1))"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite: lint, unit, and integration tests with real
+# SIP peers (Kamailio, sipp, baresip, pjsua2) on loopback. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh --dev
+.venv/bin/ruff check .
+.venv/bin/python scripts/render_prompts.py --check
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
