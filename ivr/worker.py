@@ -74,7 +74,6 @@ class Worker:
         self.spool = Spool(cfg.spool_dir, cfg.name)
         self.publisher = EventPublisher(self.spool, cfg.hub_url, cfg.hub_token)
         self.sessions: dict[str, CallSession] = {}
-        self.pending_reject: list[SipCall] = []
         self._retired: list[tuple[float, object, object]] = []
         self.draining = False
         self._stop = asyncio.Event()
@@ -211,7 +210,6 @@ class Worker:
                 self.stack.ep.libHandleEvents(10)
         self.sessions.clear()
         self._reap(force=True)
-        self.pending_reject.clear()
         import gc
 
         gc.collect()

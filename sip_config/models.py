@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, field_validator
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+def _network(v: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(v, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return v
+    try:
+        return ipaddress.ip_network(str(v), strict=False)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a network such as 10.0.0.0/8 or 2001:db8::/32") from None
+
+
+IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network),
+                      PlainSerializer(str)]
 
 
 class SipAccount(BaseModel):

@@ -1,0 +1,66 @@
+"""Settings: TOML file + HOTLINE_* environment, errors that name the key, the example in sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hotline.example_config import render
+from hotline.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("HOTLINE_"):
+            monkeypatch.delenv(k)
+
+
+def test_the_example_file_is_what_the_code_generates():
+    assert (ROOT / "hotline.example.toml").read_text(encoding="utf-8") == render()
+
+
+def test_file_values_and_environment_override(tmp_path, monkeypatch):
+    cfg = tmp_path / "h.toml"
+    cfg.write_text('home = "/srv/hotline"\n[sip]\nport = 5080\nworkers = 3\nacl = ["10.1.0.0/16"]\n'
+                   '[hub]\nport = 9000\n', encoding="utf-8")
+    s = load_settings(cfg)
+    assert (s.sip.port, s.sip.workers, s.hub.port, str(s.home)) == (5080, 3, 9000, "/srv/hotline")
+    assert s.sip.allows("10.1.2.3:5060") and not s.sip.allows("10.2.0.1") and not s.sip.allows("junk")
+    assert s.db_url == "sqlite:////srv/hotline/hotline.db"
+    monkeypatch.setenv("HOTLINE_SIP__PORT", "5090")
+    monkeypatch.setenv("HOTLINE_HUB__COOKIE_SECURE", "false")
+    s = load_settings(cfg)
+    assert s.sip.port == 5090 and s.sip.workers == 3 and s.hub.cookie_secure is False
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[sip]\nport = 70000\n", "key 'sip.port' (or $HOTLINE_SIP__PORT): Input should be less than or equal to 65535"),
+    ("[sip]\nmax_calls_per_worker = 8\n", "key 'sip.max_calls_per_worker'"),
+    ("[sip]\ncodecs = ['PCMA']\n", "key 'sip.codecs'"),
+    ("[sip]\nacl = ['10.0.0.0/33']\n", "key 'sip.acl.0'"),
+    ("[ivr]\nmenu_fil = 'x'\n", "key 'ivr.menu_fil' (or $HOTLINE_IVR__MENU_FIL): unknown key"),
+    ("[sip\n", "not valid TOML"),
+])
+def test_bad_settings_name_the_file_and_key(tmp_path, text, needle):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as e:
+        load_settings(cfg)
+    assert str(e.value).startswith(str(cfg)) and needle in str(e.value)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("HOTLINE_SIP__WORKERS", "many")
+    with pytest.raises(SettingsError, match=r"\$HOTLINE_SIP__WORKERS"):
+        load_settings(None)
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
