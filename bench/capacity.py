@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -66,6 +67,7 @@ def kamailio_pids(home: Path) -> list[int]:
 
 def run_one(calls: int, work: Path, duration_s: int = 30) -> dict:
     home = work / f"c{calls}"
+    shutil.rmtree(home, ignore_errors=True)  # records of an earlier run must not count
     workers = math.ceil(calls / 4) + 1
     h = Hotline(home, workers=workers, extra_env={"HOTLINE_LOG__LEVEL": "warning"}).start(timeout=90)
     try:
@@ -90,11 +92,14 @@ def run_one(calls: int, work: Path, duration_s: int = 30) -> dict:
         wall = time.monotonic() - t0
         rss = [rss_mb(p) for p in wp]
         sipp_code = sipp.wait(duration_s + 90)
-        records = h.wait_calls(lambda c: len(c) >= calls and all(x["status"] in ("ended",) for x in c[:calls]),
-                               timeout=30)
+        try:
+            records = h.wait_calls(lambda c: len(c) >= calls and not any(x["status"] in ("offered", "answered")
+                                                                        for x in c), timeout=40)
+        except AssertionError:
+            records = h.calls(limit=1000)  # report what is there; the open ones count as not settled
     finally:
         h.stop(60)
-    answered = [r for r in records if r["answered_at"]]
+    answered = [r for r in records if r["answered_at"] and r["ended_at"]]
     media = [r["media"] or {} for r in answered]
     frames = sum(m.get("frames_rx", 0) for m in media)
     gaps = sum(m.get("gaps", 0) for m in media)
@@ -120,7 +125,8 @@ def run_one(calls: int, work: Path, duration_s: int = 30) -> dict:
         "gaps_over_40ms": gaps,
         "late_frames_pct": round(100.0 * gaps / frames, 4) if frames else None,
         "max_gap_ms": max((m.get("max_gap_ms", 0) for m in media), default=0),
-        "end_causes": sorted({r["end_cause"] for r in records}),
+        "records": len(records),
+        "end_causes": sorted({str(r["end_cause"]) for r in records}),
     }
 
 

@@ -117,12 +117,36 @@ def load_settings(config: Path | None = None) -> Settings:
     return s
 
 
+def _line_of(text: str, loc: tuple) -> int | None:
+    """The line of ``loc`` (section..., key) in a TOML text: its key under its [section] header."""
+    keys = [str(p) for p in loc if not isinstance(p, int)]
+    if not keys:
+        return None
+    section, key = ".".join(keys[:-1]), keys[-1]
+    current = ""
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("[") and not line.startswith("[["):
+            current = line.strip("[] ")
+        elif current == section and line.split("=", 1)[0].strip().strip('"') == key and "=" in line:
+            return n
+    return None
+
+
 def describe_errors(e: ValidationError, path: Path | None) -> str:
-    where = f"{path}" if path else "settings"
+    text = ""
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            pass
     lines = []
     for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        env = "HOTLINE_" + "__".join(str(p) for p in err["loc"]).upper()
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        env = "HOTLINE_" + "__".join(str(p) for p in loc).upper()
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        line = _line_of(text, loc) if text else None
+        where = f"{path}:{line}" if line else f"{path or 'settings'}"
         lines.append(f"{where}: key '{key}' (or ${env}): {msg}")
     return "\n".join(lines)

@@ -46,7 +46,7 @@ class CallSession:
         self.media_ready = asyncio.Event()
         self.barge_in = False
         self.hangup_cause: str | None = None
-        self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=250)  # ~5 s for the speech service
+        self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=50)  # 100 ms chunks: ~5 s for the speech service
         self.task: asyncio.Task | None = None
         self.ended = False
         self._media_connected = False
@@ -98,7 +98,7 @@ class CallSession:
     # ---- caller audio (handed over from the clock thread) -----------------------------------
     def _on_audio(self, data: bytes) -> None:
         st = self.port.stats
-        st.task_frames += 1
+        st.task_frames += len(data) // self.port.frame_bytes
         if data:
             peak = int(np.abs(np.frombuffer(data, dtype="<i2")).max())
             if peak > st.rx_peak:

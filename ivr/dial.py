@@ -156,7 +156,7 @@ class Dialer:
         poller = loop.create_task(self._poll())
         start = time.monotonic()
         try:
-            self.port = CallMediaPort("dial", self.rate, loop, self._on_audio, 40.0)
+            self.port = CallMediaPort("dial", self.rate, loop, self._on_audio, 40.0, batch_frames=1)
             self.call = SipCall(self.stack.accounts[0])
             self.call.listener = _Listener(self)
             self.call.makeCall(self.uri, pj.CallOpParam(True))

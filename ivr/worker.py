@@ -183,11 +183,15 @@ class Worker:
     async def _poll_until(self, done, timeout: float | None = None) -> bool:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        next_reap = 0.0
         while not done():
-            if deadline is not None and loop.time() > deadline:
+            now = loop.time()
+            if deadline is not None and now > deadline:
                 return False
             self.stack.poll(0)
-            self._reap()
+            if now >= next_reap and self._retired:
+                self._reap()
+                next_reap = now + 0.5
             await asyncio.sleep(POLL_INTERVAL_S)
         return True
 

@@ -183,7 +183,7 @@ def test_invalid_settings_and_menu_are_refused_naming_file_line_and_key(tmp_path
     env = dict(os.environ, HOTLINE_HOME=str(tmp_path / "home"))
     r = subprocess.run([sys.executable, "-m", "hotline", "serve", "--config", str(cfg)], env=env,
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and f"{cfg}: key 'sip.port'" in r.stderr, r.stderr
+    assert r.returncode == 2 and f"{cfg}:2: key 'sip.port'" in r.stderr, r.stderr
     cfg.write_text("[sip]\nport = 5060\nworkerz = 3\n", encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "hotline", "serve", "--config", str(cfg)], env=env,
                        capture_output=True, text=True, timeout=60)

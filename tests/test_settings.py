@@ -53,6 +53,8 @@ def test_bad_settings_name_the_file_and_key(tmp_path, text, needle):
     with pytest.raises(SettingsError) as e:
         load_settings(cfg)
     assert str(e.value).startswith(str(cfg)) and needle in str(e.value)
+    if "TOML" not in needle:  # the line of the offending key is named too
+        assert str(e.value).startswith(f"{cfg}:2:"), str(e.value)
 
 
 def test_bad_environment_value_names_the_variable(monkeypatch):

@@ -24,7 +24,7 @@ _AUDIO = pj.PJMEDIA_FRAME_TYPE_AUDIO
 
 class CallMediaPort(pj.AudioMediaPort):
     def __init__(self, name: str, clock_rate: int, loop: asyncio.AbstractEventLoop,
-                 on_audio: Callable[[bytes], None] | None, gap_threshold_ms: float):
+                 on_audio: Callable[[bytes], None] | None, gap_threshold_ms: float, batch_frames: int = 5):
         super().__init__()
         self.frame_bytes = clock_rate * 2 // 50
         self.playout = Playout()
@@ -32,6 +32,9 @@ class CallMediaPort(pj.AudioMediaPort):
         self._on_audio = on_audio
         self._gap_s = gap_threshold_ms / 1000.0
         self._last_rx = 0.0
+        # caller audio goes to asyncio in batches (5 frames = 100 ms): one loop wake-up instead of five
+        self._batch: list[bytes] = []
+        self._batch_frames = batch_frames
         self.stats = MediaStats()
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, clock_rate, 1, 20000, 16)
@@ -54,7 +57,11 @@ class CallMediaPort(pj.AudioMediaPort):
             st.frames_rx += 1
             cb = self._on_audio
             if cb is not None and frame.type == _AUDIO:
-                self._loop.call_soon_threadsafe(cb, frames.read(frame.buf))
+                batch = self._batch
+                batch.append(frames.read(frame.buf))
+                if len(batch) >= self._batch_frames:
+                    self._batch = []
+                    self._loop.call_soon_threadsafe(cb, b"".join(batch))
         except Exception:  # pjsua2 would print and swallow it; keep the call alive and say why
             log.exception("frame_rx_failed")
 
