@@ -210,3 +210,14 @@ def test_menu_hot_reload_keeps_calls_and_refuses_invalid_edits(tmp_path):
         assert "menu_reload_rejected" in log and f"{menu}:3:" in log and "unknown verb 'gotoo'" in log
     finally:
         assert h.stop() == 0
+
+
+def test_doctor_reports_all_green_for_the_running_hotline(hotline):
+    import json
+
+    r = hotline.cli("doctor", "--json")
+    checks = [json.loads(line) for line in r.stdout.splitlines()]
+    names = {c["name"] for c in checks}
+    assert {"pjsua2", "menu", "prompts", "database", "kamailio", "hub", "front door (Kamailio)", "worker w0",
+            "worker w1"} <= names
+    assert r.returncode == 0 and all(c["status"] in ("ok", "info") for c in checks), checks

@@ -7,6 +7,9 @@ media clock thread (frame callbacks) is separate.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +33,18 @@ class StackConfig:
     log_level: int = 1
     accounts: list[SipAccount] = field(default_factory=list)
     contact_override: str | None = None  # e.g. the Kamailio front door, for trunk registrations
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class _Account(pj.Account):
@@ -60,7 +75,8 @@ class SipStack:
     def start(self) -> None:
         c = self.cfg
         ep = self.ep
-        ep.libCreate()
+        with _stdout_to_stderr():  # pjlib prints its start-up banner on stdout before any log config
+            ep.libCreate()
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
         ep_cfg.uaConfig.mainThreadOnly = True
