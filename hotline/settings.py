@@ -6,6 +6,7 @@ Nested keys come from the environment with ``__``: ``HOTLINE_SIP__PORT=5062``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tomllib
@@ -136,10 +137,8 @@ def _line_of(text: str, loc: tuple) -> int | None:
 def describe_errors(e: ValidationError, path: Path | None) -> str:
     text = ""
     if path is not None:
-        try:
+        with contextlib.suppress(OSError):
             text = path.read_text(encoding="utf-8")
-        except OSError:
-            pass
     lines = []
     for err in e.errors():
         loc = tuple(err["loc"])
