@@ -25,7 +25,7 @@ from agent_console.pages import router as pages_router
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
                           "/login", "/api/auth/login"})
 #: pages that redirect to /login instead of answering 401
-LOGIN_REDIRECT_PATHS = frozenset({"/"})
+LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb"})
 
 
 def create_app(config: HubConfig, engine: Engine) -> FastAPI:

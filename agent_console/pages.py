@@ -36,3 +36,11 @@ def index_page(user: User | None = Depends(optional_user)) -> Response:
             .replace("{{username}}", html.escape(user.username))
             .replace("{{role}}", html.escape(ROLE_NAMES.get(user.role, user.role))))
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/kb", response_class=HTMLResponse)
+def kb_page(user: User | None = Depends(optional_user)) -> Response:
+    """The knowledge-base admin page: everyone logged in may look and try; only admins change (API-enforced)."""
+    if user is None:
+        return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    return HTMLResponse(_page("kb.html"), headers={"Cache-Control": "no-store"})
