@@ -25,8 +25,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def metadatas() -> list[MetaData]:
     """The metadata of every package that owns tables, in dependency order."""
     from agent_console.models import Base as ConsoleBase
+    from knowledge_base.models import Base as KbBase
 
-    return [ConsoleBase.metadata]
+    return [ConsoleBase.metadata, KbBase.metadata]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

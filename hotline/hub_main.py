@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import structlog
 import uvicorn
+from sqlalchemy import Engine
 
 from agent_console.app import create_app
 from agent_console.config import HubConfig
-from hotline.db import make_engine, upgrade_engine
+from hotline.db import make_engine, session_factory, upgrade_engine
 from hotline.settings import Settings
+from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
+
+log = structlog.get_logger("hotline.hub")
 
 
 def hub_config(settings: Settings) -> HubConfig:
@@ -16,10 +23,28 @@ def hub_config(settings: Settings) -> HubConfig:
                      cookie_secure=hub.cookie_secure, session_hours=hub.session_hours)
 
 
+def load_default_kb(engine: Engine, path: Path | None = None) -> int:
+    """On first start (no KB entries or history yet), load the KB shipped with the package, if present.
+
+    A broken default file is logged, not fatal: the hub still serves and admins can import a KB.
+    """
+    try:
+        with session_factory(engine)() as db:
+            loaded = load_default_if_empty(db, path)
+            db.commit()
+    except KbImportError as e:
+        log.error("default knowledge base not loaded", path=str(path or DEFAULT_KB_PATH), error=str(e))
+        return 0
+    if loaded:
+        log.info("default knowledge base loaded", entries=loaded)
+    return loaded
+
+
 def build_server(settings: Settings) -> uvicorn.Server:
     """A migrated database and a uvicorn server for the hub, not yet started."""
     engine = make_engine(settings.db_url)
     upgrade_engine(engine)
+    load_default_kb(engine)
     app = create_app(hub_config(settings), engine)
     # log_config=None: logging is configured by the composition root (hotline.logs), not by uvicorn
     config = uvicorn.Config(app, host=settings.hub.host, port=settings.hub.port, log_level=settings.log.level,
