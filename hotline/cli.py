@@ -6,11 +6,9 @@ from pathlib import Path
 
 import typer
 
-from hotline.cli_asr import asr_app
 from hotline.cli_calls import calls_app
 from hotline.cli_db import db_app
 from hotline.cli_kb import kb_app
-from hotline.cli_models import models_app
 from hotline.cli_users import users_app
 from hotline.settings import Settings, SettingsError, load_settings
 
@@ -20,8 +18,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(calls_app, name="calls")
 app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
-app.add_typer(models_app, name="models")
-app.add_typer(asr_app, name="asr")
 
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="settings TOML file (default: $HOTLINE_CONFIG or ./hotline.toml)")
@@ -185,19 +181,3 @@ def config_check(config: Path | None = ConfigOpt) -> None:
         typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
         raise typer.Exit(2) from None
     typer.echo(f"settings OK ({s.config_file or 'defaults + environment'}); menu OK ({s.ivr.menu_file})")
-
-
-@app.command()
-def speech(config: Path | None = ConfigOpt) -> None:
-    """Run the speech service alone (normally started by `hotline serve`)."""
-    from asr.errors import AsrError
-    from hotline.logs import configure_logging
-    from hotline.speech_main import run_speech
-
-    s = settings_or_exit(config)
-    configure_logging(s.log.level, s.log.json_output, process="speech")
-    try:
-        run_speech(s)
-    except AsrError as e:
-        typer.secho(f"Speech service cannot start: {e}", err=True, fg="red")
-        raise typer.Exit(2) from None
