@@ -18,6 +18,7 @@ from agent_console.calls.records import count_open_calls
 from agent_console.calls.router import router as calls_router
 from agent_console.config import HubConfig
 from agent_console.health import router as health_router
+from agent_console.kb.router import router as kb_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
 from agent_console.pages import router as pages_router
 
@@ -45,6 +46,6 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
 
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (health_router, auth_router, calls_router, internal_router, pages_router):
+    for router in (health_router, auth_router, calls_router, internal_router, kb_router, pages_router):
         app.include_router(router)
     return app

@@ -1,0 +1,1 @@
+"""``/api/kb``: the FAQ knowledge base for the console (entries, history, import/export)."""
