@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_console.settings import HubSettings
+from asr.settings import AsrSettings
 from ivr.settings import IvrSettings
 from sip_config.models import SipSettings
 
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
 
     config_file: Path | None = Field(None, exclude=True)
 

@@ -44,5 +44,6 @@ if [ "$DEV" = 1 ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+.venv/bin/hotline models install  # skips when present and verified
 .venv/bin/hotline db upgrade >/dev/null
 echo "setup: done ($(.venv/bin/python --version), $(kamailio -v 2>/dev/null | head -1))"

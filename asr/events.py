@@ -1,0 +1,39 @@
+"""Typed events of a streaming recognition session (after LiveKit Agents' SpeechEvent types).
+
+A session yields, per utterance: ``SpeechStarted``, zero or more ``Partial``, then one ``Final``;
+or ``NoInput`` when nobody spoke before the no-input timeout. Times (``*_s``) are seconds of audio
+since the session started, so they are reproducible whatever the wall clock did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    at_s: float  # audio time of the first speech frame (pre-roll included)
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    text: str  # Simplified Chinese; "" when the utterance held no recognizable speech
+    confidence: float  # 0..1 (whisper: exp(avg_logprob); vosk: mean word confidence)
+    audio_s: float  # length of the utterance audio handed to the recognizer
+    decode_s: float  # wall time of the decode (queueing included when a shared queue decoded it)
+    timings: dict[str, float] = field(default_factory=dict)  # speech_start_s, speech_end_s, endpoint_s, ...
+
+
+@dataclass(frozen=True, slots=True)
+class NoInput:
+    after_s: float  # nobody spoke within the no-input timeout
+
+
+Timeout = NoInput  # the brief's other name for it
+
+SpeechEvent = SpeechStarted | Partial | Final | NoInput

@@ -1,0 +1,58 @@
+"""The recognizer's configuration section (``[asr]`` in hotline.toml, ``HOTLINE_ASR__*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_PROMPT = "以下是普通话的句子，关于法院立案、诉讼费、上诉、执行款、开庭和案件进度。"
+
+
+class EndpointSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability that counts as speech")
+    end_silence_ms: int = Field(600, ge=100, le=5000, description="silence after speech that ends an utterance")
+    min_speech_ms: int = Field(250, ge=20, le=5000,
+                               description="shorter bursts (clicks, coughs) are not utterances")
+    max_utterance_s: float = Field(10.0, gt=0, le=30,
+                                   description="an utterance is cut here (keep <= window_s)")
+    no_input_timeout_s: float = Field(8.0, gt=0, description="NoInput when nobody speaks this long")
+    pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the detected speech onset")
+
+
+class AsrSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["whisper", "vosk"] = Field("whisper", description="recognizer of final text")
+    model_dir: Path | None = Field(None, description="whisper-base CTranslate2 model; default <home>/models/"
+                                                     "whisper-base, assembled by `hotline models install`")
+    vosk_model_dir: Path | None = Field(None, description="vosk model (e.g. vosk-model-small-cn-0.22); when set "
+                                                          "with engine=whisper, vosk gives the partials")
+    vosk_grammar: list[str] | None = Field(None, description="vosk: recognize only these words/phrases")
+    window_s: int = Field(10, ge=5, le=30, description="whisper encoder window (s); 10 costs a third of 30")
+    beam_size: int = Field(5, ge=1, le=10, description="whisper beam size")
+    cpu_threads: int = Field(2, ge=1, le=64, description="threads of one whisper decode")
+    initial_prompt: str = Field(DEFAULT_PROMPT, description="short Simplified-Chinese domain prompt for whisper")
+    temperatures: list[float] = Field([0.0], min_length=1, max_length=3,
+                                      description="decode temperatures tried in turn (bounded retries)")
+    no_speech_threshold: float = Field(0.6, ge=0, le=1,
+                                       description="drop text when no_speech_prob is above this ...")
+    logprob_threshold: float = Field(-1.0, description="... and avg_logprob is below this")
+    min_avg_logprob: float = Field(-1.5, description="drop text whose avg_logprob is below this in any case")
+    partial_interval_ms: int = Field(200, ge=20, description="how often vosk partials are polled")
+    endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> AsrSettings:
+        if self.engine == "vosk" and self.vosk_model_dir is None:
+            raise ValueError("engine = 'vosk' needs vosk_model_dir")
+        if self.endpoint.max_utterance_s > self.window_s:
+            raise ValueError(f"endpoint.max_utterance_s ({self.endpoint.max_utterance_s}) exceeds window_s "
+                             f"({self.window_s})")
+        return self
+
+    def whisper_dir(self, home: Path) -> Path:
+        return self.model_dir if self.model_dir is not None else home / "models" / "whisper-base"

@@ -1,0 +1,166 @@
+"""Voice activity detection and endpointing on PCM16 frames (8 or 16 kHz, typically 20 ms).
+
+Silero VAD v6 (the ONNX model inside the faster-whisper wheel) runs on 512-sample windows of 16 kHz
+audio (32 ms), carrying its recurrent state from window to window; 8 kHz frames are resampled with a
+streaming soxr resampler first. ``Endpointer`` turns the per-frame decisions into utterances:
+speech start (after ``min_speech_ms`` of speech), end (after ``end_silence_ms`` of silence), a hard
+cut at ``max_utterance_s``, and a no-input timeout.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import soxr
+
+from asr.audio import MODEL_RATE, RATES
+from asr.settings import EndpointSettings
+
+WINDOW = 512  # Silero v6 at 16 kHz
+CONTEXT = 64
+
+
+@lru_cache(maxsize=1)
+def _session():
+    from faster_whisper.vad import get_vad_model
+
+    return get_vad_model().session  # one ONNX session (1 thread); state is per SileroVad
+
+
+class SileroVad:
+    """Streaming speech probability: ``push(frame)`` -> probabilities of the windows it completed."""
+
+    def __init__(self, rate: int) -> None:
+        if rate not in RATES:
+            raise ValueError(f"sample rate {rate} Hz; want one of {RATES}")
+        self.rate = rate
+        self._resampler = None if rate == MODEL_RATE else soxr.ResampleStream(rate, MODEL_RATE, 1, dtype="float32")
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self.last_prob = 0.0
+
+    def push(self, frame: bytes | np.ndarray) -> list[float]:
+        pcm = np.frombuffer(frame, dtype="<i2") if isinstance(frame, bytes | bytearray) else frame
+        audio = np.asarray(pcm, dtype=np.float32) / 32768.0
+        if self._resampler is not None:
+            audio = self._resampler.resample_chunk(audio)
+        self._buf = np.concatenate([self._buf, audio])
+        probs = []
+        while len(self._buf) >= WINDOW:
+            win, self._buf = self._buf[:WINDOW], self._buf[WINDOW:]
+            x = np.concatenate([self._context, win])[None, :]
+            out, self._h, self._c = _session().run(None, {"input": x, "h": self._h, "c": self._c})
+            self._context = win[-CONTEXT:]
+            self.last_prob = float(np.asarray(out).reshape(-1)[0])
+            probs.append(self.last_prob)
+        return probs
+
+
+def speech_seconds(audio16k: np.ndarray, threshold: float = 0.5) -> float:
+    """Seconds of 16 kHz float audio that Silero calls speech (windows above ``threshold``)."""
+    if len(audio16k) < WINDOW:
+        return 0.0
+    vad = SileroVad(MODEL_RATE)
+    pcm = np.clip(audio16k * 32768.0, -32768, 32767).astype(np.int16)
+    probs = vad.push(pcm)
+    return sum(p > threshold for p in probs) * WINDOW / MODEL_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    pcm: np.ndarray  # int16 at the session rate, pre-roll included
+    rate: int
+    start_s: float  # audio time of the first sample in pcm
+    speech_end_s: float  # audio time the last speech frame ended
+    endpoint_s: float  # audio time the endpoint was declared (speech_end_s + end silence, or the cut)
+    cut: bool  # True when max_utterance_s cut it
+
+
+class Endpointer:
+    """Frame-by-frame utterance detection. ``push(frame)`` returns ("start", t), ("end", Utterance),
+    ("no_input", t) or None."""
+
+    def __init__(self, rate: int, settings: EndpointSettings | None = None, vad: SileroVad | None = None) -> None:
+        self.s = settings or EndpointSettings()
+        self.rate = rate
+        self.vad = vad or SileroVad(rate)
+        self.t = 0.0  # audio time after the last pushed frame
+        self._speaking_prob = False
+        self._pre: deque[np.ndarray] = deque()
+        self._pre_len = 0
+        self._utt: list[np.ndarray] = []
+        self._utt_start = 0.0
+        self._run_speech = 0.0  # current run of speech frames (s)
+        self._silence = 0.0  # current run of silence frames inside an utterance (s)
+        self._last_speech_end = 0.0
+        self.in_speech = False
+        self._no_input_armed = True
+        self._idle_since = 0.0
+
+    def reset_no_input(self) -> None:
+        """Start the no-input timer again (e.g. when a prompt finishes playing)."""
+        self._no_input_armed = True
+        self._idle_since = self.t
+
+    def push(self, frame: bytes | np.ndarray):
+        pcm = np.frombuffer(frame, dtype="<i2") if isinstance(frame, bytes | bytearray) else np.asarray(frame)
+        dur = len(pcm) / self.rate
+        self.vad.push(pcm)
+        p = self.vad.last_prob
+        # hysteresis (as Silero's own get_speech_timestamps): speech begins at a probability above the
+        # threshold and goes on until it falls 0.15 below it
+        thr = self.s.vad_threshold - 0.15 if self._speaking_prob else self.s.vad_threshold
+        is_speech = p > thr
+        self._speaking_prob = is_speech
+        t0, self.t = self.t, self.t + dur
+        if not self.in_speech:
+            self._pre.append(pcm)
+            self._pre_len += len(pcm)
+            keep = int(self.rate * (self.s.pre_roll_ms / 1000 + self.s.min_speech_ms / 1000)) + len(pcm)
+            while self._pre and self._pre_len - len(self._pre[0]) >= keep:
+                self._pre_len -= len(self._pre.popleft())
+            self._run_speech = self._run_speech + dur if is_speech else 0.0
+            if self._run_speech * 1000 >= self.s.min_speech_ms:
+                self.in_speech = True
+                self._no_input_armed = False
+                self._utt = list(self._pre)
+                self._utt_start = self.t - self._pre_len / self.rate
+                self._pre.clear()
+                self._pre_len = 0
+                self._silence = 0.0
+                self._last_speech_end = self.t
+                return ("start", max(0.0, self.t - self._run_speech))
+            if self._no_input_armed and self.t - self._idle_since >= self.s.no_input_timeout_s:
+                self._no_input_armed = False
+                return ("no_input", self.t)
+            return None
+        self._utt.append(pcm)
+        if is_speech:
+            self._silence = 0.0
+            self._last_speech_end = self.t
+        else:
+            self._silence += dur
+        cut = self.t - self._utt_start >= self.s.max_utterance_s
+        if self._silence * 1000 >= self.s.end_silence_ms or cut:
+            return ("end", self._finish(cut=cut and self._silence * 1000 < self.s.end_silence_ms, at=t0 + dur))
+        return None
+
+    def _finish(self, cut: bool, at: float) -> Utterance:
+        # keep ~200 ms of the trailing silence (whisper likes a little), drop the rest
+        tail = max(0, int(self.rate * (self._silence - 0.2)))
+        pcm = np.concatenate(self._utt)
+        if tail and not cut:
+            pcm = pcm[: len(pcm) - tail]
+        utt = Utterance(pcm=pcm, rate=self.rate, start_s=self._utt_start, speech_end_s=self._last_speech_end,
+                        endpoint_s=at, cut=cut)
+        self.in_speech = False
+        self._utt = []
+        self._run_speech = 0.0
+        self._silence = 0.0
+        self._idle_since = at
+        return utt
