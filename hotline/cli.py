@@ -11,6 +11,7 @@ from hotline.cli_calls import calls_app
 from hotline.cli_db import db_app
 from hotline.cli_kb import kb_app
 from hotline.cli_models import models_app
+from hotline.cli_tts import tts_app
 from hotline.cli_users import users_app
 from hotline.settings import Settings, SettingsError, load_settings
 
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(models_app, name="models")
 app.add_typer(asr_app, name="asr")
+app.add_typer(tts_app, name="tts")
 
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="settings TOML file (default: $HOTLINE_CONFIG or ./hotline.toml)")

