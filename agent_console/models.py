@@ -116,6 +116,8 @@ class Call(Base):
     menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     digits: Mapped[str] = mapped_column(Text, default="")
     prompts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    transcript: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=list)  # finals
+    handoff_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

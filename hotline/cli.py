@@ -62,6 +62,7 @@ def worker(
 def dial_cmd(
     uri: str = typer.Argument(..., help="whom to call, e.g. sip:12368@127.0.0.1:5060"),
     play: Path | None = typer.Option(None, help="WAV file to send as the caller's voice"),
+    play_at: float = typer.Option(0.0, help="start --play this many seconds after the answer"),
     dtmf: str = typer.Option("", help='keypad script, e.g. "1,wait:2,3#"'),
     dtmf_method: str = typer.Option("rfc4733", help="rfc4733 or sip_info"),
     record: Path | None = typer.Option(None, help="write what the hotline says to this WAV"),
@@ -74,6 +75,7 @@ def dial_cmd(
     import json
 
     from hotline.logs import configure_logging
+    from ivr.audio import PromptError
     from ivr.dial import dial
 
     configure_logging("warning")
@@ -81,8 +83,8 @@ def dial_cmd(
         raise typer.BadParameter("use rfc4733 or sip_info", param_hint="--dtmf-method")
     try:
         res = dial(uri, play=play, dtmf=dtmf, record=record, duration=duration, dtmf_method=dtmf_method,
-                   source_host=source, rtp_port=rtp_port)
-    except ValueError as e:
+                   source_host=source, rtp_port=rtp_port, play_at=play_at)
+    except (ValueError, PromptError) as e:
         raise typer.BadParameter(str(e)) from None
     if frames_json:
         frames_json.write_text(json.dumps(res.frames))
@@ -187,3 +189,19 @@ def config_check(config: Path | None = ConfigOpt) -> None:
         typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
         raise typer.Exit(2) from None
     typer.echo(f"settings OK ({s.config_file or 'defaults + environment'}); menu OK ({s.ivr.menu_file})")
+
+
+@app.command()
+def speech(config: Path | None = ConfigOpt) -> None:
+    """Run the speech service alone (normally started by `hotline serve`)."""
+    from asr.errors import AsrError
+    from hotline.logs import configure_logging
+    from hotline.speech_main import run_speech
+
+    s = settings_or_exit(config)
+    configure_logging(s.log.level, s.log.json_output, process="speech")
+    try:
+        run_speech(s)
+    except AsrError as e:
+        typer.secho(f"Speech service cannot start: {e}", err=True, fg="red")
+        raise typer.Exit(2) from None

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_console.settings import HubSettings
+from asr.service_settings import SpeechServiceSettings
 from asr.settings import AsrSettings
 from ivr.settings import IvrSettings
 from sip_config.models import SipSettings
+from tts.settings import TtsSettings
 
 
 class SettingsError(Exception):
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    speech: SpeechServiceSettings = Field(default_factory=SpeechServiceSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
 
     config_file: Path | None = Field(None, exclude=True)
 

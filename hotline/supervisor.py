@@ -69,12 +69,28 @@ class Supervisor:
         if self.single_port is not None:
             kids.append(Child("w0", self._hotline("worker", "--index", "0", "--single-port",
                                                   str(self.single_port)), "worker"))
-            return kids
+            return kids + self._speech()
         for i in range(self.s.sip.workers):
             kids.append(Child(f"w{i}", self._hotline("worker", "--index", str(i)), "worker"))
+        kids += self._speech()
         cfg = kamailio.render(self.s.sip, self.run_dir, [f"w{i}" for i in range(self.s.sip.workers)])
         kids.append(Child("kamailio", kamailio.command(self.s.sip, cfg, self.run_dir), "kamailio"))
         return kids
+
+    def _speech(self) -> list[Child]:
+        """The speech service, when enabled and its model is installed (else menu 2 hands off)."""
+        if not self.s.speech.enabled or self.s.speech.url:
+            return []
+        from asr.errors import ModelError
+        from asr.models import verify_model_dir
+
+        if self.s.asr.engine == "whisper":
+            try:
+                verify_model_dir(self.s.asr.whisper_dir(self.s.home), full=False)
+            except ModelError as e:
+                log.warning("speech_service_not_started", reason=str(e))
+                return []
+        return [Child("speech", self._hotline("speech"), "speech")]
 
     async def _spawn(self, child: Child) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -176,9 +192,10 @@ class Supervisor:
                 await p.wait()
 
     async def _shutdown(self) -> None:
-        """Workers drain first (new calls refused), then the front door, then the hub."""
+        """Workers drain first (new calls refused), then the front door and speech, then the hub."""
         await self._stop_kind("worker", self.s.ivr.drain_timeout_s + 10)
         await self._stop_kind("kamailio", 5)
+        await self._stop_kind("speech", 5)
         await self._stop_kind("hub", 10)
         for c in self.children.values():
             if c.watcher:

@@ -28,4 +28,5 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         hub_token=s.secret("worker_token"),
         register_accounts=index == 0,
         contact_override=contact,
+        speech_url=s.speech.ws_url if s.speech.enabled else None,
     )

@@ -37,7 +37,9 @@ def read_wav(path: Path, rate: int) -> bytes:
         with wave.open(str(path), "rb") as w:
             width, channels, src_rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
             raw = w.readframes(w.getnframes())
-    except (OSError, wave.Error, EOFError) as e:
+    except wave.Error:
+        return _read_g711_wav(path, rate)  # μ-law / A-law phone recordings
+    except (OSError, EOFError) as e:
         raise PromptError(f"{path}: not a readable PCM WAV file ({e})") from None
     if width == 2:
         samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
@@ -52,6 +54,20 @@ def read_wav(path: Path, rate: int) -> bytes:
     if src_rate != rate:
         samples = soxr.resample(samples, src_rate, rate, quality="HQ")
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _read_g711_wav(path: Path, rate: int) -> bytes:
+    from asr.audio import read_wav as read_any_wav
+    from asr.errors import AudioFormatError
+
+    try:
+        samples, src_rate = read_any_wav(path)
+    except AudioFormatError as e:
+        raise PromptError(str(e)) from None
+    if src_rate != rate:
+        samples = soxr.resample(samples.astype(np.float32) / 32768.0, src_rate, rate, quality="HQ")
+        return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return samples.astype("<i2").tobytes()
 
 
 class PromptLibrary:

@@ -31,7 +31,7 @@ MEDIA_WAIT_S = 5.0
 class CallSession:
     def __init__(self, call: SipCall, call_id: str, menu: Menu, prompts: PromptLibrary,
                  emit: Callable[..., None], clock_rate: int, gap_ms: float, max_duration_s: float,
-                 on_closed: Callable[[CallSession], None]):
+                 on_closed: Callable[[CallSession], None], extra: dict | None = None):
         self.call = call
         self.call_id = call_id
         self.menu = menu
@@ -40,6 +40,7 @@ class CallSession:
         self.rate = clock_rate
         self.max_duration_s = max_duration_s
         self._on_closed = on_closed
+        self.extra = extra or {}
         self.loop = asyncio.get_running_loop()
         self.port = CallMediaPort(f"c{call_id[:8]}", clock_rate, self.loop, self._on_audio, gap_ms)
         self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -129,6 +130,19 @@ class CallSession:
                 self.port.playout.stop()
         return PlayResult(nbytes * 1000 // (2 * self.rate), interrupted)
 
+    def stop_prompt(self) -> None:
+        self.port.playout.stop()
+
+    async def audio_chunks(self):
+        """Caller audio from now on (100 ms chunks of PCM16 at the bridge clock) until the call ends."""
+        while not self.audio.empty():  # what was said before listening started is not the answer
+            self.audio.get_nowait()
+        while not self.ended:
+            try:
+                yield await asyncio.wait_for(self.audio.get(), 1.0)
+            except TimeoutError:
+                continue
+
     def has_digits(self) -> bool:
         return not self.digits.empty()
 
@@ -154,7 +168,7 @@ class CallSession:
     async def _run(self) -> None:
         try:
             await asyncio.wait_for(self.media_ready.wait(), MEDIA_WAIT_S)
-            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit)
+            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, extra=dict(self.extra))
             outcome = await asyncio.wait_for(run_flow(self.menu, ctx), self.max_duration_s)
             await self.hangup(outcome.cause)
         except asyncio.CancelledError:

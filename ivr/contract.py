@@ -76,6 +76,18 @@ class PromptPlayed(_Event):
     interrupted: bool = False
 
 
+class SpeechHeard(_Event):
+    """What the recognizer made of the caller's speech at a listening node."""
+
+    type: Literal["speech_heard"] = "speech_heard"
+    node: str
+    kind: Literal["started", "partial", "final", "no_input", "busy", "unavailable"]
+    text: str = ""
+    confidence: float | None = None
+    audio_s: float | None = None
+    latency_s: float | None = Field(None, description="end of speech -> final text, as the recognizer saw it")
+
+
 class HandoffRequested(_Event):
     type: Literal["handoff_requested"] = "handoff_requested"
     node: str
@@ -117,7 +129,7 @@ class WorkerLost(BaseModel):
 
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
-    | HandoffRequested | CallEnded | WorkerLost,
+    | SpeechHeard | HandoffRequested | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 

@@ -80,11 +80,14 @@ class _Listener:
 class Dialer:
     def __init__(self, uri: str, play: Path | None, dtmf: str, record: Path | None, duration: float,
                  dtmf_method: str = "rfc4733", clock_rate: int = 8000, local_port: int = 0,
-                 rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25):
+                 rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25,
+                 play_at: float = 0.0):
         self.uri, self.play_path, self.record_path = uri, play, record
         self.steps = parse_dtmf_script(dtmf)
         self.duration, self.dtmf_method, self.rate, self.gap = duration, dtmf_method, clock_rate, digit_gap_s
         self.result = DialResult(uri=uri, record=str(record) if record else None)
+        self.play_at = play_at
+        self.play_pcm = read_wav(play, clock_rate) if play else None  # a bad file fails before dialing
         sip = SipSettings(clock_rate=clock_rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"])
         self.stack = SipStack(StackConfig(sip=sip, bind_host=source_host, bind_port=local_port,
                                           rtp_port=rtp_port, user_agent="hotline-dial"), self._refuse)
@@ -108,8 +111,9 @@ class Dialer:
         self._media = True
         audio.startTransmit(self.port)
         self.port.startTransmit(audio)
-        if self.play_path:
-            self.port.playout.start(read_wav(self.play_path, self.rate), lambda n, i: None)
+        if self.play_pcm:
+            asyncio.get_running_loop().call_later(self.play_at, self.port.playout.start, self.play_pcm,
+                                                  lambda n, i: None)
 
     def _on_audio(self, data: bytes) -> None:
         if not self._t0:

@@ -50,6 +50,7 @@ class WorkerConfig:
     register_accounts: bool = False
     contact_override: str | None = None
     pjsip_log_level: int = 1
+    speech_url: str | None = None
 
 
 class _Rejected:
@@ -105,7 +106,8 @@ class Worker:
             return
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
                               self.cfg.sip.clock_rate, self.cfg.ivr.frame_gap_ms,
-                              self.cfg.ivr.max_call_duration_s, self._closed)
+                              self.cfg.ivr.max_call_duration_s, self._closed,
+                              extra={"speech_url": self.cfg.speech_url})
         self.sessions[call_id] = session
         op = pj.CallOpParam()
         op.statusCode = 200

@@ -64,11 +64,13 @@ class Hotline:
     hub_port: int = 0
     worker_base: int = 0
     rtp_base: int = 0
+    speech_port: int = 0
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
         self.sip_port = self.sip_port or free_udp_port()
         self.hub_port = self.hub_port or free_udp_port()
+        self.speech_port = self.speech_port or free_udp_port()
         self.worker_base = self.worker_base or free_port_block(self.workers)
         self.rtp_base = self.rtp_base or 21000 + (os.getpid() % 200) * 100
 
@@ -85,6 +87,8 @@ class Hotline:
             "HOTLINE_HUB__COOKIE_SECURE": "false",
             "HOTLINE_IVR__DRAIN_TIMEOUT_S": "3",
             "HOTLINE_IVR__MENU_RELOAD_INTERVAL_S": "0.5",
+            "HOTLINE_SPEECH__ENABLED": "false",  # tests that need it turn it on (it loads whisper)
+            "HOTLINE_SPEECH__PORT": str(self.speech_port),
         })
         if self.menu:
             env["HOTLINE_IVR__MENU_FILE"] = str(self.menu)

@@ -110,8 +110,14 @@ async def test_silence_ends_in_handoff_after_retries(prompts):
     assert outcome.cause == "handoff_unavailable"
 
 
+async def test_consult_without_a_speech_service_goes_to_staff(prompts):
+    _, path, _, _, handoffs, _ = await walk(prompts, [("main_menu", "2")])
+    assert path == ["welcome", "main", "consult", "operator"]
+    assert handoffs[0]["reason"] == "caller_request"
+
+
 @pytest.mark.parametrize("choice,node,category", [
-    ("2", "consult", "consult"), ("3", "contact_judge", "contact_judge"), ("4", "urge", "urge"),
+    ("3", "contact_judge", "contact_judge"), ("4", "urge", "urge"),
     ("5", "complaint", "complaint"), ("6", "suggestion", "suggestion"),
 ])
 async def test_every_main_choice_reaches_its_service(prompts, choice, node, category):

@@ -176,7 +176,7 @@ def test_every_route_needs_login_unless_public(hub):
         paths.add(path)
         if path in PUBLIC_PATHS:
             continue
-        url = path.replace("{call_id}", "x")
+        url = path.replace("{call_id}", "x").replace("{entry_id}", "x")
         assert "{" not in url, f"add a sample value for {path}"
         for method in methods - {"HEAD", "OPTIONS"}:
             r = c.request(method, url)

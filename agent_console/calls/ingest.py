@@ -105,6 +105,8 @@ def rebuild_call(db: Session, call_id: str) -> Call:
     menu_path: list[str] = []
     digits: list[str] = []
     prompts: list[str] = []
+    transcript: list[dict[str, Any]] = []
+    handoff: str | None = None
     for r in rows:
         p: dict[str, Any] = r.payload
         if r.type == "call_offered":
@@ -117,6 +119,11 @@ def rebuild_call(db: Session, call_id: str) -> Call:
             digits.append(str(p.get("digits", "")))
         elif r.type == "prompt_played":
             prompts.append(str(p.get("prompt", "")))
+        elif r.type == "speech_heard" and p.get("kind") == "final":
+            transcript.append({"node": p.get("node", ""), "text": p.get("text", ""),
+                               "confidence": p.get("confidence"), "at": r.ts.isoformat()})
+        elif r.type == "handoff_requested":
+            handoff = str(p.get("reason", ""))
         elif r.type in TERMINAL_TYPES:
             terminal = terminal or r
 
@@ -136,6 +143,7 @@ def rebuild_call(db: Session, call_id: str) -> Call:
     call.started_at = call.offered_at or (rows[0].ts if rows else None)
     call.answered_at = answered_at
     call.menu_path, call.digits, call.prompts = menu_path, "".join(digits), prompts
+    call.transcript, call.handoff_reason = transcript, handoff
 
     if terminal is None and rows:
         terminal = db.scalars(

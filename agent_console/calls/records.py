@@ -29,6 +29,8 @@ class CallOut(BaseModel):
     menu_path: list[str]
     digits: str
     prompts: list[str]
+    transcript: list[dict[str, Any]] | None = None
+    handoff_reason: str | None = None
     end_cause: str | None
     end_side: str | None
     status_code: int | None

@@ -1,0 +1,133 @@
+"""One queue in front of the recognizer for every caller: priorities, batching, back-pressure.
+
+Whisper costs ~0.4-0.5 s of both cores per utterance whatever its length, so decodes are scheduled,
+not started one thread per call. A caller waiting for an answer (priority 0) goes before anything
+else; jobs waiting together are decoded as one batch (``decode_many``); when the expected wait
+exceeds ``max_wait_s`` a new job is refused at once with :class:`Busy` rather than queued without
+bound, so the IVR can say so and hand the caller to staff.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asr.whisper_engine import Transcript
+
+DecodeMany = Callable[[list[tuple[np.ndarray | bytes, int]]], list[Transcript]]
+
+PRIORITY_ANSWER = 0  # a caller on the line waiting for the answer to a question
+PRIORITY_BACKGROUND = 5  # messages, recordings: transcribed when the line is free
+
+
+class Busy(Exception):
+    """The recognizer cannot take this job within the configured wait."""
+
+    def __init__(self, expected_wait_s: float):
+        super().__init__(f"recognizer busy: expected wait {expected_wait_s:.1f} s")
+        self.expected_wait_s = expected_wait_s
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    pcm: np.ndarray | bytes = field(compare=False)
+    rate: int = field(compare=False)
+    future: Future = field(compare=False)
+    queued_at: float = field(compare=False)
+
+
+@dataclass
+class QueueStats:
+    decoded: int = 0
+    batches: int = 0
+    refused_busy: int = 0
+    max_queue: int = 0
+    max_wait_s: float = 0.0
+    batch_s_avg: float = 0.0
+
+
+class DecodeQueue:
+    def __init__(self, decode_many: DecodeMany, max_batch: int = 4, max_wait_s: float = 3.0,
+                 batch_s_guess: float = 0.6):
+        self._decode_many = decode_many
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._busy_until = 0.0  # monotonic end estimate of the batch being decoded
+        self._closed = False
+        self.stats = QueueStats(batch_s_avg=batch_s_guess)
+        self._thread = threading.Thread(target=self._run, name="decode-queue", daemon=True)
+        self._thread.start()
+
+    def expected_wait_s(self) -> float:
+        """Time until a job submitted now would be decoded, from the average batch time."""
+        with self._cv:
+            return self._expected_wait_locked()
+
+    def _expected_wait_locked(self) -> float:
+        running = max(0.0, self._busy_until - time.monotonic())
+        batches_ahead = len(self._heap) // self.max_batch
+        return running + (batches_ahead + 1) * self.stats.batch_s_avg
+
+    def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER) -> Future:
+        fut: Future = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("decode queue closed")
+            wait = self._expected_wait_locked()
+            if wait > self.max_wait_s:
+                self.stats.refused_busy += 1
+                raise Busy(wait)
+            heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic()))
+            self.stats.max_queue = max(self.stats.max_queue, len(self._heap))
+            self._cv.notify()
+        return fut
+
+    def decode(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER) -> Transcript:
+        """Submit and wait (from a worker thread, never an event loop)."""
+        return self.submit(pcm, rate, priority).result(timeout=self.max_wait_s + 60)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if self._closed and not self._heap:
+                    return
+                jobs = [heapq.heappop(self._heap) for _ in range(min(self.max_batch, len(self._heap)))]
+                self._busy_until = time.monotonic() + self.stats.batch_s_avg
+            t0 = time.monotonic()
+            for j in jobs:
+                self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
+            try:
+                results = self._decode_many([(j.pcm, j.rate) for j in jobs])
+            except Exception as e:  # one bad batch must not stop the service
+                for j in jobs:
+                    j.future.set_exception(e)
+                continue
+            took = time.monotonic() - t0
+            with self._cv:
+                s = self.stats
+                s.batches += 1
+                s.decoded += len(jobs)
+                s.batch_s_avg = 0.8 * s.batch_s_avg + 0.2 * took
+                self._busy_until = 0.0
+            for j, r in zip(jobs, results, strict=True):
+                j.future.set_result(r)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(5)

@@ -1,0 +1,142 @@
+"""The speech service: one process owns the models and serves every IVR worker over websockets.
+
+The wire protocol follows vosk-server's, so an existing vosk-server can stand in for it (and our
+workers can use one): the client sends ``{"config": {"sample_rate": 8000}}``, then binary PCM16
+chunks, then ``{"eof": 1}``; every message gets exactly one JSON reply — ``{"partial": "..."}`` while
+listening, ``{"text": "...", ...}`` when an utterance ends. Our extensions ride along in the same
+reply: ``"events"`` (speech_started, no_input), ``"confidence"``, ``"timings"``, ``"busy": true``.
+Config extensions: ``priority`` (0 = a caller waiting for an answer), ``no_input_timeout_s``,
+``end_silence_ms``, ``max_utterance_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+import websockets
+from websockets.asyncio.server import ServerConnection, serve
+
+from asr.decode_queue import PRIORITY_ANSWER, Busy, DecodeQueue
+from asr.events import Final, NoInput, Partial, SpeechEvent, SpeechStarted
+from asr.settings import AsrSettings
+from asr.stream import StreamSession
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE = 1 << 20
+OVERRIDABLE = ("no_input_timeout_s", "end_silence_ms", "max_utterance_s", "min_speech_ms")
+
+
+def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names: list[str] = []
+    for ev in events:
+        if isinstance(ev, Final):
+            out.update(text=ev.text, confidence=round(ev.confidence, 3), audio_s=ev.audio_s,
+                       decode_s=round(ev.decode_s, 3), timings=ev.timings)
+        elif isinstance(ev, Partial):
+            last_partial = ev.text
+        elif isinstance(ev, SpeechStarted):
+            names.append("speech_started")
+            out["speech_started_s"] = ev.at_s
+        elif isinstance(ev, NoInput):
+            names.append("no_input")
+    if "text" not in out:
+        out["partial"] = last_partial
+    if names:
+        out["events"] = names
+    return out
+
+
+class SpeechService:
+    def __init__(self, asr: AsrSettings, decode_many, vosk=None, max_wait_s: float = 3.0, max_batch: int = 4,
+                 session_threads: int = 16):
+        self.asr = asr
+        self.queue = DecodeQueue(decode_many, max_batch=max_batch, max_wait_s=max_wait_s) if decode_many else None
+        self.vosk = vosk
+        self.pool = ThreadPoolExecutor(max_workers=session_threads, thread_name_prefix="asr-session")
+        self.sessions = 0
+
+    def _session(self, config: dict[str, Any]) -> tuple[StreamSession, int]:
+        rate = int(config.get("sample_rate", 8000))
+        if rate not in (8000, 16000):
+            raise ValueError("sample_rate must be 8000 or 16000")
+        priority = int(config.get("priority", PRIORITY_ANSWER))
+        endpoint = self.asr.endpoint.model_copy(update={k: config[k] for k in OVERRIDABLE if k in config})
+        settings = self.asr.model_copy(update={"endpoint": endpoint})
+        decode = None
+        if self.queue is not None:
+            queue = self.queue
+
+            def decode(pcm, r):
+                return queue.decode(pcm, r, priority)
+
+        return StreamSession(rate, settings, decode=decode, vosk=self.vosk), rate
+
+    async def handle(self, ws: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
+        session: StreamSession | None = None
+        last_partial = ""
+        self.sessions += 1
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    if session is None:
+                        session, _ = self._session({})
+                    try:
+                        events = await loop.run_in_executor(self.pool, session.feed, msg)
+                    except Busy as e:
+                        await ws.send(json.dumps({"text": "", "busy": True, "expected_wait_s": e.expected_wait_s}))
+                        session.endpointer.reset_no_input()
+                        continue
+                    out = reply(events, last_partial)
+                    last_partial = out.get("partial", "")
+                    await ws.send(json.dumps(out, ensure_ascii=False))
+                    continue
+                try:
+                    data = json.loads(msg)
+                except json.JSONDecodeError:
+                    await ws.send(json.dumps({"error": "not JSON"}))
+                    continue
+                if "config" in data:
+                    try:
+                        session, _ = self._session(data["config"] or {})
+                    except (ValueError, TypeError) as e:
+                        await ws.send(json.dumps({"error": str(e)}))
+                        await ws.close(1003, "bad config")
+                        return
+                    last_partial = ""
+                elif "eof" in data:
+                    events = await loop.run_in_executor(self.pool, session.close) if session else []
+                    out = reply(events, last_partial)
+                    out.setdefault("text", "")
+                    out.pop("partial", None)
+                    await ws.send(json.dumps(out, ensure_ascii=False))
+                    await ws.close()
+                    return
+                elif "stats" in data:
+                    await ws.send(json.dumps(self.stats()))
+                else:
+                    await ws.send(json.dumps({"error": "expected config, eof or binary audio"}))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.sessions -= 1
+
+    def stats(self) -> dict[str, Any]:
+        s = self.queue.stats if self.queue else None
+        return {"sessions": self.sessions, "decoded": s.decoded if s else 0, "batches": s.batches if s else 0,
+                "refused_busy": s.refused_busy if s else 0, "max_queue": s.max_queue if s else 0,
+                "batch_s_avg": round(s.batch_s_avg, 3) if s else 0.0}
+
+    async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
+        async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20):
+            log.info("speech_service_ready", host=host, port=port)
+            await stop.wait()
+        if self.queue:
+            self.queue.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)

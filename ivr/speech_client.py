@@ -1,0 +1,93 @@
+"""The worker's side of the speech service protocol (vosk-server compatible; see asr/service.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+CONNECT_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Heard:
+    kind: str  # started | partial | final | no_input | busy | unavailable
+    text: str = ""
+    confidence: float | None = None
+    audio_s: float | None = None
+    latency_s: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class SpeechUnavailable(Exception):
+    pass
+
+
+def parse(msg: dict[str, Any]) -> list[Heard]:
+    out: list[Heard] = []
+    events = msg.get("events") or []
+    if "speech_started" in events:
+        out.append(Heard("started", raw=msg))
+    if msg.get("busy"):
+        out.append(Heard("busy", raw=msg))
+    elif "text" in msg:
+        timings = msg.get("timings") or {}
+        out.append(Heard("final", msg.get("text") or "", msg.get("confidence"), msg.get("audio_s"),
+                         timings.get("latency_s"), raw=msg))
+    elif msg.get("partial"):
+        out.append(Heard("partial", msg["partial"], raw=msg))
+    if "no_input" in events:
+        out.append(Heard("no_input", raw=msg))
+    return out
+
+
+async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any]) -> AsyncIterator[Heard]:
+    """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result."""
+    try:
+        ws = await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, open_timeout=CONNECT_TIMEOUT_S),
+                                    CONNECT_TIMEOUT_S + 0.5)
+    except (OSError, TimeoutError, websockets.WebSocketException) as e:
+        raise SpeechUnavailable(f"speech service at {url} unreachable: {e}") from None
+    replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for chunk in audio:
+                await ws.send(chunk)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def read() -> None:
+        try:
+            async for msg in ws:
+                if isinstance(msg, str):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        await replies.put(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            await replies.put(None)
+
+    try:
+        await ws.send(json.dumps({"config": {"sample_rate": rate, **config}}))
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(read())]
+        try:
+            while True:
+                msg = await replies.get()
+                if msg is None:
+                    raise SpeechUnavailable("speech service closed the connection")
+                for heard in parse(msg):
+                    yield heard
+                    if heard.kind in ("final", "no_input", "busy"):
+                        return
+        finally:
+            for t in tasks:
+                t.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await ws.close()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from ivr.flow.outcomes import Goto
+from ivr.flow.outcomes import Hangup as HangupOutcome
+from ivr.verbs.base import Verb
+
+
+class Listen(Verb):
+    """Hear what the caller says: the prompt plays, the caller speaks (speaking stops the prompt), and
+    the speech service's final text is stored in ``store``. Partials and the final are recorded on the
+    call. Silence plays ``no_input_prompt`` and retries; then (or when the recognizer is busy or
+    unreachable) the flow goes to ``on_failure``.
+    """
+
+    name = "listen"
+    shorthand = "prompt"
+
+    prompt: str | list[str] | None = None
+    beep: bool = Field(True, description="a short tone after the prompt: speak now")
+    store: str = Field("utterance", pattern=r"^[a-z_][a-z0-9_]*$")
+    no_input_timeout_s: float = Field(6.0, gt=0, le=30, description="after the prompt")
+    max_utterance_s: float = Field(10.0, gt=0, le=30)
+    end_silence_ms: int = Field(600, ge=200, le=3000)
+    retries: int = Field(1, ge=0, le=5)
+    no_input_prompt: str | None = "no_speech"
+    on_failure: str | None = None
+
+    @property
+    def prompts(self) -> list[str]:
+        if self.prompt is None:
+            return []
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def prompt_refs(self) -> list[str]:
+        refs = self.prompts + (["beep"] if self.beep else [])
+        return refs + ([self.no_input_prompt] if self.no_input_prompt else [])
+
+    def node_refs(self) -> list[str]:
+        return [self.on_failure] if self.on_failure else []
+
+    def _fail(self, reason: str):
+        return Goto(self.on_failure) if self.on_failure else HangupOutcome(reason)
+
+    async def run(self, ctx):
+        from ivr.listening import listen_once
+
+        for attempt in range(self.retries + 1):
+            prompts = self.prompts if attempt == 0 or not self.no_input_prompt else [self.no_input_prompt]
+            result = await listen_once(ctx, self, prompts)
+            if result.kind == "final" and result.text:
+                ctx.vars[self.store] = result.text
+                return None
+            if result.kind in ("busy", "unavailable"):
+                return self._fail(f"asr_{result.kind}")
+        return self._fail("no_speech")
