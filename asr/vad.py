@@ -20,6 +20,8 @@ from asr.audio import MODEL_RATE, RATES
 from asr.settings import EndpointSettings
 
 WINDOW = 512  # Silero v6 at 16 kHz
+DIGITAL_SILENCE = 16  # peak sample value below which a frame is line silence, not room noise
+DITHER = 16
 CONTEXT = 64
 
 
@@ -42,6 +44,14 @@ class SileroVad:
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self.last_prob = 0.0
+
+    def reset(self) -> None:
+        """Forget the recurrent state (after digital silence it would delay the next onset)."""
+        self._context[:] = 0.0
+        self._h[:] = 0.0
+        self._c[:] = 0.0
+        self._buf = np.zeros(0, dtype=np.float32)
         self.last_prob = 0.0
 
     def push(self, frame: bytes | np.ndarray) -> list[float]:
@@ -101,6 +111,7 @@ class Endpointer:
         self.in_speech = False
         self._no_input_armed = True
         self._idle_since = 0.0
+        self._rng = np.random.default_rng(12368)
 
     def reset_no_input(self) -> None:
         """Start the no-input timer again (e.g. when a prompt finishes playing)."""
@@ -110,8 +121,15 @@ class Endpointer:
     def push(self, frame: bytes | np.ndarray):
         pcm = np.frombuffer(frame, dtype="<i2") if isinstance(frame, bytes | bytearray) else np.asarray(frame)
         dur = len(pcm) / self.rate
-        self.vad.push(pcm)
-        p = self.vad.last_prob
+        # Exact digital silence (a line with no RTP, or PLC) is outside what Silero was trained on: after
+        # seconds of it the model lagged the next onset by over a second on real calls. A faint noise
+        # floor (about -66 dBFS, what any analogue line has) keeps it in its normal regime.
+        vad_in = pcm
+        if len(pcm) and int(np.abs(pcm).max()) < DIGITAL_SILENCE:
+            vad_in = pcm + self._rng.integers(-DITHER, DITHER + 1, len(pcm)).astype(np.int16)
+        probs = self.vad.push(vad_in)
+        # a chunk of several windows (the IVR sends 100 ms) counts as speech if any window is
+        p = max(probs) if probs else self.vad.last_prob
         # hysteresis (as Silero's own get_speech_timestamps): speech begins at a probability above the
         # threshold and goes on until it falls 0.15 below it
         thr = self.s.vad_threshold - 0.15 if self._speaking_prob else self.s.vad_threshold
