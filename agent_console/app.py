@@ -19,8 +19,11 @@ from agent_console.calls.router import router as calls_router
 from agent_console.config import HubConfig
 from agent_console.health import router as health_router
 from agent_console.kb.router import router as kb_router
+from agent_console.kb_match import internal_router as kb_internal_router
+from agent_console.kb_match import router as kb_match_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
 from agent_console.pages import router as pages_router
+from knowledge_base.live import LiveMatcher
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
@@ -46,6 +49,8 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
 
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (health_router, auth_router, calls_router, internal_router, kb_router, pages_router):
+    app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
+    for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
+                   kb_internal_router, pages_router):
         app.include_router(router)
     return app

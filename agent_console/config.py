@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from knowledge_base.settings import CourtInfo, MatcherSettings
+
 
 def _version() -> str:
     try:
@@ -21,3 +23,5 @@ class HubConfig:
     session_hours: float = 12.0
     version: str = field(default_factory=_version)
     cookie_name: str = "hotline_session"
+    matcher: MatcherSettings = field(default_factory=MatcherSettings)
+    court: CourtInfo = field(default_factory=CourtInfo)

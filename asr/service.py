@@ -28,6 +28,7 @@ from asr.stream import StreamSession
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE = 1 << 20
+MAX_TTS_BYTES = 4 << 20  # a minute at 16 kHz
 OVERRIDABLE = ("no_input_timeout_s", "end_silence_ms", "max_utterance_s", "min_speech_ms")
 
 
@@ -54,8 +55,10 @@ def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
 
 class SpeechService:
     def __init__(self, asr: AsrSettings, decode_many, vosk=None, max_wait_s: float = 3.0, max_batch: int = 4,
-                 session_threads: int = 16):
+                 session_threads: int = 16, synthesize=None):
         self.asr = asr
+        #: text, rate -> PCM16 bytes (the TTS renderer and its cache); None when no voice is installed
+        self.synthesize = synthesize
         self.queue = DecodeQueue(decode_many, max_batch=max_batch, max_wait_s=max_wait_s) if decode_many else None
         self.vosk = vosk
         self.pool = ThreadPoolExecutor(max_workers=session_threads, thread_name_prefix="asr-session")
@@ -118,6 +121,8 @@ class SpeechService:
                     await ws.send(json.dumps(out, ensure_ascii=False))
                     await ws.close()
                     return
+                elif "tts" in data:
+                    await self._tts(ws, data["tts"] or {})
                 elif "stats" in data:
                     await ws.send(json.dumps(self.stats()))
                 else:
@@ -127,6 +132,20 @@ class SpeechService:
         finally:
             self.sessions -= 1
 
+    async def _tts(self, ws: ServerConnection, req: dict[str, Any]) -> None:
+        """``{"tts": {"text", "rate"}}`` -> one binary message of PCM16 mono at ``rate`` (or an error)."""
+        if self.synthesize is None:
+            await ws.send(json.dumps({"error": "no TTS voice installed (scripts/setup_tts_venv.sh)"}))
+            return
+        text, rate = str(req.get("text", "")), int(req.get("rate", 8000))
+        try:
+            pcm = await asyncio.get_running_loop().run_in_executor(self.pool, self.synthesize, text, rate)
+        except Exception as e:  # the caller hears a fallback prompt; the service goes on
+            log.warning("tts_failed", error=str(e), chars=len(text))
+            await ws.send(json.dumps({"error": f"tts failed: {e}"}))
+            return
+        await ws.send(pcm)
+
     def stats(self) -> dict[str, Any]:
         s = self.queue.stats if self.queue else None
         return {"sessions": self.sessions, "decoded": s.decoded if s else 0, "batches": s.batches if s else 0,
@@ -134,7 +153,8 @@ class SpeechService:
                 "batch_s_avg": round(s.batch_s_avg, 3) if s else 0.0}
 
     async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
-        async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20):
+        async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20,
+                         write_limit=MAX_TTS_BYTES):
             log.info("speech_service_ready", host=host, port=port)
             await stop.wait()
         if self.queue:

@@ -15,6 +15,7 @@ class SpeechServiceSettings(BaseModel):
     max_wait_s: float = Field(3.0, gt=0, description="a decode expected to wait longer is refused as busy")
     max_batch: int = Field(4, ge=1, le=16, description="utterances decoded together in one batch")
     session_threads: int = Field(16, ge=1, le=256, description="threads running the callers' VAD sessions")
+    prerender_answers: bool = Field(True, description="keep every FAQ answer rendered by the voice ahead of calls")
 
     @property
     def ws_url(self) -> str:

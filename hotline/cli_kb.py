@@ -154,6 +154,6 @@ def list_cmd(
     typer.echo(f"{len(entries)} entries")
 
 
-# `hotline kb ask` (matcher): defined in hotline/cli_kb_ask.py, registered here, e.g.
-#     from hotline.cli_kb_ask import ask_cmd  # noqa: E402
-#     kb_app.command("ask")(ask_cmd)
+from hotline.cli_kb_ask import ask  # noqa: E402 - the matcher's command, in a module of its own
+
+kb_app.command("ask")(ask)

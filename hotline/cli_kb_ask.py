@@ -1,7 +1,7 @@
 """``hotline kb ask``: what the FAQ matcher decides for a question (one JSON line per query).
 
-For now the matcher is built from the shipped default knowledge base
-(``knowledge_base/data/default_kb.json``); it will read the database-backed store once that is wired.
+The matcher reads the knowledge base in the database (the shipped default is loaded into an empty one),
+with the thresholds of the ``[kb]`` settings.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from knowledge_base.matcher import Matcher, MatchResult, default_kb_path, load_entries
-from knowledge_base.settings import MatcherSettings
+from hotline.cli_db import ConfigOption, load
+from knowledge_base.matcher import MatchResult
 
 
 def result_json(r: MatchResult) -> str:
@@ -25,10 +25,18 @@ def result_json(r: MatchResult) -> str:
 
 def ask(queries: Annotated[list[str] | None, typer.Argument(
         metavar="QUERY", help="Questions as a caller would say them; one per line on stdin when omitted.")] = None,
-        ) -> None:
+        config: ConfigOption = None) -> None:
     """Match questions against the FAQ knowledge base; print one JSON line per query
     (decision answer / confirm / handoff, faq_id, score, margin, reason, candidates)."""
-    matcher = Matcher.build(load_entries(default_kb_path()), MatcherSettings())
+    from hotline.db import make_engine, session_factory, upgrade_engine
+    from hotline.hub_main import load_default_kb
+    from knowledge_base.live import LiveMatcher
+
+    settings = load(config)
+    engine = make_engine(settings.db_url)
+    upgrade_engine(engine)
+    load_default_kb(engine)
+    matcher = LiveMatcher(session_factory(engine), settings.kb, settings.court)
     lines = queries if queries else (line.rstrip("\n") for line in sys.stdin)
     for q in lines:
         if queries is None and not q.strip():

@@ -20,7 +20,8 @@ log = structlog.get_logger("hotline.hub")
 def hub_config(settings: Settings) -> HubConfig:
     hub = settings.hub
     return HubConfig(secret_key=settings.secret("secret_key"), worker_token=settings.secret("worker_token"),
-                     cookie_secure=hub.cookie_secure, session_hours=hub.session_hours)
+                     cookie_secure=hub.cookie_secure, session_hours=hub.session_hours,
+                     matcher=settings.kb, court=settings.court)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:

@@ -20,6 +20,7 @@ from agent_console.settings import HubSettings
 from asr.service_settings import SpeechServiceSettings
 from asr.settings import AsrSettings
 from ivr.settings import IvrSettings
+from knowledge_base.settings import CourtInfo, MatcherSettings
 from sip_config.models import SipSettings
 from tts.settings import TtsSettings
 
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     speech: SpeechServiceSettings = Field(default_factory=SpeechServiceSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
+    kb: MatcherSettings = Field(default_factory=MatcherSettings)
+    court: CourtInfo = Field(default_factory=CourtInfo)
 
     config_file: Path | None = Field(None, exclude=True)
 

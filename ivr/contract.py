@@ -88,6 +88,18 @@ class SpeechHeard(_Event):
     latency_s: float | None = Field(None, description="end of speech -> final text, as the recognizer saw it")
 
 
+class KbDecided(_Event):
+    """The knowledge base's decision on the caller's question (answer / confirm / handoff)."""
+
+    type: Literal["kb_decided"] = "kb_decided"
+    node: str
+    decision: Literal["answer", "confirm", "handoff"]
+    faq_id: str | None = None
+    score: float | None = None
+    margin: float | None = None
+    reason: str = ""
+
+
 class HandoffRequested(_Event):
     type: Literal["handoff_requested"] = "handoff_requested"
     node: str
@@ -129,7 +141,7 @@ class WorkerLost(BaseModel):
 
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
-    | SpeechHeard | HandoffRequested | CallEnded | WorkerLost,
+    | SpeechHeard | KbDecided | HandoffRequested | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 

@@ -91,3 +91,16 @@ async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: di
     finally:
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> bytes:
+    """PCM16 mono at ``rate`` for ``text`` from the speech service's voice (cached there)."""
+    try:
+        async with websockets.connect(url, max_size=8 << 20, open_timeout=CONNECT_TIMEOUT_S) as ws:
+            await ws.send(json.dumps({"tts": {"text": text, "rate": rate}}))
+            reply = await asyncio.wait_for(ws.recv(), timeout)
+    except (OSError, TimeoutError, websockets.WebSocketException) as e:
+        raise SpeechUnavailable(f"speech service at {url}: {e}") from None
+    if isinstance(reply, str):
+        raise SpeechUnavailable(f"speech service could not speak: {reply[:200]}")
+    return reply

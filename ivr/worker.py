@@ -107,7 +107,8 @@ class Worker:
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
                               self.cfg.sip.clock_rate, self.cfg.ivr.frame_gap_ms,
                               self.cfg.ivr.max_call_duration_s, self._closed,
-                              extra={"speech_url": self.cfg.speech_url})
+                              extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
+                                     "hub_token": self.cfg.hub_token})
         self.sessions[call_id] = session
         op = pj.CallOpParam()
         op.statusCode = 200

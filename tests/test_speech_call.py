@@ -22,7 +22,10 @@ pytestmark = [pytest.mark.sip, requires_kamailio]
 @pytest.fixture(scope="module")
 def speaking_hotline(tmp_path_factory):
     h = Hotline(tmp_path_factory.mktemp("speech"), workers=1,
-                extra_env={"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(MODEL)}).start()
+                extra_env={"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(MODEL),
+                           "HOTLINE_TTS__VENV": str(ROOT / "var" / "tts-venv"),
+                           "HOTLINE_TTS__CACHE_DIR": str(ROOT / "var" / "tts-cache"),
+                           "HOTLINE_SPEECH__PRERENDER_ANSWERS": "false"}).start()
     yield h
     assert h.stop() == 0
 
@@ -45,10 +48,30 @@ def test_spoken_questions_in_menu_2_land_on_the_call_record(speaking_hotline):
         call = next(x for x in calls if x["call_id"] not in before)
         assert call["menu_path"][:3] == ["welcome", "main", "consult"], call
         assert len(call["transcript"]) == 1 and call["transcript"][0]["node"] == "consult", call
-        assert call["handoff_reason"] == "consult_question"  # staff get the question with the call
+        # unanswered (no key pressed after the answer), so staff get the question with the call
+        assert call["handoff_reason"] == "consult_question"
         heard, expected = call["transcript"][0]["text"], transcripts()[clip]
         pairs.append((expected, heard))
         report.append(f"{clip}: said {expected!r}, heard {heard!r}, CER {cer([(expected, heard)]):.2f}")
     total = cer(pairs)
     print("\n" + "\n".join(report) + f"\ncorpus CER over the calls: {total:.2f} (bound {CER_BOUND})")
     assert total <= CER_BOUND
+
+
+def test_the_knowledge_base_answers_a_spoken_question_and_the_caller_is_settled(speaking_hotline):
+    import sqlite3
+
+    h = speaking_hotline
+    before = {c["call_id"] for c in h.calls()}
+    # speak "诉讼费什么时候退"; press 1 ("解决了") while the answer plays
+    out = h.dial("--dtmf", "wait:1.5,2,wait:19,1", "--play", str(SPEECH / "q02.wav"), "--play-at", "8.5",
+                 "--duration", "60", "--record", str(h.home / "answer.wav"))
+    assert out["connected"] and out["hangup_side"] == "remote", out
+    calls = h.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c))
+    call = next(x for x in calls if x["call_id"] not in before)
+    with sqlite3.connect(h.home / "hotline.db") as db:
+        decided = [json.loads(r[0]) for r in db.execute(
+            "SELECT payload FROM call_events WHERE call_id = ? AND type = 'kb_decided'", (call["call_id"],))]
+    assert decided and decided[0]["decision"] == "answer" and decided[0]["faq_id"] == "F012", decided
+    assert "kb_answer:F012" in call["prompts"], call["prompts"]
+    assert call["end_cause"] == "answered_by_kb" and call["handoff_reason"] is None, call

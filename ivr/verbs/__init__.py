@@ -5,12 +5,15 @@ from ivr.verbs.gather import Gather
 from ivr.verbs.goto import Goto
 from ivr.verbs.handoff import Handoff
 from ivr.verbs.hangup import Hangup
+from ivr.verbs.kb_answer import KbAnswer
 from ivr.verbs.listen import Listen
 from ivr.verbs.pause import Pause
 from ivr.verbs.play import Play
 from ivr.verbs.repeat import Repeat
 from ivr.verbs.say import Say
 
-VERBS: dict[str, type[Verb]] = {v.name: v for v in (Play, Say, Gather, Listen, Goto, Repeat, Pause, Handoff, Hangup)}
+VERBS: dict[str, type[Verb]] = {
+    v.name: v for v in (Play, Say, Gather, Listen, KbAnswer, Goto, Repeat, Pause, Handoff, Hangup)
+}
 
 __all__ = ["VERBS", "Verb"]

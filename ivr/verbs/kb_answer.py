@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from ivr.flow.outcomes import Goto
+from ivr.flow.outcomes import Hangup as HangupOutcome
+from ivr.verbs.base import Verb
+
+
+class KbAnswer(Verb):
+    """Answer the caller's question from the knowledge base, or hand over to staff.
+
+    The hub's matcher decides: ``answer`` speaks the FAQ answer, then "解决了请按1，转人工请按0";
+    ``confirm`` first asks "您是想问……吗" (1 = yes, 2 = no → staff); ``handoff`` (or no voice, no hub,
+    an unclear key) goes to ``on_handoff``. A caller who presses 1 after an answer is settled at once.
+    """
+
+    name = "kb_answer"
+    shorthand = "question"
+
+    question: str = Field("{question}", description="the caller's words, usually from a listen verb")
+    on_handoff: str
+    goodbye_prompt: str | None = "goodbye"
+    key_timeout_s: float = Field(6.0, gt=0, le=30)
+
+    def node_refs(self) -> list[str]:
+        return [self.on_handoff]
+
+    def prompt_refs(self) -> list[str]:
+        return [self.goodbye_prompt] if self.goodbye_prompt else []
+
+    async def run(self, ctx):
+        from ivr.kb_dialog import answer_dialog
+
+        outcome = await answer_dialog(ctx, self)
+        if outcome == "settled":
+            if self.goodbye_prompt:
+                await ctx.play(self.goodbye_prompt, barge_in=False)
+            return HangupOutcome("answered_by_kb")
+        return Goto(self.on_handoff)
