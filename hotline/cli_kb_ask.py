@@ -30,8 +30,10 @@ def ask(queries: Annotated[list[str] | None, typer.Argument(
     (decision answer / confirm / handoff, faq_id, score, margin, reason, candidates)."""
     from hotline.db import make_engine, session_factory, upgrade_engine
     from hotline.hub_main import load_default_kb
+    from hotline.logs import configure_logging
     from knowledge_base.live import LiveMatcher
 
+    configure_logging("warning")  # stdout is the JSON lines
     settings = load(config)
     engine = make_engine(settings.db_url)
     upgrade_engine(engine)

@@ -153,8 +153,11 @@ def test_placeholders(entries):
     assert fill_placeholders("地址是{office_address}", info) == "地址是某某路1号"
 
 
-def test_cli_ask_args_and_stdin():
+def test_cli_ask_args_and_stdin(tmp_path, monkeypatch):
     import typer
+
+    monkeypatch.setenv("HOTLINE_HOME", str(tmp_path))  # a fresh database: the default KB is loaded into it
+    monkeypatch.delenv("HOTLINE_CONFIG", raising=False)
 
     from hotline.cli_kb_ask import ask
 
@@ -183,6 +186,8 @@ def test_rest_match_requires_console_role():
 
     app = FastAPI()
     app.include_router(router)
+    # the hub's live matcher follows the database; here the shipped KB stands in for it
+    app.state.kb_matcher = SimpleNamespace(match=Matcher.build(load_entries(default_kb_path())).match)
     role = {"r": "operator"}
     app.dependency_overrides[current_user] = lambda: SimpleNamespace(role=role["r"])
     client = TestClient(app)
