@@ -1,0 +1,159 @@
+"""The speech service: its decode queue (priorities, batching, busy) and the websocket protocol with the
+real whisper model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import websockets
+
+from asr.decode_queue import PRIORITY_ANSWER, PRIORITY_BACKGROUND, Busy, DecodeQueue
+from asr.whisper_engine import Transcript
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEECH = ROOT / "tests" / "data" / "speech"
+MODEL = ROOT / "var" / "models" / "whisper-base"
+
+
+class TimedDecoder:
+    """Stands in for whisper's batch decode with a fixed cost, recording what it was given."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.batches: list[list[int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, items):
+        self.gate.wait()
+        time.sleep(self.seconds)
+        self.batches.append([len(pcm) for pcm, _ in items])
+        return [Transcript(f"len{len(pcm)}", 1.0, len(pcm) / rate, self.seconds) for pcm, rate in items]
+
+
+def test_queue_batches_waiting_jobs_and_serves_callers_before_background_work():
+    dec = TimedDecoder(0.05)
+    q = DecodeQueue(dec, max_batch=4, max_wait_s=10)
+    dec.gate.clear()  # hold the decoder so jobs pile up
+    first = q.submit(np.zeros(1, np.int16), 8000)
+    time.sleep(0.05)
+    background = [q.submit(np.zeros(10 + i, np.int16), 8000, PRIORITY_BACKGROUND) for i in range(4)]
+    callers = [q.submit(np.zeros(100 + i, np.int16), 8000, PRIORITY_ANSWER) for i in range(4)]
+    dec.gate.set()
+    assert [f.result(5).text for f in callers] == [f"len{100 + i}" for i in range(4)]
+    assert [f.result(5).text for f in background] == [f"len{10 + i}" for i in range(4)]
+    assert first.result(5).text == "len1"
+    assert dec.batches[1] == [100, 101, 102, 103]  # the callers went first, in one batch
+    assert dec.batches[2] == [10, 11, 12, 13]
+    q.close()
+
+
+def test_queue_refuses_with_busy_instead_of_waiting_without_bound():
+    dec = TimedDecoder(0.5)
+    q = DecodeQueue(dec, max_batch=1, max_wait_s=1.2, batch_s_guess=0.5)
+    accepted, refused = [], 0
+    for _ in range(10):
+        try:
+            accepted.append(q.submit(np.zeros(8, np.int16), 8000))
+        except Busy as e:
+            refused += 1
+            assert e.expected_wait_s > 1.2
+    assert 1 <= len(accepted) <= 3 and refused >= 7
+    t0 = time.monotonic()
+    for f in accepted:
+        f.result(5)
+    assert time.monotonic() - t0 < 2.5  # nobody accepted waited past the bound (plus one decode)
+    assert q.stats.refused_busy == refused
+    q.close()
+
+
+@pytest.fixture(scope="module")
+def service_url():
+    from asr.service import SpeechService
+    from asr.settings import AsrSettings
+    from asr.whisper_engine import WhisperEngine
+
+    settings = AsrSettings()
+    engine = WhisperEngine(MODEL, settings)
+    service = SpeechService(settings, engine.transcribe_many, max_wait_s=3.0)
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    port_box: dict = {}
+
+    async def main():
+        from websockets.asyncio.server import serve
+
+        async with serve(service.handle, "127.0.0.1", 0) as server:
+            port_box["port"] = server.sockets[0].getsockname()[1]
+            await stop.wait()
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    t.start()
+    while "port" not in port_box:
+        time.sleep(0.05)
+    yield f"ws://127.0.0.1:{port_box['port']}"
+    loop.call_soon_threadsafe(stop.set)
+    t.join(5)
+
+
+async def _speak(url: str, pcm: bytes, config: dict | None = None) -> list[dict]:
+    replies = []
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"config": {"sample_rate": 8000, **(config or {})}}))
+        for i in range(0, len(pcm), 1600):
+            await ws.send(pcm[i:i + 1600])
+            replies.append(json.loads(await ws.recv()))
+        await ws.send(json.dumps({"eof": 1}))
+        replies.append(json.loads(await ws.recv()))
+    return replies
+
+
+def _clip(name: str) -> bytes:
+    from asr.audio import read_wav
+
+    pcm, _ = read_wav(SPEECH / name)
+    return bytes(8000) + pcm.astype("<i2").tobytes() + bytes(2 * 8000)  # 0.5 s before, 1 s after
+
+
+def test_protocol_one_reply_per_message_and_a_final(service_url):
+    pcm = _clip("q01.wav")
+    replies = asyncio.run(_speak(service_url, pcm))
+    assert len(replies) == len(range(0, len(pcm), 1600)) + 1  # vosk-server clients read one reply per send
+    finals = [r for r in replies if r.get("text")]
+    assert len(finals) == 1 and "案件" in finals[0]["text"], finals
+    assert any("speech_started" in r.get("events", []) for r in replies)
+    assert finals[0]["timings"]["endpoint_delay_s"] <= 0.7
+
+
+def test_silence_gives_no_input_and_bad_config_is_refused(service_url):
+    replies = asyncio.run(_speak(service_url, bytes(2 * 8000 * 3), {"no_input_timeout_s": 1.0}))
+    assert any("no_input" in r.get("events", []) for r in replies)
+    assert not any(r.get("text") for r in replies)
+
+    async def bad():
+        async with websockets.connect(service_url) as ws:
+            await ws.send(json.dumps({"config": {"sample_rate": 44100}}))
+            return json.loads(await ws.recv())
+
+    assert "sample_rate" in asyncio.run(bad())["error"]
+
+
+def test_eight_callers_at_once_all_get_an_answer_or_a_clear_busy(service_url):
+    clips = [_clip(f"q0{i}.wav") for i in range(1, 9)]
+
+    async def all_at_once():
+        return await asyncio.gather(*(_speak(service_url, c) for c in clips))
+
+    t0 = time.monotonic()
+    results = asyncio.run(all_at_once())
+    took = time.monotonic() - t0
+    outcomes = ["busy" if any(r.get("busy") for r in rs) else ("final" if any(r.get("text") for r in rs) else "none")
+                for rs in results]
+    print(f"\n8 callers at once: {outcomes.count('final')} finals, {outcomes.count('busy')} busy, {took:.1f} s")
+    assert "none" not in outcomes and outcomes.count("final") >= 4
