@@ -13,6 +13,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class DecodeQueue:
         self._busy_until = 0.0  # monotonic end estimate of the batch being decoded
         self._closed = False
         self.stats = QueueStats(batch_s_avg=batch_s_guess)
+        self._recent: deque[float] = deque(maxlen=16)
         self._thread = threading.Thread(target=self._run, name="decode-queue", daemon=True)
         self._thread.start()
 
@@ -76,9 +78,11 @@ class DecodeQueue:
             return self._expected_wait_locked()
 
     def _expected_wait_locked(self) -> float:
+        # the slowest recent batch, not the average: a caller admitted under the bound must stay under it
+        per_batch = max(self._recent) if self._recent else self.stats.batch_s_avg
         running = max(0.0, self._busy_until - time.monotonic())
         batches_ahead = len(self._heap) // self.max_batch
-        return running + (batches_ahead + 1) * self.stats.batch_s_avg
+        return running + (batches_ahead + 1) * per_batch
 
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER) -> Future:
         fut: Future = Future()
@@ -106,7 +110,7 @@ class DecodeQueue:
                 if self._closed and not self._heap:
                     return
                 jobs = [heapq.heappop(self._heap) for _ in range(min(self.max_batch, len(self._heap)))]
-                self._busy_until = time.monotonic() + self.stats.batch_s_avg
+                self._busy_until = time.monotonic() + (max(self._recent) if self._recent else self.stats.batch_s_avg)
             t0 = time.monotonic()
             for j in jobs:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
@@ -122,6 +126,7 @@ class DecodeQueue:
                 s.batches += 1
                 s.decoded += len(jobs)
                 s.batch_s_avg = 0.8 * s.batch_s_avg + 0.2 * took
+                self._recent.append(took)
                 self._busy_until = 0.0
             for j, r in zip(jobs, results, strict=True):
                 j.future.set_result(r)
