@@ -41,15 +41,14 @@ def test_spoken_questions_in_menu_2_land_on_the_call_record(speaking_hotline):
     for clip in ("q02.wav", "q04.wav", "q13.wav"):
         before = {c["call_id"] for c in h.calls()}
         # '2' interrupts the welcome; the consult prompt and beep take ~5 s; then the caller speaks
-        out = h.dial("--dtmf", "wait:1.5,2", "--play", str(SPEECH / clip), "--play-at", "8.5", "--duration", "40")
+        out = h.dial("--dtmf", "wait:1.5,2", "--play", str(SPEECH / clip), "--play-at", "8.5", "--duration", "30")
         assert out["connected"], out
         calls = h.wait_calls(lambda c, b=before: any(x["call_id"] not in b and x["status"] == "ended" for x in c),
                              timeout=30)
         call = next(x for x in calls if x["call_id"] not in before)
         assert call["menu_path"][:3] == ["welcome", "main", "consult"], call
         assert len(call["transcript"]) == 1 and call["transcript"][0]["node"] == "consult", call
-        # unanswered (no key pressed after the answer), so staff get the question with the call
-        assert call["handoff_reason"] == "consult_question"
+        # what happens next (answer, confirm or staff) depends on the matcher: the next test follows one
         heard, expected = call["transcript"][0]["text"], transcripts()[clip]
         pairs.append((expected, heard))
         report.append(f"{clip}: said {expected!r}, heard {heard!r}, CER {cer([(expected, heard)]):.2f}")
