@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pjsua2 as pj
@@ -19,9 +18,6 @@ from ivr.flow.engine import run_flow
 from ivr.flow.menu import Menu
 from ivr.sip.call import SipCall
 from ivr.sip.media_port import CallMediaPort
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
