@@ -8,12 +8,11 @@ import typer
 
 from hotline.cli_asr import asr_app
 from hotline.cli_calls import calls_app
-from hotline.cli_db import db_app
+from hotline.cli_db import db_app, load
 from hotline.cli_kb import kb_app
 from hotline.cli_models import models_app
 from hotline.cli_tts import tts_app
 from hotline.cli_users import users_app
-from hotline.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="12368 litigation-service voice hotline.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,12 +28,7 @@ ConfigOpt = typer.Option(None, "--config", "-c",
                          help="settings TOML file (default: $HOTLINE_CONFIG or ./hotline.toml)")
 
 
-def settings_or_exit(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except SettingsError as e:
-        typer.secho(f"Invalid settings:\n{e}", err=True, fg="red")
-        raise typer.Exit(2) from None
+settings_or_exit = load  # one place turns a bad setting into exit code 2 (hotline/cli_db.py)
 
 
 @app.command()

@@ -30,10 +30,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load(config: Path | None) -> Settings:
+    """Settings for a command; a bad setting ends it with exit code 2, naming file, line and key."""
     try:
         return load_settings(config)
     except SettingsError as e:
-        raise fail(str(e), 2) from None
+        typer.secho(f"Invalid settings:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
 
 
 def safe_url(settings: Settings) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hotline.settings import Settings, SettingsError, load_settings
+from hotline.cli_db import load
 
 models_app = typer.Typer(help="Speech recognition models.", no_args_is_help=True)
 
@@ -16,12 +16,7 @@ DirOption = Annotated[Path | None, typer.Option("--dir", help="model directory (
                                                                "else <home>/models/whisper-base)")]
 
 
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except SettingsError as e:
-        typer.secho(f"Invalid settings:\n{e}", err=True, fg="red")
-        raise typer.Exit(2) from None
+_settings = load  # hotline/cli_db.py: exit code 2 naming the bad setting
 
 
 def _progress(description: str):
