@@ -77,10 +77,11 @@ class PromptPlayed(_Event):
 
 
 class SpeechHeard(_Event):
-    """What the recognizer made of the caller's speech at a listening node."""
+    """What the recognizer made of the caller's (or, once bridged, the operator's) speech."""
 
     type: Literal["speech_heard"] = "speech_heard"
     node: str
+    speaker: Literal["caller", "operator"] = "caller"
     kind: Literal["started", "partial", "final", "no_input", "busy", "unavailable"]
     text: str = ""
     confidence: float | None = None
@@ -105,6 +106,45 @@ class HandoffRequested(_Event):
     node: str
     reason: str
     category: str | None = None
+
+
+class QueueJoined(_Event):
+    """The caller waits for an operator (hold music, position announcements, 1 = callback instead)."""
+
+    type: Literal["queue_joined"] = "queue_joined"
+    node: str
+    reason: str
+    category: str | None = None
+
+
+class QueueLeft(_Event):
+    """The caller left the queue, and how."""
+
+    type: Literal["queue_left"] = "queue_left"
+    node: str
+    outcome: Literal["bridged", "callback", "max_wait", "after_hours", "no_hub", "hangup"]
+
+
+class BridgeUpdate(_Event):
+    """Progress of the worker's call to an operator's phone (a ``BridgeCommand`` from the hub)."""
+
+    type: Literal["bridge_update"] = "bridge_update"
+    offer_id: str
+    target: str = Field(description="the operator's SIP URI")
+    state: Literal["dialing", "connected", "failed", "ended"]
+    status_code: int | None = None
+    reason: str = ""
+
+
+class MessageRecorded(_Event):
+    """The caller left a recorded message (after hours, callback request, message to a judge, ...)."""
+
+    type: Literal["message_recorded"] = "message_recorded"
+    node: str
+    purpose: Literal["after_hours", "callback", "contact_judge", "urge", "complaint", "suggestion"]
+    recording: str = Field(description="file name under the recordings directory")
+    duration_s: float
+    text: str = Field("", description="the transcript of the message ('' when nothing was recognized)")
 
 
 class MediaStats(BaseModel):
@@ -141,7 +181,8 @@ class WorkerLost(BaseModel):
 
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
-    | SpeechHeard | KbDecided | HandoffRequested | CallEnded | WorkerLost,
+    | SpeechHeard | KbDecided | HandoffRequested | QueueJoined | QueueLeft | BridgeUpdate | MessageRecorded
+    | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 
@@ -156,3 +197,59 @@ class EventBatch(BaseModel):
 class BatchAck(BaseModel):
     accepted: int
     duplicates: int
+
+
+# ---------------------------------------------------------------- commands: hub -> worker
+# A worker holds one websocket to the hub, ``/internal/worker/ws?worker=<name>`` (bearer worker
+# token). It first sends a ``WorkerHello``; then the hub sends ``CommandEnvelope`` messages. Events
+# still travel the spooled HTTP path above, so none is lost when the socket drops.
+
+
+class WorkerHello(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["hello"] = "hello"
+    v: Literal[1] = CONTRACT_VERSION
+    worker: str
+    calls: list[str] = Field(default_factory=list, description="call ids live on this worker now")
+
+
+class QueueStatus(BaseModel):
+    """Where a queued caller stands; the worker announces a changed position (您前面还有N位)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["queue_status"] = "queue_status"
+    call_id: str
+    position: int = Field(ge=0, description="callers ahead of this one")
+    operators_ready: int = Field(ge=0)
+
+
+class BridgeCommand(BaseModel):
+    """An operator accepted the call: call ``target`` and connect it to the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["bridge"] = "bridge"
+    call_id: str
+    offer_id: str
+    target: str = Field(description="the operator's SIP URI")
+    ring_timeout_s: float = Field(20.0, gt=0, le=120)
+
+
+class HangupCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["hangup"] = "hangup"
+    call_id: str
+    reason: str = ""
+
+
+HubCommand = Annotated[QueueStatus | BridgeCommand | HangupCommand, Field(discriminator="type")]
+
+
+class CommandEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = CONTRACT_VERSION
+    command: HubCommand
