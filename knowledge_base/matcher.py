@@ -5,6 +5,8 @@ A wrong answer from a court is worse than a handoff, so the matcher says when it
 Pipeline for one query (recognizer output: colloquial, fillers, homophone errors, fragments):
 
 1. :func:`zh_text.normalize_for_matching` (simplified, half width, fillers removed, numerals→digits);
+   then colloquial wordings folded into the knowledge base's own (:mod:`knowledge_base.synonyms`:
+   告他 → 起诉, 冻住 → 冻结, 黑名单 → 失信名单), the same for FAQ texts and queries;
    empty or shorter than ``min_query_chars`` → ``handoff`` (``empty`` / ``too_short``).
 2. Sound codes (:mod:`knowledge_base.pinyin`): one code per character for its fuzzy toneless
    pinyin, so 速送费 = 诉讼费, 上述期限 ≈ 上诉期限, 只行款 = 执行款.
@@ -24,8 +26,11 @@ Pipeline for one query (recognizer output: colloquial, fillers, homophone errors
    ``score = weight_coverage·coverage + weight_union·union + weight_fuzzy·fuzzy
    + weight_reverse·reverse + boost`` (at most 1 + the keyword cap with the default weights).
 5. Decision: ``answer`` when score ≥ ``answer_threshold`` and the lead over the runner-up entry
-   ≥ ``answer_margin``; ``confirm`` when score ≥ ``confirm_threshold``; else ``handoff`` as
-   ``out_of_scope``. The reason names the figures.
+   ≥ ``answer_margin`` and the query holds no unknown word; ``confirm`` when score ≥
+   ``confirm_threshold``; else ``handoff`` as ``out_of_scope``. The reason names the figures.
+   An *unknown word* is a run of ``unknown_run`` consecutive sound pairs that no FAQ text contains
+   (检察院的电话 shares 的电话是多少 with 法院的联系电话是多少, but 检察/察院 are nowhere in the
+   knowledge base): the entry may still be what the caller means, so it is confirmed, never answered.
 
 A :class:`Matcher` is immutable; build a new one from the changed entries on every edit
 (``bench/kb_speed.py`` measures the build). Entries with ``enabled`` false are left out.
@@ -45,6 +50,7 @@ from knowledge_base.entry import FaqEntry
 from knowledge_base.index import Bm25Index, features, text_terms
 from knowledge_base.pinyin import sound_code
 from knowledge_base.settings import MatcherSettings
+from knowledge_base.synonyms import folder
 from zh_text import normalize_for_matching
 
 Decision = Literal["answer", "confirm", "handoff"]
@@ -85,6 +91,13 @@ class Scored:
     keywords: int
 
 
+def _normalizer(settings: MatcherSettings) -> Any:
+    if not settings.fold_synonyms:
+        return normalize_for_matching
+    fold = folder().fold
+    return lambda text: fold(normalize_for_matching(text))
+
+
 def _enabled(entry: Any) -> bool:
     return bool(getattr(entry, "enabled", True))
 
@@ -92,7 +105,7 @@ def _enabled(entry: Any) -> bool:
 class Matcher:
     """Ranks FAQ entries for a query; build with :meth:`build`, never mutated afterwards."""
 
-    __slots__ = ("settings", "_ids", "_codes", "_keywords", "_start", "_index")
+    __slots__ = ("settings", "_norm", "_ids", "_codes", "_keywords", "_start", "_index")
 
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError("use Matcher.build(entries, settings)")
@@ -103,6 +116,7 @@ class Matcher:
         optional ``enabled`` flag)."""
         settings = settings or MatcherSettings()
         fuzzy = settings.fuzzy_pinyin
+        normalize = _normalizer(settings)
         ids: list[str] = []
         codes: list[str] = []
         keywords: list[tuple[str, ...]] = []
@@ -118,7 +132,7 @@ class Matcher:
             seen.add(e.id)
             first = len(docs)
             for t in dict.fromkeys([e.question, *e.variants]):
-                norm = normalize_for_matching(t)
+                norm = normalize(t)
                 if not norm:
                     continue
                 docs.append(text_terms(norm, fuzzy))
@@ -129,9 +143,10 @@ class Matcher:
             start.append(first)
             ids.append(e.id)
             keywords.append(tuple(dict.fromkeys(c for k in e.keywords
-                                                if len(c := sound_code(normalize_for_matching(k), fuzzy)) >= 2)))
+                                                if len(c := sound_code(normalize(k), fuzzy)) >= 2)))
         self = object.__new__(cls)
         object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "_norm", normalize)
         object.__setattr__(self, "_ids", tuple(ids))
         object.__setattr__(self, "_codes", tuple(codes))
         object.__setattr__(self, "_keywords", tuple(keywords))
@@ -150,11 +165,27 @@ class Matcher:
         return self._ids
 
     # ------------------------------------------------------------------ ranking
+    def unknown_words(self, norm: str) -> list[str]:
+        """Spans of ``norm`` made of at least ``unknown_run`` consecutive sound pairs no FAQ text contains."""
+        run = self.settings.unknown_run
+        _, pf = features(norm, self.settings.fuzzy_pinyin)
+        idx = self._index
+        out: list[str] = []
+        start = None
+        for i, p in enumerate((*pf, None)):
+            if p is not None and idx.doc_freq_share(p) == 0.0:
+                start = i if start is None else start
+                continue
+            if start is not None and i - start >= run:
+                out.append(norm[start:i + 1])
+            start = None
+        return out
+
     def rank(self, text: str) -> tuple[str, list[Scored], str | None]:
         """(normalised query, scored candidates best first, early handoff reason or None)."""
         s = self.settings
         idx = self._index
-        norm = normalize_for_matching(text)
+        norm = self._norm(text)
         if not norm:
             return norm, [], "empty"
         if len(norm) < s.min_query_chars:
@@ -166,9 +197,10 @@ class Matcher:
         qpairs = tuple(dict.fromkeys(pf))
         if not any(idx.doc_freq_share(p) < s.vague_doc_share for p in qpairs):
             return norm, [], "vague"
-        n = len(bm)
+        hit = np.flatnonzero(bm)  # a query touches few of 50,000 texts: rank only those
+        n = hit.size
         k = min(n, s.top_k * 3)
-        top = np.argpartition(bm, n - k)[n - k:] if k < n else np.arange(n)
+        top = hit[np.argpartition(bm[hit], n - k)[n - k:]] if k < n else hit
         top = top[np.argsort(-bm[top], kind="stable")]
         picked: list[int] = []
         seen: set[int] = set()
@@ -216,7 +248,7 @@ class Matcher:
     # ------------------------------------------------------------------ deciding
     def match(self, text: str) -> MatchResult:
         s = self.settings
-        _, scored, early = self.rank(text)
+        norm, scored, early = self.rank(text)
         cands = [Candidate(faq_id=c.faq_id, score=c.score) for c in scored[: s.candidates_shown]]
         if early is not None:
             detail = {"empty": "nothing left after removing fillers",
@@ -235,13 +267,16 @@ class Matcher:
             return MatchResult(query=text, decision="handoff", faq_id=None, score=top.score, margin=margin,
                                reason=f"out_of_scope: best score {top.score:.2f} < {s.confirm_threshold:.2f}",
                                candidates=cands)
-        if top.score >= s.answer_threshold and margin >= s.answer_margin:
+        unknown = self.unknown_words(norm) if top.score >= s.answer_threshold else []
+        if top.score >= s.answer_threshold and margin >= s.answer_margin and not unknown:
             return MatchResult(query=text, decision="answer", faq_id=top.faq_id, score=top.score, margin=margin,
                                reason=f"confident: score {top.score:.2f} >= {s.answer_threshold:.2f}, "
                                       f"margin {margin:.2f} >= {s.answer_margin:.2f}",
                                candidates=cands)
         if top.score < s.answer_threshold:
             reason = f"low_score: score {top.score:.2f} < {s.answer_threshold:.2f}"
+        elif unknown:
+            reason = f"unknown_words: {'、'.join(unknown)[:40]} not in the knowledge base"
         else:
             reason = (f"low_margin: margin {margin:.2f} < {s.answer_margin:.2f} over {scored[1].faq_id}")
         return MatchResult(query=text, decision="confirm", faq_id=top.faq_id, score=top.score, margin=margin,

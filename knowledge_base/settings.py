@@ -26,7 +26,7 @@ class MatcherSettings(BaseModel):
         "answer directly when the best entry scores at least this (and the margin holds)"))
     answer_margin: float = Field(0.10, ge=0, le=1, description=(
         "... and leads the runner-up entry by at least this much; otherwise confirm"))
-    confirm_threshold: float = Field(0.36, ge=0, le=1.5, description=(
+    confirm_threshold: float = Field(0.33, ge=0, le=1.5, description=(
         "below this best score the question is out of scope: hand off; between this and the answer "
         "threshold ask \"您是想问……吗？\""))
     min_query_chars: int = Field(2, ge=1, le=20, description=(
@@ -34,11 +34,17 @@ class MatcherSettings(BaseModel):
     vague_doc_share: float = Field(0.04, ge=0, le=1, description=(
         "a query each of whose sound pairs occurs in more than this share of the FAQ texts says nothing "
         "specific (e.g. 我想咨询法院的事) and is handed off as vague"))
+    unknown_run: int = Field(2, ge=1, le=20, description=(
+        "a query with this many consecutive sound pairs that no FAQ text contains holds a word the knowledge "
+        "base has never seen (检察院, 水电费, 护照): never answered directly, at most confirmed"))
     top_k: int = Field(12, ge=1, le=500, description="entries retrieved by BM25 and re-scored")
     candidates_shown: int = Field(5, ge=1, le=50, description="candidates listed in a result")
     fuzzy_pinyin: bool = Field(True, description=(
         "treat zh/z, ch/c, sh/s, ing/in, eng/en as the same sound (absorbs recognizer and accent "
         "confusions such as 上述 for 上诉)"))
+    fold_synonyms: bool = Field(True, description=(
+        "fold colloquial wordings into the knowledge base's own (knowledge_base/data/synonyms.txt: 告他 → 起诉, "
+        "啥 → 什么) in FAQ texts and queries"))
     weight_coverage: float = Field(0.35, ge=0, le=2, description=(
         "weight of the share of the query's information (idf of its sound pairs) found in the entry's "
         "best-matching text"))
