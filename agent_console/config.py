@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import metadata
 
 from knowledge_base.settings import CourtInfo, MatcherSettings
@@ -25,3 +26,8 @@ class HubConfig:
     cookie_name: str = "hotline_session"
     matcher: MatcherSettings = field(default_factory=MatcherSettings)
     court: CourtInfo = field(default_factory=CourtInfo)
+    offer_timeout_s: float = 15.0
+    bridge_ring_timeout_s: float = 20.0
+    timezone: str = "Asia/Shanghai"
+    holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -15,6 +17,16 @@ class HubSettings(BaseModel):
     worker_token: str | None = Field(None, min_length=16, description="shared secret of workers; generated if unset")
     cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only")
     session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
+    offer_timeout_s: float = Field(15.0, gt=0, le=300,
+                                   description="an operator who neither accepts nor declines an offer this long "
+                                               "is set away and the call goes to the next operator")
+    bridge_ring_timeout_s: float = Field(20.0, gt=0, le=120,
+                                         description="how long the worker rings an operator's phone after accept")
+    timezone: str = Field("Asia/Shanghai", description="the court's time zone (work-order numbers, due dates)")
+    holidays: list[date] = Field(default_factory=list,
+                                 description="public holidays on weekdays (no callbacks due), e.g. 2026-10-01")
+    extra_workdays: list[date] = Field(default_factory=list,
+                                       description="weekend days that are working days (调休), e.g. 2026-09-27")
 
     @property
     def url(self) -> str:

@@ -21,7 +21,9 @@ def hub_config(settings: Settings) -> HubConfig:
     hub = settings.hub
     return HubConfig(secret_key=settings.secret("secret_key"), worker_token=settings.secret("worker_token"),
                      cookie_secure=hub.cookie_secure, session_hours=hub.session_hours,
-                     matcher=settings.kb, court=settings.court)
+                     matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
+                     bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
+                     holidays=tuple(hub.holidays), extra_workdays=tuple(hub.extra_workdays))
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:
