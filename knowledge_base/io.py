@@ -280,7 +280,7 @@ def _read_table(rows: list[Sequence[Any]], progress: Progress | None) -> list[Fa
 def _read_csv(data: bytes, progress: Progress | None) -> list[FaqEntry]:
     text = _decode(data)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        rows = [[csv_cell_in(c) for c in row] for row in csv.reader(io.StringIO(text, newline=""), strict=True)]
     except csv.Error as e:
         raise _file_error(f"CSV 格式错误：{e}") from None
     return _read_table(rows, progress)
@@ -347,11 +347,24 @@ def write_json(entries: Iterable[FaqEntry]) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
+#: a spreadsheet runs a CSV cell starting with these as a formula (CSV injection, OWASP): such cells are
+#: written with a leading apostrophe, which the CSV reader takes off again, so a round trip is exact
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell_out(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_cell_in(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
+
+
 def write_csv(entries: Iterable[FaqEntry]) -> bytes:
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(FIELDS)
-    w.writerows(_rows(entries))
+    w.writerows([csv_cell_out(c) for c in row] for row in _rows(entries))
     return buf.getvalue().encode("utf-8-sig")  # the BOM lets Excel open Chinese text correctly
 
 

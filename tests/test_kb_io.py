@@ -268,3 +268,17 @@ def test_cli_import_export_list(home, tmp_path, monkeypatch):
         assert history(db, "F003.b")[-1].action == "import" and history(db, "F003.b")[-1].after is None
     r = runner.invoke(app, ["kb", "import", str(out), "-c", str(home)])  # the xlsx export brings them back
     assert r.exit_code == 0 and "2 created" in r.output, r.output
+
+
+def test_csv_export_never_hands_a_spreadsheet_a_formula_and_round_trips():
+    from knowledge_base.entry import FaqEntry
+    from knowledge_base.io import read_entries, write_csv
+
+    e = FaqEntry(id="X1", category="consult", question="=HYPERLINK(\"http://x\")是什么", variants=["+1", "@SUM(A1)"],
+                 answer="-请携带身份证。", keywords=[])
+    data = write_csv([e])
+    body = data.decode("utf-8-sig").splitlines()[1]
+    assert "'=HYPERLINK" in body and "'-请携带" in body
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in body.split(","))
+    back = read_entries(data, "csv")[0]
+    assert back.question == e.question and back.answer == e.answer and back.variants == e.variants
