@@ -99,6 +99,7 @@ class KbDecided(_Event):
     score: float | None = None
     margin: float | None = None
     reason: str = ""
+    query: str = Field("", description="the caller's question as recognised (what the knowledge base was asked)")
 
 
 class HandoffRequested(_Event):

@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 
 FOLLOW_UP = "解决了请按1，转人工请按0。"
 CONFIRM = "您是想问：{question}吗？是请按1，不是请按2。"
+MAX_QUERY = 500  # the hub's match request takes at most this many characters
 
 
 async def _say(ctx: FlowContext, text: str, name: str) -> None:
@@ -43,16 +44,17 @@ async def answer_dialog(ctx: FlowContext, verb: KbAnswer) -> str:
     question = ctx.expand(verb.question).strip()
     hub, token, speech = ctx.extra.get("hub_url"), ctx.extra.get("hub_token"), ctx.extra.get("speech_url")
     if not question or not hub or not token or not speech:
-        ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice")
+        ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
+                 query=question[:MAX_QUERY])
         return "handoff"
     try:
         m = await kb_match(hub, token, question)
     except KbUnavailable as e:
         log.warning("kb_unavailable", call_id=ctx.channel.call_id, error=str(e))
-        ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="kb_unavailable")
+        ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="kb_unavailable", query=question[:MAX_QUERY])
         return "handoff"
     ctx.emit(KbDecided, node=ctx.node, decision=m["decision"], faq_id=m.get("faq_id"), score=m.get("score"),
-             margin=m.get("margin"), reason=str(m.get("reason", ""))[:200])
+             margin=m.get("margin"), reason=str(m.get("reason", ""))[:200], query=question[:MAX_QUERY])
     if m["decision"] == "handoff" or not m.get("answer_text"):
         return "handoff"
     try:

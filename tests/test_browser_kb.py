@@ -1,16 +1,21 @@
 """The knowledge-base admin page (/kb) in headless Chromium against a real hub with the default KB.
 
 Admin: list/search/filter, create, edit (version, history with old and new text), disable/enable, a
-validation error shown in Chinese, import (rejected file changes nothing, good file adds), "试一试" and an
-edit reflected by "试一试" without restarting the hub. Operator: read-only page, a PUT is refused (权限不足).
-The "unanswered questions" clusters page does not exist yet and is not tested here.
+validation error shown in Chinese, import (rejected file changes nothing, good file adds), "试一试", an
+edit reflected by "试一试" without restarting the hub, and the unanswered questions: handed-off questions
+(posted as call events, like a worker) listed as a cluster with its count, promoted to an entry with
+"新建条目", answered by "试一试" and gone from the list. Operator: read-only page without the unanswered
+questions, a PUT is refused (权限不足).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.browser import Hub, browser, login, requires_chromium
@@ -315,6 +320,82 @@ def test_admin_edit_is_reflected_by_try_without_restart(admin):
     assert decision.startswith("转人工"), text
 
 
+def _post_events(hub, events) -> None:
+    from ivr.contract import EventBatch
+
+    token = (hub.home / "secrets" / "worker_token").read_text().strip()
+    r = httpx.post(f"{hub.url}/internal/events", json=EventBatch(events=events).model_dump(mode="json"),
+                   headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
+
+
+def _handed_off(call_id: str, question: str, minutes_ago: float) -> list:
+    """A caller in menu 2 whose question the knowledge base handed to staff."""
+    from ivr.contract import CallEnded, CallOffered, HandoffRequested, KbDecided, SpeechHeard
+
+    k = {"call_id": call_id, "worker": "w0"}
+    t0 = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    return [CallOffered(**k, ts=at(0), caller="13800000000", callee="12368", source="127.0.0.1:5070"),
+            SpeechHeard(**k, ts=at(10), node="consult", kind="final", text=question),
+            KbDecided(**k, ts=at(11), node="consult", decision="handoff", reason="out_of_scope", query=question),
+            HandoffRequested(**k, ts=at(12), node="consult_staff", reason="consult_question", category="consult"),
+            CallEnded(**k, ts=at(20), cause="handoff_unavailable", side="ivr")]
+
+
+COPY_SHOP = "法院附近有没有复印店"
+XSS = '<img src=x onerror="window.__xss=1">法院能不能帮忙办护照'
+
+
+def _cluster_row(page, representative):
+    rep = page.locator("td.ua-rep", has_text=re.compile("^" + re.escape(representative) + "$"))
+    return page.locator("#ua-rows tr").filter(has=rep)
+
+
+def test_admin_promotes_an_unanswered_cluster_to_an_entry(admin, hub):
+    from playwright.sync_api import expect
+
+    events = []
+    for n, (question, minutes_ago) in enumerate([(COPY_SHOP + "？", 50), ("法院附近有没有付印店", 40),
+                                                  ("法院附近有没有复印的地方", 30), (COPY_SHOP, 20), (XSS, 10)]):
+        events += _handed_off(f"ua{n}", question, minutes_ago)
+    _post_events(hub, events)
+
+    admin.click("#tab-unanswered")
+    expect(admin.locator("#unanswered")).to_be_visible()
+    expect(admin.locator("#entries")).to_be_hidden()
+    row = _cluster_row(admin, COPY_SHOP)
+    expect(row).to_have_count(1)
+    expect(row.locator("td.ua-count")).to_have_text("4")
+    expect(row.locator("td.ua-members")).to_contain_text("法院附近有没有付印店")
+    expect(row.locator("td.ua-members")).to_contain_text("法院附近有没有复印的地方")
+    # a transcript is text, never markup
+    expect(_cluster_row(admin, XSS)).to_have_count(1)
+    assert admin.evaluate("window.__xss") is None
+    assert admin.locator("#ua-rows img").count() == 0
+
+    row.locator("button[data-act=promote]").click()
+    expect(admin.locator("#edit")).to_be_visible()
+    expect(admin.locator("#edit-title")).to_have_text("新增条目（来自未解答问题）")
+    expect(admin.locator("#f-question")).to_have_value(COPY_SHOP)
+    expect(admin.locator("#f-variants")).to_have_value("法院附近有没有复印的地方\n法院附近有没有付印店")  # newest first
+    expect(admin.locator("#f-id")).to_be_focused()
+    _fill_dialog(admin, id="T400", answer="法院内不提供复印服务，东门外一百米有复印店。")
+    admin.click("#edit-save")
+    expect(admin.locator("#edit")).to_be_hidden()
+    expect(_cluster_row(admin, COPY_SHOP)).to_have_count(0)  # the hub's matcher answers it now
+    expect(admin.locator("#ua-msg")).to_contain_text("已新建条目 T400")
+    expect(_cluster_row(admin, XSS)).to_have_count(1)
+    entry = _api(admin, "/api/kb/entries/T400")
+    assert (entry["question"], entry["variants"], entry["updated_by"]) == (
+        COPY_SHOP, ["法院附近有没有复印的地方", "法院附近有没有付印店"], "admin1")
+
+    decision, text = _try_until(admin, COPY_SHOP, lambda d: "T400" in d)
+    assert decision.startswith("直接回答") and "T400" in decision, text
+    admin.click("#tab-entries")
+    expect(_cell(admin, "T400", 2)).to_have_text(COPY_SHOP)
+
+
 def test_operator_sees_a_read_only_page_and_cannot_change(operator, hub):
     from playwright.sync_api import expect
 
@@ -346,3 +427,13 @@ def test_operator_sees_a_read_only_page_and_cannot_change(operator, hub):
 
     decision, _ = _try(operator, "诉讼费什么时候退")  # operators may try
     assert "F012" in decision
+
+    # no unanswered questions for operators: no tab, no 新建条目, and the hub refuses the list
+    expect(operator.locator("#tab-unanswered")).to_be_hidden()
+    operator.evaluate("showTab('unanswered')")
+    expect(operator.locator("#ua-msg")).to_contain_text("请求被拒")
+    expect(operator.locator("#ua-msg")).to_contain_text("权限不足")
+    expect(operator.locator("#ua-rows tr")).to_have_count(0)
+    expect(operator.locator("button[data-act=promote]:visible")).to_have_count(0)
+    status = operator.evaluate("() => fetch('/api/kb/unanswered').then(r => r.status)")
+    assert status == 403

@@ -165,3 +165,32 @@ async def test_a_menu_loop_without_progress_ends(prompts, tmp_path):
     f.write_text("start: a\nnodes:\n  a: [{goto: b}]\n  b: [{goto: a}]\n", encoding="utf-8")
     outcome, path, *_ = await walk(prompts, [], f)
     assert outcome.cause == "flow_loop_limit" and len(path) == 200
+
+
+async def test_the_kb_decision_carries_the_callers_question(prompts, monkeypatch):
+    """Every kb_decided event names what was asked (the hub lists unanswered questions from it)."""
+    import ivr.kb_dialog as kb_dialog
+    from ivr.contract import KbDecided
+    from ivr.hub_client import KbUnavailable
+    from ivr.verbs.kb_answer import KbAnswer
+
+    async def no_answer(hub, token, text):
+        return {"decision": "handoff", "faq_id": None, "score": 0.2, "margin": 0.0, "reason": "out_of_scope: x"}
+
+    async def hub_down(hub, token, text):
+        raise KbUnavailable("hub unreachable")
+
+    verb = KbAnswer(on_handoff="consult_staff")
+    services = {"hub_url": "http://127.0.0.1:1", "hub_token": "t", "speech_url": "ws://127.0.0.1:1"}
+    for fake, extra, reason in [(no_answer, services, "out_of_scope: x"), (hub_down, services, "kb_unavailable"),
+                                (no_answer, {}, "no question or no hub/voice")]:
+        monkeypatch.setattr(kb_dialog, "kb_match", fake)
+        events: list[tuple[type, dict]] = []
+        ctx = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="consult", extra=dict(extra),
+                          emit=lambda cls, **kw: events.append((cls, kw)))  # noqa: B023
+        ctx.vars["question"] = "社保卡丢了怎么补办"
+        assert await kb_dialog.answer_dialog(ctx, verb) == "handoff"
+        decided = [kw for cls, kw in events if cls is KbDecided]
+        assert [(d["decision"], d["reason"], d["query"]) for d in decided] == [
+            ("handoff", reason, "社保卡丢了怎么补办")]
+        KbDecided(call_id="c", worker="w", **decided[0])  # the contract takes it

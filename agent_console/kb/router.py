@@ -1,4 +1,5 @@
-"""``/api/kb``: FAQ entries (read: operators, supervisors, admins; change: admins), history, import, export.
+"""``/api/kb``: FAQ entries (read: operators, supervisors, admins; change: admins), history, import, export,
+and the unanswered questions (supervisors, admins).
 
 Operator-facing errors (``detail``) are Simplified Chinese; a rejected import answers 422 with ``detail`` (every
 problem, one per line, naming row and field) and ``errors`` (``[{"row", "field", "message"}]``) and changes
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from agent_console.deps import CONSOLE_ROLES, get_db, require_role
+from agent_console.kb.unanswered import MatchCache, UnansweredOut, unanswered_report
 from agent_console.models import User
 from knowledge_base.entry import CATEGORIES, FaqEntry
 from knowledge_base.io import (
@@ -52,6 +54,7 @@ router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
 
 readers = require_role(*CONSOLE_ROLES)
 admins = require_role("admin")
+supervisors = require_role("supervisor", "admin")
 
 MAX_LIST = 10_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -333,3 +336,16 @@ def export_kb(format: str = Query("json", description="json, csv or xlsx"),
     name = f"kb-{datetime.now(UTC):%Y%m%d-%H%M%S}.{format}"
     return Response(content=data, media_type=MEDIA_TYPES[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+_match_cache = MatchCache()  # one hub process, one live matcher
+
+
+@router.get("/unanswered", response_model=UnansweredOut, dependencies=[Depends(supervisors)],
+            summary="Questions handed off to staff that the KB still does not answer, clustered by similarity")
+def unanswered_kb(request: Request, days: int = Query(30, ge=1, le=366, description="look back this many days"),
+                  min_count: int = Query(1, ge=1, le=100_000, description="leave out smaller clusters"),
+                  limit: int = Query(200, ge=1, le=1000, description="most clusters returned"),
+                  db: Session = Depends(get_db)) -> UnansweredOut:
+    return unanswered_report(db, request.app.state.kb_matcher.current(), days=days, min_count=min_count,
+                             limit=limit, cache=_match_cache)
