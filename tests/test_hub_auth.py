@@ -201,3 +201,28 @@ def test_public_endpoints(hub):
     m = c.get("/metrics")
     assert m.status_code == 200 and "hotline_hub_calls_open 0.0" in m.text
     assert 'hotline_hub_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in m.text
+
+
+def test_password_guessing_is_throttled_per_username(hub):
+    c = client(hub)
+    for _ in range(5):
+        assert login(c, "op", "wrong").status_code == 401
+    r = login(c, "op")  # even the right password waits: the account is under attack
+    assert r.status_code == 429 and "登录失败次数过多" in r.json()["detail"], r.text
+    assert int(r.headers["Retry-After"]) > 0
+    assert login(c, "sup").status_code == 200  # another account from the same address is not locked out
+
+
+def test_login_throttle_window_passes():
+    from agent_console.auth.throttle import LoginThrottle
+
+    now = [0.0]
+    t = LoginThrottle(limit=2, address_limit=3, window_s=60, clock=lambda: now[0])
+    t.failed("a", "1.2.3.4")
+    assert t.retry_after("a", "1.2.3.4") == 0
+    t.failed("a", "1.2.3.4")
+    assert t.retry_after("a", "1.2.3.4") == 60
+    t.failed("b", "1.2.3.4")
+    assert t.retry_after("c", "1.2.3.4") == 60  # three failures from the address
+    now[0] = 61
+    assert t.retry_after("a", "1.2.3.4") == 0 and t.retry_after("c", "1.2.3.4") == 0

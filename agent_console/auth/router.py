@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
+from agent_console.auth.throttle import MSG_TOO_MANY, LoginThrottle
 from agent_console.auth.users import authenticate, revoke_session, start_session
 from agent_console.config import HubConfig
 from agent_console.deps import (
@@ -58,6 +59,13 @@ def _login(sessionmaker: Any, config: HubConfig, username: str, password: str) -
         return token, out
 
 
+def _throttle(request: Request) -> LoginThrottle:
+    state = request.app.state
+    if not hasattr(state, "login_throttle"):  # one per app, made on the first login
+        state.login_throttle = LoginThrottle()
+    return state.login_throttle
+
+
 def set_session_cookie(response: Response, config: HubConfig, token: str) -> None:
     response.set_cookie(config.cookie_name, token, max_age=int(config.session_hours * 3600), path="/",
                         httponly=True, samesite="lax", secure=config.cookie_secure)
@@ -87,13 +95,22 @@ async def login(request: Request) -> Response:
     except (ValueError, json.JSONDecodeError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "请输入用户名和密码") from None
     wants_page = is_form and "text/html" in request.headers.get("accept", "")
+    throttle = _throttle(request)
+    username, address = creds.username.strip(), request.client.host if request.client else "-"
+    wait = throttle.retry_after(username, address)
+    if wait > 0:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, MSG_TOO_MANY.format(minutes=max(1, round(wait / 60))),
+                            headers={"Retry-After": str(int(wait) + 1)})
     try:
-        token, out = await run_in_threadpool(_login, request.app.state.sessionmaker, config,
-                                             creds.username.strip(), creds.password)
-    except HTTPException:
+        token, out = await run_in_threadpool(_login, request.app.state.sessionmaker, config, username,
+                                             creds.password)
+    except HTTPException as e:
+        if e.status_code == status.HTTP_401_UNAUTHORIZED:
+            throttle.failed(username, address)
         if wants_page:  # a browser without JavaScript posted the form
             return RedirectResponse("/login?error=1", status.HTTP_303_SEE_OTHER)
         raise
+    throttle.succeeded(username)
     response: Response = (RedirectResponse("/", status.HTTP_303_SEE_OTHER) if wants_page
                           else JSONResponse(out.model_dump(mode="json")))
     set_session_cookie(response, config, token)
