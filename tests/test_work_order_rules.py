@@ -153,3 +153,36 @@ def test_settled_at_once_is_closed_and_counted(cal):
 def test_settings_refuse_unknown_categories():
     with pytest.raises(ValueError, match="unknown categories"):
         WorkOrderSettings(feedback_workdays={"consult": 3, "parking": 1})
+
+
+def test_reminders_fire_once_each_and_catch_up_after_downtime(cal):
+    from work_orders.reminders import Timeline, due_jobs
+
+    s = WorkOrderSettings()
+    t = Timeline(1, "dispatched", at(2026, 11, 30, 9), "民一庭", feedback_due=at(2026, 12, 2, 17, 30))
+    assert due_jobs([t], at(2026, 12, 2, 13), cal, s) == []  # 4.5 h before: nothing yet
+    sent: set[str] = set()
+    first = [j for j in due_jobs([t], at(2026, 12, 2, 14), cal, s) if j.key not in sent]
+    assert [j.kind for j in first] == ["feedback_reminder"] and first[0].to == "assignee"
+    sent |= {j.key for j in first}
+    again = [j for j in due_jobs([t], at(2026, 12, 2, 15), cal, s) if j.key not in sent]
+    assert again == []  # a second pass (or a restarted hub) sends nothing twice
+    # the hub was down from 16:00 to the next morning: the escalation is sent on the first pass
+    late = [j for j in due_jobs([t], at(2026, 12, 3, 8, 31), cal, s) if j.key not in sent]
+    assert [(j.kind, j.to) for j in late] == [("feedback_overdue", "supervisor")]
+    # an approved extension moves the deadline: new keys, so the new deadline is reminded too
+    t2 = Timeline(1, "dispatched", t.received_at, "民一庭", feedback_due=at(2026, 12, 4, 17, 30))
+    sent |= {j.key for j in late}
+    assert [j.kind for j in due_jobs([t2], at(2026, 12, 4, 14), cal, s) if j.key not in sent] == ["feedback_reminder"]
+
+
+def test_received_orders_escalate_when_not_dispatched_the_same_day(cal):
+    from work_orders.reminders import Timeline, due_jobs, is_overdue
+
+    t = Timeline(2, "received", at(2026, 11, 30, 16))
+    assert not is_overdue(t, at(2026, 11, 30, 17), cal)
+    jobs = due_jobs([t], at(2026, 11, 30, 17, 31), cal, WorkOrderSettings())
+    assert [(j.kind, j.to) for j in jobs] == [("dispatch_overdue", "supervisor")]
+    assert is_overdue(t, at(2026, 11, 30, 17, 31), cal)
+    answered = Timeline(3, "answered", at(2026, 11, 30, 9), answered_at=at(2026, 12, 1, 10))
+    assert [j.kind for j in due_jobs([answered], at(2026, 12, 1, 10), cal, WorkOrderSettings())] == ["callback_due"]

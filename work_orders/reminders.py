@@ -1,0 +1,77 @@
+"""提醒督办: which reminders and escalations an order is due, as idempotent jobs.
+
+A job's ``key`` names the order, the kind and the deadline it is about, so the scheduler can store
+each key once (a unique column) in the same transaction that records the alert: a job is then sent
+exactly once however often the scheduler runs, and a hub restarted after downtime sends what fell due
+meanwhile on its first pass (jobs are "due at or before now", not "due in this minute"). An
+extension moves the deadline, which makes new keys: the handler is reminded of the new deadline too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from work_orders.calendar import WorkCalendar
+from work_orders.settings import WorkOrderSettings
+
+Kind = Literal["dispatch_overdue", "feedback_reminder", "feedback_overdue", "callback_due"]
+KIND_NAMES = {"dispatch_overdue": "超时未转办", "feedback_reminder": "即将到期提醒", "feedback_overdue": "逾期督办",
+              "callback_due": "待回访"}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The dates of one order that reminders depend on."""
+
+    order_id: int
+    status: str
+    received_at: datetime
+    assignee: str | None = None
+    feedback_due: datetime | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    order_id: int
+    kind: Kind
+    at: datetime
+    to: Literal["supervisor", "assignee", "callback"]
+
+
+def jobs_for(t: Timeline, calendar: WorkCalendar, settings: WorkOrderSettings) -> list[Job]:
+    """Every job this order has in its current state (due or not yet)."""
+    out: list[Job] = []
+    if t.status in ("received", "reopened"):
+        due = calendar.same_day_due(t.received_at)
+        out.append(Job(f"{t.order_id}:dispatch_overdue:{due.isoformat()}", t.order_id, "dispatch_overdue", due,
+                       "supervisor"))
+    if t.status in ("dispatched", "in_progress") and t.feedback_due is not None:
+        due = t.feedback_due
+        remind = settings.remind_before_hours
+        if remind > 0:
+            out.append(Job(f"{t.order_id}:feedback_reminder:{due.isoformat()}", t.order_id, "feedback_reminder",
+                           due - timedelta(hours=remind), "assignee"))
+        out.append(Job(f"{t.order_id}:feedback_overdue:{due.isoformat()}", t.order_id, "feedback_overdue", due,
+                       "supervisor"))
+    if t.status == "answered" and t.answered_at is not None:
+        out.append(Job(f"{t.order_id}:callback_due:{t.answered_at.isoformat()}", t.order_id, "callback_due",
+                       t.answered_at, "callback"))
+    return out
+
+
+def due_jobs(timelines: list[Timeline], now: datetime, calendar: WorkCalendar,
+             settings: WorkOrderSettings) -> list[Job]:
+    """Jobs due at or before ``now``, oldest first (the caller skips keys it already stored)."""
+    jobs = [j for t in timelines for j in jobs_for(t, calendar, settings) if j.at <= now]
+    return sorted(jobs, key=lambda j: (j.at, j.key))
+
+
+def is_overdue(t: Timeline, now: datetime, calendar: WorkCalendar) -> bool:
+    """On the 督办 list: dispatch or feedback later than its deadline."""
+    if t.status in ("received", "reopened"):
+        return now > calendar.same_day_due(t.received_at)
+    return t.status in ("dispatched", "in_progress") and t.feedback_due is not None and now > t.feedback_due
