@@ -29,4 +29,5 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         register_accounts=index == 0,
         contact_override=contact,
         speech_url=s.speech.ws_url if s.speech.enabled else None,
+        recordings_dir=s.path("recordings"),
     )

@@ -11,7 +11,7 @@ import pjsua2 as pj
 import structlog
 
 from ivr.audio import Clip, PromptLibrary
-from ivr.contract import CallEnded
+from ivr.contract import BridgeCommand, BridgeUpdate, CallEnded, HangupCommand, HubCommand, QueueStatus
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
@@ -27,7 +27,7 @@ MEDIA_WAIT_S = 5.0
 class CallSession:
     def __init__(self, call: SipCall, call_id: str, menu: Menu, prompts: PromptLibrary,
                  emit: Callable[..., None], clock_rate: int, gap_ms: float, max_duration_s: float,
-                 on_closed: Callable[[CallSession], None], extra: dict | None = None):
+                 on_closed: Callable[[CallSession], None], extra: dict | None = None, host=None):
         self.call = call
         self.call_id = call_id
         self.menu = menu
@@ -47,6 +47,17 @@ class CallSession:
         self.task: asyncio.Task | None = None
         self.ended = False
         self._media_connected = False
+        self.call_audio: pj.AudioMedia | None = None
+        #: the worker, for outbound legs (ivr.bridge.LegHost); None in a worker without bridging
+        self.host = host
+        # the operator queue (ivr/queueing.py): hub commands for this call, and what the hub last said
+        self.inbox: asyncio.Queue[HubCommand] = asyncio.Queue()
+        self.queued = False
+        self.queue_status: QueueStatus | None = None
+        #: run (on the main thread, in order) when the call ends, before CallEnded is emitted
+        self.cleanups: list[Callable[[], None]] = []
+        #: extra consumers of caller audio (recordings, transcription while bridged)
+        self.audio_taps: list[Callable[[bytes], None]] = []
         call.listener = self
 
     # ---- events from pjsua (main thread, inside poll) -------------------------------------
@@ -66,6 +77,7 @@ class CallSession:
                 self.call.hangup(pj.CallOpParam(True))
 
     def on_media_active(self, audio: pj.AudioMedia) -> None:
+        self.call_audio = audio
         if not self._media_connected:
             audio.startTransmit(self.port)
             self.port.startTransmit(audio)
@@ -83,6 +95,13 @@ class CallSession:
         self.port.playout.stop()
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception:
+                log.exception("call_cleanup_failed", call_id=self.call_id)
+        self.cleanups.clear()
+        self.audio_taps.clear()
         if self.hangup_cause is not None:
             cause, side = self.hangup_cause, "ivr"
         elif status_code >= 300 and status_code not in (487,):
@@ -92,6 +111,23 @@ class CallSession:
         self.emit(CallEnded, cause=cause, side=side, status_code=status_code, media=self.port.stats)
         self._on_closed(self)
 
+    # ---- commands from the hub (ivr/hub_commands.py; main thread) ----------------------------
+    def on_command(self, cmd: HubCommand) -> None:
+        if self.ended:
+            return
+        if isinstance(cmd, HangupCommand):
+            log.info("hub_hangup", call_id=self.call_id, reason=cmd.reason)
+            self.loop.create_task(self.hangup("hub_hangup"))
+        elif isinstance(cmd, QueueStatus):
+            self.queue_status = cmd
+            if self.queued:
+                self.inbox.put_nowait(cmd)
+        elif isinstance(cmd, BridgeCommand):
+            if self.queued:
+                self.inbox.put_nowait(cmd)
+            else:
+                self.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="not_queued")
+
     # ---- caller audio (handed over from the clock thread) -----------------------------------
     def _on_audio(self, data: bytes) -> None:
         st = self.port.stats
@@ -100,6 +136,8 @@ class CallSession:
             peak = int(np.abs(np.frombuffer(data, dtype="<i2")).max())
             if peak > st.rx_peak:
                 st.rx_peak = peak
+        for tap in self.audio_taps:
+            tap(data)
         if self.audio.full():
             self.audio.get_nowait()  # nobody listening: keep the newest few seconds only
         self.audio.put_nowait(data)

@@ -104,3 +104,72 @@ async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> b
     if isinstance(reply, str):
         raise SpeechUnavailable(f"speech service could not speak: {reply[:200]}")
     return reply
+
+
+async def transcribe(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
+                     idle_timeout_s: float = 30.0) -> AsyncIterator[Heard]:
+    """Stream ``audio`` to the service and yield everything it hears (several utterances) until the
+    audio ends; then ``{"eof": 1}`` decodes what is left. For messages and bridged calls."""
+    try:
+        ws = await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, open_timeout=CONNECT_TIMEOUT_S),
+                                    CONNECT_TIMEOUT_S + 0.5)
+    except (OSError, TimeoutError, websockets.WebSocketException) as e:
+        raise SpeechUnavailable(f"speech service at {url} unreachable: {e}") from None
+    replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for chunk in audio:
+                await ws.send(chunk)
+            await ws.send(json.dumps({"eof": 1}))
+        except websockets.ConnectionClosed:
+            pass
+
+    async def read() -> None:
+        try:
+            async for msg in ws:
+                if isinstance(msg, str):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        await replies.put(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            await replies.put(None)
+
+    try:
+        await ws.send(json.dumps({"config": {"sample_rate": rate, **config}}))
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(read())]
+        try:
+            while True:
+                msg = await asyncio.wait_for(replies.get(), idle_timeout_s)
+                if msg is None:
+                    return
+                for heard in parse(msg):
+                    yield heard
+        finally:
+            for t in tasks:
+                t.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(pcm), size):
+        yield pcm[i:i + size]
+        await asyncio.sleep(0)
+
+
+async def transcribe_pcm(url: str, pcm: bytes, rate: int, timeout: float = 60.0) -> str:
+    """The text of a recorded message (every utterance in it), decoded at background priority."""
+    config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 10.0}
+    texts: list[str] = []
+
+    async def run() -> None:
+        async for heard in transcribe(url, _chunks(pcm, rate // 5), rate, config):
+            if heard.kind == "final" and heard.text:
+                texts.append(heard.text)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(run(), timeout)
+    return "".join(texts)

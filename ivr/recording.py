@@ -1,0 +1,235 @@
+"""Recorded messages (beep, speak, # or silence ends it) and the stereo recording of a bridged call.
+
+A message is written to ``<recordings>/<call_id>-<purpose>.wav`` (PCM16 mono at the bridge clock)
+and announced with ``MessageRecorded`` once the speech service has transcribed it (or at once when
+there is none). A caller who hangs up while speaking has still left a message: what was recorded
+so far is kept and reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import structlog
+
+from ivr.contract import DigitsReceived, MessageRecorded
+
+if TYPE_CHECKING:
+    from ivr.flow.context import FlowContext
+
+log = structlog.get_logger(__name__)
+
+SPEECH_RMS = 300  # a 100 ms chunk louder than this (about -40 dBFS) counts as someone speaking
+_finishing: set[asyncio.Task] = set()  # transcriptions that outlive their call
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    purpose: str
+    max_s: float = 60.0
+    end_silence_s: float = 3.0
+    no_input_s: float = 8.0
+    beep: bool = True
+    stop_key: str = "#"
+
+
+@dataclass
+class Message:
+    path: Path
+    duration_s: float
+    voiced_s: float
+    ended_by: str  # key | silence | max_length | no_input | hangup
+
+
+def recordings_dir(ctx: FlowContext) -> Path:
+    d = Path(ctx.extra.get("recordings_dir") or "recordings")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def write_wav(path: Path, pcm: bytes, rate: int, channels: int = 1) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    tmp.replace(path)
+
+
+async def record_message(ctx: FlowContext, opts: RecordOptions) -> Message | None:
+    """Beep, then record the caller until the stop key, silence after speech, no speech, or max_s.
+
+    Returns None when the channel cannot record (no caller audio). On hang-up the partial message is
+    saved and reported, then the cancellation goes on.
+    """
+    ch = ctx.channel
+    if not hasattr(ch, "audio_chunks"):
+        return None
+    rate = ctx.prompts.rate
+    if opts.beep:
+        await ctx.play("beep", barge_in=False)
+    ch.flush_digits()
+    path = recordings_dir(ctx) / f"{ch.call_id}-{opts.purpose}.wav"
+    pcm: list[bytes] = []
+    got = voiced = silent = 0.0
+    ended_by = "max_length"
+    try:
+        async for chunk in ch.audio_chunks():
+            pcm.append(chunk)
+            seconds = len(chunk) / (2 * rate)
+            got += seconds
+            samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32)
+            loud = bool(len(samples)) and float(np.sqrt(np.mean(samples * samples))) > SPEECH_RMS
+            if loud:
+                voiced += seconds
+                silent = 0.0
+            else:
+                silent += seconds
+            key = None
+            while ch.has_digits():
+                d = await ch.next_digit(0.01)
+                if d is None:
+                    break
+                ctx.emit(DigitsReceived, node=ctx.node, digits=d[0], method=d[1])
+                if d[0] == opts.stop_key:
+                    key = d[0]
+            if key:
+                ended_by = "key"
+                break
+            if got >= opts.max_s:
+                break
+            if voiced > 0.3 and silent >= opts.end_silence_s:
+                ended_by = "silence"
+                break
+            if voiced <= 0.3 and got >= opts.no_input_s:
+                ended_by = "no_input"
+                break
+    except asyncio.CancelledError:
+        if got > 0:
+            msg = _save(path, pcm, rate, voiced, "hangup")
+            report_message(ctx, opts.purpose, msg)
+        raise
+    return _save(path, pcm, rate, voiced, ended_by)
+
+
+def _save(path: Path, pcm: list[bytes], rate: int, voiced: float, ended_by: str) -> Message:
+    data = b"".join(pcm)
+    write_wav(path, data, rate)
+    msg = Message(path, round(len(data) / (2 * rate), 2), round(voiced, 2), ended_by)
+    log.info("message_recorded", file=path.name, duration_s=msg.duration_s, voiced_s=msg.voiced_s, ended_by=ended_by)
+    return msg
+
+
+def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
+    """Emit MessageRecorded, after transcription when the speech service is there (in a task that
+    outlives the call: the caller usually hangs up right after the goodbye)."""
+    url = ctx.extra.get("speech_url")
+    node, emit, rate = ctx.node, ctx.emit, ctx.prompts.rate
+
+    def done(text: str) -> None:
+        emit(MessageRecorded, node=node, purpose=purpose, recording=msg.path.name, duration_s=msg.duration_s,
+             text=text)
+
+    if not url or msg.voiced_s <= 0.3:
+        done("")
+        return
+
+    async def finish() -> None:
+        from ivr.speech_client import SpeechUnavailable, transcribe_pcm
+
+        text = ""
+        try:
+            with wave.open(str(msg.path), "rb") as w:
+                pcm = w.readframes(w.getnframes())
+            text = await transcribe_pcm(url, pcm, rate)
+        except (SpeechUnavailable, OSError, wave.Error) as e:
+            log.warning("message_not_transcribed", file=msg.path.name, error=str(e))
+        except Exception:
+            log.exception("message_transcription_failed", file=msg.path.name)
+        done(text)
+
+    task = asyncio.get_running_loop().create_task(finish())
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+
+
+async def record_and_report(ctx: FlowContext, opts: RecordOptions, confirm: bool = False,
+                            confirm_prompt: str | None = "record_confirm",
+                            key_timeout_s: float = 5.0) -> Message | None:
+    """record_message, optionally "确认请按1，重新录制请按2" (twice at most), then MessageRecorded."""
+    for attempt in range(3):
+        msg = await record_message(ctx, opts)
+        if msg is None:
+            return None
+        if not confirm or not confirm_prompt or attempt == 2 or msg.ended_by == "no_input":
+            break
+        await ctx.play(confirm_prompt, barge_in=True)
+        got = await ctx.channel.next_digit(key_timeout_s)
+        if got is not None:
+            ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+        if got is None or got[0] != "2":
+            break
+    report_message(ctx, opts.purpose, msg)
+    return msg
+
+
+class StereoRecorder:
+    """A bridged call to a stereo WAV: caller left, operator right, from the frames the two media
+    ports already copy out (both legs run on the same conference clock, so they stay aligned)."""
+
+    def __init__(self, path: Path, rate: int):
+        self.path = path
+        self.rate = rate
+        self._left: list[bytes] = []
+        self._right: list[bytes] = []
+        self._nl = self._nr = 0
+        self._w: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - open for the call's life
+        self._w.setnchannels(2)
+        self._w.setsampwidth(2)
+        self._w.setframerate(rate)
+        self.frames = 0
+
+    def caller(self, data: bytes) -> None:
+        self._left.append(data)
+        self._nl += len(data)
+        self._flush()
+
+    def operator(self, data: bytes) -> None:
+        self._right.append(data)
+        self._nr += len(data)
+        self._flush()
+
+    def _flush(self, final: bool = False) -> None:
+        if self._w is None:
+            return
+        n = max(self._nl, self._nr) if final else min(self._nl, self._nr)
+        if n < 2 and not final:
+            return
+        left = b"".join(self._left)
+        right = b"".join(self._right)
+        n -= n % 2
+        lpad = left[:n].ljust(n, b"\0")
+        rpad = right[:n].ljust(n, b"\0")
+        stereo = np.empty(n // 2 * 2, dtype="<i2")
+        stereo[0::2] = np.frombuffer(lpad, dtype="<i2")
+        stereo[1::2] = np.frombuffer(rpad, dtype="<i2")
+        self._w.writeframes(stereo.tobytes())
+        self.frames += n // 2
+        self._left, self._right = [left[n:]], [right[n:]]
+        self._nl, self._nr = len(left) - min(n, len(left)), len(right) - min(n, len(right))
+
+    def close(self) -> float:
+        """Finish the file; its duration in seconds."""
+        if self._w is not None:
+            with contextlib.suppress(Exception):
+                self._flush(final=True)
+            self._w.close()
+            self._w = None
+        return round(self.frames / self.rate, 2)

@@ -1,0 +1,252 @@
+"""The handoff verb's queue logic (ivr/queueing.py) on a simulated call: no SIP, real timers."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from ivr.audio import Clip, PromptLibrary
+from ivr.contract import (
+    BridgeCommand,
+    BridgeUpdate,
+    HandoffRequested,
+    MessageRecorded,
+    PromptPlayed,
+    QueueJoined,
+    QueueLeft,
+    QueueStatus,
+)
+from ivr.flow.channel import PlayResult
+from ivr.flow.context import FlowContext
+from ivr.queueing import number_prompts, position_text, run_handoff, zh_number
+from ivr.settings import BUNDLED_PROMPTS, WorkingHours
+from ivr.verbs.handoff import Handoff
+
+SPEED = 20.0  # prompts play 20x faster than real time
+
+
+class SimChannel:
+    """A caller on a simulated line: prompts take (duration / SPEED), keys and hub commands on cue."""
+
+    call_id = "sim"
+
+    def __init__(self, rate: int = 8000, voice_s: float = 0.0):
+        self.rate = rate
+        self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.queued = False
+        self.queue_status: QueueStatus | None = None
+        self.cleanups: list = []
+        self.played: list[tuple[str, int, bool]] = []
+        self._stop = asyncio.Event()
+        self.voice_s = voice_s  # the caller speaks this long after the beep, then is silent
+        self.host = None
+        self.events: list = []
+
+    def emit(self, cls, **kw) -> None:
+        self.events.append((cls, kw))
+
+    async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
+        self._stop.clear()
+        dur = clip.duration_ms / 1000 / SPEED
+        t0 = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(self._stop.wait(), dur)
+            ms = int((asyncio.get_running_loop().time() - t0) * SPEED * 1000)
+            self.played.append((clip.name, ms, True))
+            return PlayResult(ms, True)
+        except TimeoutError:
+            self.played.append((clip.name, clip.duration_ms, False))
+            return PlayResult(clip.duration_ms, False)
+
+    def stop_prompt(self) -> None:
+        self._stop.set()
+
+    def press(self, digit: str) -> None:
+        self._stop.set()  # barge-in
+        self.digits.put_nowait((digit, "rfc4733"))
+
+    def command(self, cmd) -> None:
+        """What CallSession.on_command does with queue commands."""
+        if isinstance(cmd, QueueStatus):
+            self.queue_status = cmd
+        if self.queued:
+            self.inbox.put_nowait(cmd)
+
+    def has_digits(self) -> bool:
+        return not self.digits.empty()
+
+    async def next_digit(self, timeout: float):
+        try:
+            return await asyncio.wait_for(self.digits.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def flush_digits(self) -> None:
+        while not self.digits.empty():
+            self.digits.get_nowait()
+
+    async def hangup(self) -> None: ...
+
+    async def audio_chunks(self):
+        t = 0.0
+        rng = np.random.default_rng(1)
+        while True:
+            loud = t < self.voice_s
+            pcm = (rng.normal(0, 3000 if loud else 20, self.rate // 10)).astype("<i2").tobytes()
+            t += 0.1
+            await asyncio.sleep(0.1 / SPEED)
+            yield pcm
+
+
+class Link:
+    connected = True
+
+
+@pytest.fixture(scope="module")
+def prompts() -> PromptLibrary:
+    return PromptLibrary(BUNDLED_PROMPTS, 8000)
+
+
+def context(prompts, ch, tmp_path, **extra) -> tuple[FlowContext, list]:
+    events: list = []
+
+    def emit(cls, **kw):
+        events.append((cls, kw))
+
+    ch.emit = emit  # the bridge leg emits through the session
+    ctx = FlowContext(channel=ch, prompts=prompts, emit=emit, node="operator",
+                      extra={"recordings_dir": tmp_path, **extra})
+    return ctx, events
+
+
+def of(events, cls) -> list[dict]:
+    return [kw for c, kw in events if c is cls]
+
+
+def test_counts_are_said_as_people_say_them():
+    assert [zh_number(n) for n in (1, 2, 3, 10, 12, 20, 35, 99, 105)] == [
+        "一", "两", "三", "十", "十二", "二十", "三十五", "九十九", "一零五"]
+    assert number_prompts(2) == ["number_two"]
+    assert number_prompts(23) == ["digit_2", "number_ten", "digit_3"]
+    assert position_text(3) == "您前面还有三位，请耐心等待；如需回电请按1。"
+    assert position_text(0).startswith("您是下一位")
+
+
+def test_working_hours_in_beijing_time():
+    wh = WorkingHours(holidays=["2025-10-01"], workdays=["2025-09-28"])
+    sh = ZoneInfo("Asia/Shanghai")
+    assert wh.is_open(datetime(2025, 9, 29, 8, 30, tzinfo=sh))  # Monday 08:30
+    assert not wh.is_open(datetime(2025, 9, 29, 8, 29, tzinfo=sh))
+    assert not wh.is_open(datetime(2025, 9, 29, 17, 30, tzinfo=sh))
+    assert not wh.is_open(datetime(2025, 9, 27, 10, 0, tzinfo=sh))  # Saturday
+    assert wh.is_open(datetime(2025, 9, 28, 10, 0, tzinfo=sh))  # Sunday, a make-up working day
+    assert not wh.is_open(datetime(2025, 10, 1, 10, 0, tzinfo=sh))  # National Day
+    assert wh.is_open(datetime(2025, 9, 29, 2, 0, tzinfo=ZoneInfo("UTC")))  # 10:00 in Beijing
+    assert WorkingHours(mode="open").is_open() and not WorkingHours(mode="closed").is_open()
+    with pytest.raises(ValueError):
+        WorkingHours(open="18:00", close="09:00")
+    with pytest.raises(ValueError):
+        WorkingHours(days=[0])
+
+
+async def test_without_the_hub_the_caller_hears_staff_will_call_back(prompts, tmp_path):
+    ch = SimChannel()
+    ctx, events = context(prompts, ch, tmp_path, hub_link=None, working_hours=WorkingHours(mode="open"))
+    outcome = await run_handoff(ctx, Handoff(reason="caller_request"))
+    assert outcome.cause == "handoff_unavailable"
+    assert of(events, QueueLeft) == [{"node": "operator", "outcome": "no_hub"}] and not of(events, QueueJoined)
+    assert [p[0] for p in ch.played] == ["handoff", "handoff_unavailable"]
+
+
+async def test_after_hours_the_caller_leaves_a_message(prompts, tmp_path):
+    ch = SimChannel(voice_s=2.0)
+    ctx, events = context(prompts, ch, tmp_path, hub_link=Link(), working_hours=WorkingHours(mode="closed"))
+    outcome = await run_handoff(ctx, Handoff(reason="caller_request", category="consult"))
+    assert outcome.cause == "after_hours_message"
+    assert of(events, HandoffRequested)[0]["category"] == "consult"
+    assert of(events, QueueLeft) == [{"node": "operator", "outcome": "after_hours"}]
+    msg = of(events, MessageRecorded)
+    assert len(msg) == 1 and msg[0]["purpose"] == "after_hours" and msg[0]["recording"] == "sim-after_hours.wav"
+    # 2 s of voice, then 3 s of silence end it
+    assert msg[0]["duration_s"] == pytest.approx(5.0, abs=0.25), msg
+    with wave.open(str(tmp_path / "sim-after_hours.wav")) as w:
+        assert w.getframerate() == 8000 and w.getnframes() / 8000 == pytest.approx(msg[0]["duration_s"], abs=0.01)
+    assert [p[0] for p in ch.played] == ["after_hours", "beep", "message_goodbye"]
+
+
+async def test_position_announcements_then_callback_by_pressing_1(prompts, tmp_path):
+    ch = SimChannel(voice_s=1.0)
+    ctx, events = context(prompts, ch, tmp_path, hub_link=Link(), working_hours=WorkingHours(mode="open"))
+    verb = Handoff(reason="caller_request", announce_every_s=5, max_wait_s=120)
+    task = asyncio.create_task(run_handoff(ctx, verb))
+    await asyncio.sleep(0.3)  # handoff prompt (~3 s / SPEED), then music
+    assert of(events, QueueJoined) and ch.queued
+    ch.command(QueueStatus(call_id="sim", position=3, operators_ready=0))
+    await asyncio.sleep(0.6)
+    names = [p[0] for p in ch.played]
+    assert names[0] == "handoff" and "hold_music" in names and "queue_position:3" in names, names
+    ch.command(QueueStatus(call_id="sim", position=3, operators_ready=0))  # unchanged: not said again
+    await asyncio.sleep(0.3)
+    assert [p[0] for p in ch.played].count("queue_position:3") == 1
+    ch.press("1")
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.cause == "queue_callback"
+    assert of(events, QueueLeft) == [{"node": "operator", "outcome": "callback"}]
+    assert of(events, MessageRecorded)[0]["purpose"] == "callback"
+    names = [p[0] for p in ch.played]
+    assert names[-3:] == ["callback_message", "beep", "callback_goodbye"], names
+    announced = [kw for kw in of(events, PromptPlayed) if kw["prompt"] == "queue_position:3"]
+    assert announced and announced[0]["duration_ms"] > 4000  # 您前面还有 三 位，请耐心等待；如需回电请按1
+
+
+async def test_the_periodic_announcement_without_a_position_and_max_wait(prompts, tmp_path):
+    ch = SimChannel()
+    ctx, events = context(prompts, ch, tmp_path, hub_link=Link(), working_hours=WorkingHours(mode="open"))
+    verb = Handoff(announce_every_s=5, max_wait_s=7, callback_message=False, callback_prompt=None)
+    t0 = asyncio.get_running_loop().time()
+    outcome = await asyncio.wait_for(run_handoff(ctx, verb), 15)
+    took = asyncio.get_running_loop().time() - t0
+    assert outcome.cause == "queue_max_wait" and 7 <= took < 9, took
+    assert of(events, QueueLeft) == [{"node": "operator", "outcome": "max_wait"}]
+    names = [p[0] for p in ch.played]
+    assert "queue_wait" in names and names[-2:] == ["queue_max_wait", "callback_goodbye"], names
+    assert not of(events, MessageRecorded)
+
+
+async def test_a_bridge_without_sip_fails_and_the_caller_stays_queued(prompts, tmp_path):
+    ch = SimChannel()
+    ctx, events = context(prompts, ch, tmp_path, hub_link=Link(), working_hours=WorkingHours(mode="open"))
+    task = asyncio.create_task(run_handoff(ctx, Handoff(announce_every_s=5, max_wait_s=60)))
+    await asyncio.sleep(0.3)
+    ch.command(BridgeCommand(call_id="sim", offer_id="o1", target="sip:op@127.0.0.1:1"))
+    await asyncio.sleep(0.3)
+    assert of(events, BridgeUpdate) == [{"offer_id": "o1", "target": "sip:op@127.0.0.1:1", "state": "failed",
+                                         "reason": "no_sip"}]
+    assert not task.done() and ch.queued
+    # the caller hangs up: the session runs the queue's cleanup before CallEnded
+    task.cancel()
+    for cleanup in ch.cleanups:
+        cleanup()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert of(events, QueueLeft) == [{"node": "operator", "outcome": "hangup"}]
+
+
+def test_handoff_arguments_are_validated():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Handoff(callback_key="12")
+    with pytest.raises(ValidationError):
+        Handoff(announce_every_s=1)
+    with pytest.raises(ValidationError):
+        Handoff(callback_prompt=None)
+    refs = Handoff().prompt_refs()
+    assert {"hold_music", "queue_ahead", "number_ten", "callback_message", "after_hours", "beep"} <= set(refs)
+    assert all(PromptLibrary(BUNDLED_PROMPTS, 8000).exists(r) for r in refs)
