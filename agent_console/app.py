@@ -6,7 +6,10 @@ owns settings and migrations; this package never imports ``hotline``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -22,19 +25,50 @@ from agent_console.kb.router import router as kb_router
 from agent_console.kb_match import internal_router as kb_internal_router
 from agent_console.kb_match import router as kb_match_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
+from agent_console.ops.hub import OpsHub
+from agent_console.ops.wallboard import router as wallboard_router
+from agent_console.ops.ws import ensure_ticker
+from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
+from agent_console.pii import MaskingFilter
+from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
                           "/login", "/api/auth/login"})
 #: pages that redirect to /login instead of answering 401
-LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb"})
+LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard"})
+#: websockets: a login cookie (operators) or the worker token (workers) in the handshake
+WEBSOCKET_PATHS = frozenset({"/ws/operator", "/internal/worker/ws"})
+log = logging.getLogger(__name__)
+
+
+def _mask_logs() -> None:
+    """Personal data never reaches the hub's log lines (every handler of the root logger masks)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    _mask_logs()
+    ensure_ticker(app)
+    try:
+        yield
+    finally:
+        task = getattr(app.state, "ops_ticker", None)
+        if task is not None:
+            task.cancel()
+        app.state.ops.persist.stop()
 
 
 def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app = FastAPI(title="12368 诉讼服务热线 — 控制台", version=config.version,
-                  description="Console hub of the 12368 hotline: auth, call records, worker events.")
+                  description="Console hub of the 12368 hotline: auth, call records, worker events.",
+                  lifespan=_lifespan)
     app.state.config = config
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
@@ -50,7 +84,17 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
+    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,
+                           calendar=WorkCalendar.of(config.timezone, config.holidays, config.extra_workdays),
+                           offer_timeout_s=config.offer_timeout_s, bridge_ring_timeout_s=config.bridge_ring_timeout_s)
+    try:
+        rebuilt = app.state.ops.rebuild()
+        app.state.ops.ensure_auto_orders()
+        if rebuilt:
+            log.info("ops: %d open calls rebuilt from the database", rebuilt)
+    except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty
+        log.exception("ops: could not rebuild the live state from the database")
     for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
-                   kb_internal_router, pages_router):
+                   kb_internal_router, work_orders_router, wallboard_router, ops_ws_router, pages_router):
         app.include_router(router)
     return app

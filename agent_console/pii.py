@@ -40,7 +40,7 @@ _CASE_RE = re.compile(
     r"(?:\d{0,4}|[" + _CN_DIGITS + r"]{0,4})\s*(?:" + _TYPES + r")\s*(?:字)?\s*(?:第)?\s*)"
     r"(\d{1,8}|[" + _CN_DIGITS + r"十百千]{1,12})(\s*号)")
 _KEYPAD_CASE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2}\*\d{2,6}\*\d{1,2}\*)(\d{1,8})(#?)(?!\d)")
-_LONG_DIGITS_RE = re.compile(r"(?:\d[\s-]?){6,}\d|[" + _CN_DIGITS + r"]{7,}")
+_LONG_DIGITS_RE = re.compile(r"\d{7,}|[" + _CN_DIGITS + r"]{7,}")
 
 
 def _stars(n: int) -> str:
@@ -71,12 +71,16 @@ def sees_clear(role: str) -> bool:
 
 
 def mask_fields(value: Any, fields: Iterable[str] = TEXT_FIELDS, *, _inside: bool = False) -> Any:
-    """A copy of a JSON-like value where every string under a key in ``fields`` is masked (recursively)."""
+    """A copy of a JSON-like value where every string under a key in ``fields`` is masked, at any depth.
+
+    A string counts when its own key is in ``fields``, or when it is an item of a list under such a key;
+    other keys of objects inside such a list (ids, timestamps) are left alone.
+    """
     keys = fields if isinstance(fields, frozenset) else frozenset(fields)
     if isinstance(value, str):
         return mask_text(value) if _inside else value
     if isinstance(value, Mapping):
-        return {k: mask_fields(v, keys, _inside=_inside or k in keys) for k, v in value.items()}
+        return {k: mask_fields(v, keys, _inside=k in keys) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [mask_fields(v, keys, _inside=_inside) for v in value]
     return value

@@ -47,11 +47,15 @@ def add(name: NameArg,
         password: PasswordOption = None,
         display_name: Annotated[str, typer.Option(help="Name shown in the console.")] = "",
         sip_uri: Annotated[str | None, typer.Option(help="The operator's SIP phone, sip:...")] = None,
+        skills: Annotated[str, typer.Option(help="Work-order categories the operator takes calls for, comma "
+                                                 "separated (consult,query,urge,contact_judge,complaint,"
+                                                 "suggestion); empty = all.")] = "",
         config: ConfigOption = None) -> None:
     """Add a console user."""
     with open_session(config) as db:
         try:
-            create_user(db, name, role.value, _password(password), display_name=display_name, sip_uri=sip_uri)
+            create_user(db, name, role.value, _password(password), display_name=display_name, sip_uri=sip_uri,
+                        skills=[s.strip() for s in skills.split(",") if s.strip()])
         except UserError as e:
             raise _user_error(e) from None
         db.commit()
@@ -67,7 +71,8 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="One JSON obje
     if as_json:
         for u in users:
             typer.echo(json.dumps({"username": u.username, "role": u.role, "display_name": u.display_name,
-                                   "sip_uri": u.sip_uri, "active": u.active,
+                                   "sip_uri": u.sip_uri, "skills": u.skills or [],
+                                   "active": u.active,
                                    "created_at": u.created_at.isoformat()}, ensure_ascii=False))
         return
     if not users:

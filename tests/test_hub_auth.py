@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from agent_console.app import LOGIN_REDIRECT_PATHS, PUBLIC_PATHS, create_app
+from agent_console.app import LOGIN_REDIRECT_PATHS, PUBLIC_PATHS, WEBSOCKET_PATHS, create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user, set_active
 from agent_console.config import HubConfig
@@ -176,7 +176,9 @@ def test_every_route_needs_login_unless_public(hub):
         paths.add(path)
         if path in PUBLIC_PATHS:
             continue
-        url = path.replace("{call_id}", "x").replace("{entry_id}", "x")
+        if path in WEBSOCKET_PATHS:  # the handshake is refused instead: tests/test_ops_ws.py
+            continue
+        url = path.replace("{call_id}", "x").replace("{entry_id}", "x").replace("{work_order_id}", "1")
         assert "{" not in url, f"add a sample value for {path}"
         for method in methods - {"HEAD", "OPTIONS"}:
             r = c.request(method, url)

@@ -43,6 +43,7 @@ def hub(tmp_path):
     app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False), engine)
     with app.state.sessionmaker() as db:
         create_user(db, "op", "operator", "password1")
+        create_user(db, "adm", "admin", "password1")
         db.commit()
     yield app
     engine.dispose()
@@ -51,8 +52,9 @@ def hub(tmp_path):
 
 @pytest.fixture
 def c(hub):
+    """An admin: sees call records with personal data in clear (operators see them masked)."""
     client = TestClient(hub)
-    assert client.post("/api/auth/login", json={"username": "op", "password": "password1"}).status_code == 200
+    assert client.post("/api/auth/login", json={"username": "adm", "password": "password1"}).status_code == 200
     return client
 
 
@@ -120,6 +122,11 @@ def test_events_build_a_call_record(hub, c):
     assert detail["sip_call_id"] == "sip-c1" and detail["source"] == "127.0.0.1:5070"
     assert [e["type"] for e in detail["events"]] == [e.type for e in events]
     assert c.get("/api/calls/nope").json()["detail"] == "未找到该通话记录"
+
+    op = TestClient(hub)
+    assert op.post("/api/auth/login", json={"username": "op", "password": "password1"}).status_code == 200
+    assert op.get("/api/calls").json()[0]["caller"] == "138****0000"
+    assert "13800000000" not in op.get("/api/calls/c1").text
 
 
 def test_out_of_order_and_duplicates(hub, c):

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from agent_console.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
-from agent_console.models import ROLES, LoginSession, User, utcnow
+from agent_console.models import ROLES, WORK_ORDER_CATEGORIES, LoginSession, User, utcnow
 
 SESSION_RETENTION_DAYS = 30  # expired sessions are deleted this long after expiry
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -46,17 +46,20 @@ def require_user(db: Session, username: str) -> User:
 
 
 def create_user(db: Session, username: str, role: str, password: str, *, display_name: str = "",
-                sip_uri: str | None = None) -> User:
-    """Add a user (the caller commits). Raises UserError for a bad name, role or password."""
+                sip_uri: str | None = None, skills: list[str] | None = None) -> User:
+    """Add a user (the caller commits). Raises UserError for a bad name, role, skill or password."""
     if not USERNAME_RE.match(username):
         raise UserError(f"bad user name {username!r}: use 1-64 letters, digits and _ . @ -")
+    bad_skills = sorted(set(skills or ()) - set(WORK_ORDER_CATEGORIES))
+    if bad_skills:
+        raise UserError(f"bad skills {bad_skills}: choose from {', '.join(WORK_ORDER_CATEGORIES)}")
     if role not in ROLES:
         raise UserError(f"bad role {role!r}: choose one of {', '.join(ROLES)}")
     check_password(password)
     if get_user(db, username) is not None:
         raise UserExists(f"user {username!r} already exists")
     user = User(username=username, role=role, password_hash=hash_password(password),
-                display_name=display_name or username, sip_uri=sip_uri, active=True)
+                display_name=display_name or username, sip_uri=sip_uri, skills=list(skills or []), active=True)
     db.add(user)
     db.flush()
     return user

@@ -36,6 +36,8 @@ class IngestResult:
     duplicates: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
     calls: set[str] = field(default_factory=set)
+    #: the events stored by this batch, in batch order (duplicates left out)
+    stored: list[Any] = field(default_factory=list)
 
 
 def _check_lengths(batch: EventBatch) -> None:
@@ -76,6 +78,7 @@ def ingest_batch(db: Session, batch: EventBatch, now: datetime | None = None) ->
                                received_at=now + timedelta(microseconds=i),
                                payload=e.model_dump(mode="json")))
         result.accepted += 1
+        result.stored.append(e)
         result.by_type[e.type] += 1
         if call_id is None:
             lost_workers.add(e.worker)
@@ -120,7 +123,8 @@ def rebuild_call(db: Session, call_id: str) -> Call:
         elif r.type == "prompt_played":
             prompts.append(str(p.get("prompt", "")))
         elif r.type == "speech_heard" and p.get("kind") == "final":
-            transcript.append({"node": p.get("node", ""), "text": p.get("text", ""),
+            transcript.append({"node": p.get("node", ""), "speaker": p.get("speaker", "caller"),
+                               "text": p.get("text", ""),
                                "confidence": p.get("confidence"), "at": r.ts.isoformat()})
         elif r.type == "handoff_requested":
             handoff = str(p.get("reason", ""))

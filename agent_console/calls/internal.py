@@ -37,11 +37,18 @@ def _store(request: Request, batch: EventBatch) -> IngestResult:
             try:
                 result = ingest_batch(db, batch)
                 db.commit()
-                return result
             except IntegrityError:  # a concurrent batch stored one of these ids first: look again
                 db.rollback()
                 if attempt == _ATTEMPTS - 1:
                     raise
+            else:
+                # the live console follows the newly stored events, in the order they were stored
+                if result.stored:
+                    try:
+                        request.app.state.ops.on_events_stored(result.stored)
+                    except Exception:  # noqa: BLE001 - the events are stored; the live view is best effort
+                        log.exception("live console update failed")
+                return result
         time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
     raise AssertionError("unreachable")
 

@@ -234,6 +234,15 @@ class Router:
                 self._set(op, "wrap_up", call_id, "call_ended", effects)
         return self._settle(effects)
 
+    def assign(self, user_id: int, call_id: str) -> list[Effect]:
+        """The operator is talking on ``call_id`` already (known from before a hub restart)."""
+        effects: list[Effect] = []
+        op = self.operator(user_id)
+        if op.offer is not None:
+            effects += self._revoke(op.offer, "presence", next_state=None)
+        self._set(op, "busy", call_id, "connected", effects)
+        return self._settle(effects)
+
     def accept(self, user_id: int, offer_id: str) -> list[Effect]:
         op = self.operator(user_id)
         offer = op.offer

@@ -1,0 +1,64 @@
+"""IVR workers' command sockets: which worker is connected, and sending it ``CommandEnvelope`` messages.
+
+A worker keeps one websocket to ``/internal/worker/ws?worker=<name>`` (bearer worker token), first sends a
+``WorkerHello``; the hub then sends commands. :meth:`WorkerRegistry.send_command` may be called from any
+thread; it returns False when the worker is not connected (the caller decides what that means).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from ivr.contract import CommandEnvelope, HubCommand
+
+
+@dataclass
+class WorkerConn:
+    worker: str
+    loop: asyncio.AbstractEventLoop
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    calls: list[str] = field(default_factory=list)
+    sent: int = 0
+
+
+class WorkerRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: dict[str, WorkerConn] = {}
+
+    def register(self, conn: WorkerConn) -> WorkerConn | None:
+        """Make ``conn`` the worker's socket; returns the one it replaces (to be closed)."""
+        with self._lock:
+            old = self._conns.get(conn.worker)
+            self._conns[conn.worker] = conn
+            return old
+
+    def unregister(self, conn: WorkerConn) -> None:
+        with self._lock:
+            if self._conns.get(conn.worker) is conn:
+                del self._conns[conn.worker]
+
+    def connected(self) -> list[str]:
+        with self._lock:
+            return sorted(self._conns)
+
+    def is_connected(self, worker: str) -> bool:
+        with self._lock:
+            return worker in self._conns
+
+    def send_command(self, worker: str, command: HubCommand) -> bool:
+        """Queue ``command`` for ``worker``'s socket; False when that worker has no socket open."""
+        text = CommandEnvelope(command=command).model_dump_json()
+        with self._lock:
+            conn = self._conns.get(worker)
+            if conn is None:
+                return False
+            conn.sent += 1
+        try:
+            conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, text)
+        except RuntimeError:  # its loop is closed: the socket is gone
+            self.unregister(conn)
+            return False
+        return True
