@@ -34,7 +34,8 @@ def index_page(user: User | None = Depends(optional_user)) -> Response:
     body = (_page("index.html")
             .replace("{{display_name}}", html.escape(user.display_name or user.username))
             .replace("{{username}}", html.escape(user.username))
-            .replace("{{role}}", html.escape(ROLE_NAMES.get(user.role, user.role))))
+            .replace("{{role}}", html.escape(ROLE_NAMES.get(user.role, user.role)))
+            .replace("{{role_code}}", html.escape(user.role)))
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 

@@ -1,11 +1,16 @@
-"""Working days: Monday to Friday, minus configured holidays, plus configured make-up days (调休)."""
+"""Working days for the console's due dates, on the shared calendar of ``work_orders.calendar`` (China's
+official schedule via chinesecalendar, else Monday to Friday) with the hub's ``holidays`` and
+``extra_workdays`` settings on top."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
+
+from work_orders.calendar import WorkCalendar as _Shared
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,10 @@ class WorkCalendar:
     def of(cls, timezone: str, holidays: Iterable[date] = (), extra_workdays: Iterable[date] = ()) -> WorkCalendar:
         return cls(timezone, frozenset(holidays), frozenset(extra_workdays))
 
+    @cached_property
+    def shared(self) -> _Shared:
+        return _Shared(self.holidays, self.extra_workdays, tz=self.timezone)
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -26,15 +35,8 @@ class WorkCalendar:
         return at.astimezone(self.tz).date()
 
     def is_working_day(self, d: date) -> bool:
-        if d in self.extra_workdays:
-            return True
-        return d.weekday() < 5 and d not in self.holidays
+        return self.shared.is_workday(d)
 
     def next_working_day(self, after: date) -> date:
         """The first working day strictly after ``after``."""
-        d = after + timedelta(days=1)
-        for _ in range(366):
-            if self.is_working_day(d):
-                return d
-            d += timedelta(days=1)
-        raise ValueError("no working day within a year: check the holidays setting")
+        return self.shared.next_workday(after)
