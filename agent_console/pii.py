@@ -31,8 +31,9 @@ TEXT_FIELDS = frozenset({"caller", "text", "query", "content", "note", "notes", 
 _CN_DIGITS = "零〇○一幺二两三四五六七八九"
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"
                     r"[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
-_LANDLINE_RE = re.compile(r"(?<!\d)[(（]?(0\d{2,3})[)）]?[\s-]?(\d{3,4})[\s-]?(\d{4})(?!\d)")
+# no letter or digit right before or after: a hex id such as a call id is not a phone number
+_MOBILE_RE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?![0-9A-Za-z])")
+_LANDLINE_RE = re.compile(r"(?<![0-9A-Za-z])[(（]?(0\d{2,3})[)）]?[\s-]?(\d{3,4})[\s-]?(\d{4})(?![0-9A-Za-z])")
 _TYPES = "|".join(sorted(map(re.escape, KEYPAD_TYPES.values()), key=len, reverse=True))
 _PROVS = "|".join(sorted(map(re.escape, PROVINCES), key=len, reverse=True))
 _CASE_RE = re.compile(
@@ -40,7 +41,7 @@ _CASE_RE = re.compile(
     r"(?:\d{0,4}|[" + _CN_DIGITS + r"]{0,4})\s*(?:" + _TYPES + r")\s*(?:字)?\s*(?:第)?\s*)"
     r"(\d{1,8}|[" + _CN_DIGITS + r"十百千]{1,12})(\s*号)")
 _KEYPAD_CASE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2}\*\d{2,6}\*\d{1,2}\*)(\d{1,8})(#?)(?!\d)")
-_LONG_DIGITS_RE = re.compile(r"\d{7,}|[" + _CN_DIGITS + r"]{7,}")
+_LONG_DIGITS_RE = re.compile(r"(?<![0-9A-Za-z])\d{7,}(?![0-9A-Za-z])|[" + _CN_DIGITS + r"]{7,}")
 
 
 def _stars(n: int) -> str:
@@ -64,6 +65,14 @@ def mask_text(text: str) -> str:
     t = _MOBILE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", t)
     t = _LANDLINE_RE.sub(lambda m: f"{m.group(1)}-{_stars(len(m.group(2)) + 2)}{m.group(3)[-2:]}", t)
     return _LONG_DIGITS_RE.sub(_mask_long, t)
+
+
+def mask_log_values(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every string value of a log line masked (ids and timestamps pass unchanged)."""
+    for k, v in event.items():
+        if isinstance(v, str) and k != "timestamp" and not k.endswith("id"):
+            event[k] = mask_text(v)
+    return event
 
 
 def sees_clear(role: str) -> bool:

@@ -256,11 +256,13 @@ class OpsHub:
             self._emit_call(call, BridgeEvent(bridge=call.bridge))
             q = self.router.queue.get(call.call_id)
             known = q is not None and q.offer is not None and q.offer.offer_id == e.offer_id
-            if e.state == "connected" and q is not None and not known:  # accepted before a hub restart
-                self._effects(self.router.leave(call.call_id, "bridged"))
+            if e.state == "connected" and q is not None and not known:  # accepted before a restart (or a
+                self._effects(self.router.leave(call.call_id, "bridged"))  # bridge we had given up on)
                 user_id = self._accepted_by.get(call.call_id)
+                call.state, call.operator_id = "talking", user_id
                 if user_id is not None:
                     self._effects(self.router.assign(user_id, call.call_id))
+                self._emit_call(call, CallViewEvent(call_id=call.call_id, state="talking"))
             else:
                 self._effects(self.router.bridge_update(call.call_id, e.offer_id, e.state))
         elif t in ("call_ended", "call_rejected"):
