@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import metadata
 
+from court_cases.settings import CaseSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
 
 
@@ -31,3 +32,4 @@ class HubConfig:
     timezone: str = "Asia/Shanghai"
     holidays: tuple[date, ...] = ()
     extra_workdays: tuple[date, ...] = ()
+    cases: CaseSettings = field(default_factory=CaseSettings)

@@ -8,6 +8,7 @@ import typer
 
 from hotline.cli_asr import asr_app
 from hotline.cli_calls import calls_app
+from hotline.cli_cases import cases_app
 from hotline.cli_db import db_app, load
 from hotline.cli_kb import kb_app
 from hotline.cli_models import models_app
@@ -20,6 +21,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(calls_app, name="calls")
 app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
+app.add_typer(cases_app, name="cases")
 app.add_typer(models_app, name="models")
 app.add_typer(asr_app, name="asr")
 app.add_typer(tts_app, name="tts")

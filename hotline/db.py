@@ -25,9 +25,10 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def metadatas() -> list[MetaData]:
     """The metadata of every package that owns tables, in dependency order."""
     from agent_console.models import Base as ConsoleBase
+    from court_cases.models import Base as CasesBase
     from knowledge_base.models import Base as KbBase
 
-    return [ConsoleBase.metadata, KbBase.metadata]
+    return [ConsoleBase.metadata, KbBase.metadata, CasesBase.metadata]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 
 from agent_console.app import create_app
 from agent_console.config import HubConfig
+from court_cases.demo import load_demo_if_empty
+from court_cases.io import DEMO_CASES_PATH, CaseImportError
 from hotline.db import make_engine, session_factory, upgrade_engine
 from hotline.settings import Settings
 from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
@@ -23,7 +25,7 @@ def hub_config(settings: Settings) -> HubConfig:
                      cookie_secure=hub.cookie_secure, session_hours=hub.session_hours,
                      matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
-                     holidays=tuple(hub.holidays), extra_workdays=tuple(hub.extra_workdays))
+                     holidays=tuple(hub.holidays), extra_workdays=tuple(hub.extra_workdays), cases=settings.cases)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:
@@ -43,11 +45,29 @@ def load_default_kb(engine: Engine, path: Path | None = None) -> int:
     return loaded
 
 
+def load_demo_cases(settings: Settings, engine: Engine, path: Path | None = None) -> int:
+    """On first start of a demo store (no cases, no import ever), load the bundled demo cases — unless
+    ``cases.load_demo`` is off or the court's HTTP system answers instead. A broken file is logged, not fatal."""
+    if settings.cases.backend != "demo" or not settings.cases.load_demo:
+        return 0
+    try:
+        with session_factory(engine)() as db:
+            loaded = load_demo_if_empty(db, path, tz=settings.hub.timezone)
+            db.commit()
+    except CaseImportError as e:
+        log.error("demo cases not loaded", path=str(path or DEMO_CASES_PATH), error=str(e))
+        return 0
+    if loaded:
+        log.info("demo cases loaded", cases=loaded)
+    return loaded
+
+
 def build_server(settings: Settings) -> uvicorn.Server:
     """A migrated database and a uvicorn server for the hub, not yet started."""
     engine = make_engine(settings.db_url)
     upgrade_engine(engine)
     load_default_kb(engine)
+    load_demo_cases(settings, engine)
     app = create_app(hub_config(settings), engine)
     # log_config=None: logging is configured by the composition root (hotline.logs), not by uvicorn
     config = uvicorn.Config(app, host=settings.hub.host, port=settings.hub.port, log_level=settings.log.level,

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from agent_console.settings import HubSettings
 from asr.service_settings import SpeechServiceSettings
 from asr.settings import AsrSettings
+from court_cases.settings import CaseSettings
 from ivr.settings import IvrSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
 from sip_config.models import SipSettings
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = Field(default_factory=TtsSettings)
     kb: MatcherSettings = Field(default_factory=MatcherSettings)
     court: CourtInfo = Field(default_factory=CourtInfo)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
 
     config_file: Path | None = Field(None, exclude=True)
 
