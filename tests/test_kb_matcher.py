@@ -130,7 +130,8 @@ def test_out_of_scope_is_handed_off(matcher, text):
 
 
 @pytest.mark.parametrize(("text", "code"), [("", "empty"), ("   ", "empty"), ("嗯嗯啊", "empty"),
-                                           ("你好请问一下", "empty"), ("喂喂", "empty"), ("案", "too_short"), ("法院", "vague")])
+                                           ("你好请问一下", "empty"), ("喂喂", "empty"), ("案", "too_short"),
+                                           ("法院", "vague")])
 def test_empty_short_and_vague_queries_are_handed_off(matcher, text, code):
     r = matcher.match(text)
     assert r.decision == "handoff" and r.faq_id is None and r.reason.startswith(code + ":"), r
