@@ -19,6 +19,8 @@ from agent_console.auth.router import router as auth_router
 from agent_console.calls.internal import router as internal_router
 from agent_console.calls.records import count_open_calls
 from agent_console.calls.router import router as calls_router
+from agent_console.cases.router import internal_router as cases_internal_router
+from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
 from agent_console.health import router as health_router
 from agent_console.kb.router import router as kb_router
@@ -97,4 +99,6 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
                    kb_internal_router, work_orders_router, wallboard_router, ops_ws_router, pages_router):
         app.include_router(router)
+    app.include_router(cases_internal_router)
+    app.include_router(cases_router)
     return app

@@ -55,12 +55,12 @@ class VerifyGuard:
         return datetime.combine(local.date(), time(0), tzinfo=self.tz).astimezone(UTC)
 
     def _failures(self, db: Session, where: ColumnElement[bool], since: datetime) -> int:
-        last_ok = db.scalar(select(func.max(VerifyAttempt.at)).where(where, VerifyAttempt.result == "ok",
-                                                                     VerifyAttempt.at >= since))
-        start = max(since, last_ok) if last_ok is not None else since
-        cond = [where, VerifyAttempt.result == "wrong", VerifyAttempt.at >= start]
+        """Failures today after the key's last success today (attempt ids give the order, not timestamps)."""
+        today = [where, VerifyAttempt.at >= since]
+        last_ok = db.scalar(select(func.max(VerifyAttempt.id)).where(*today, VerifyAttempt.result == "ok"))
+        cond = [*today, VerifyAttempt.result == "wrong"]
         if last_ok is not None:
-            cond.append(VerifyAttempt.at > last_ok)
+            cond.append(VerifyAttempt.id > last_ok)
         return int(db.scalar(select(func.count()).select_from(VerifyAttempt).where(*cond)) or 0)
 
     def state(self, db: Session, caller: str, case_number: str, now: datetime | None = None) -> GuardState:
