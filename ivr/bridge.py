@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: SIP final responses of the operator's phone as stable reasons for the hub (others: the reason phrase)
+FAILURE_REASONS = {486: "busy", 600: "busy", 603: "declined", 408: "no_answer", 480: "no_answer", 487: "cancelled",
+                   404: "not_found", 484: "not_found", 604: "not_found", 488: "no_common_codec"}
+
+
+def failure_reason(status_code: int | None, phrase: str) -> str:
+    if status_code in FAILURE_REASONS:
+        return FAILURE_REASONS[status_code]
+    return "_".join(phrase.lower().split())[:60] or "failed"
+
 
 class LegHost(Protocol):
     """What a worker lends a call for an outbound leg."""
@@ -123,12 +133,12 @@ class OperatorLeg:
             elif self._end_reason:
                 self._fail(status_code or None, self._end_reason)
             else:
-                self._fail(status_code or None, reason or "failed")
+                self._fail(status_code or None, failure_reason(status_code, reason))
         elif self.state == "connected":
             self.state = "ended"
             why = self._end_reason or "operator_hangup"
             self.reason = why
-            self.emit("ended", status_code or None, why)
+            self.emit("ended", None, why)
             log.info("operator_leg_ended", call_id=self.session.call_id, reason=why)
             self._on_state(self)
         self.host.retire(self.call, self.port)
@@ -215,20 +225,16 @@ class OperatorLeg:
         with contextlib.suppress(pj.Error):
             call.hangup(pj.CallOpParam(True))
 
-    def caller_left(self) -> None:
-        """The caller hung up: report the leg's end now (before the caller's CallEnded), then end it."""
-        if self.state == "dialing":
-            self._end_reason = "caller_hangup"
-            self.state = "failed"
-            self.status_code, self.reason = None, "caller_hangup"
-            self.emit("failed", None, "caller_hangup")
-        elif self.state == "connected":
-            self._end_reason = "caller_hangup"
-            self.state = "ended"
-            self.reason = "caller_hangup"
-            self.emit("ended", None, "caller_hangup")
-        else:
+    def caller_left(self, reason: str = "caller_hangup") -> None:
+        """The caller's call ended (hung up, or ended by the IVR/hub): report the leg's end now (before the
+        caller's CallEnded), then end it."""
+        if self.state not in ("dialing", "connected"):
             return
+        state = "failed" if self.state == "dialing" else "ended"
+        self._end_reason = reason
+        self.state = state
+        self.status_code, self.reason = None, reason
+        self.emit(state, None, reason)
         call = self.call
         if call is not None and not call.disconnected:
             self.loop.call_soon(self._hangup_now, call)

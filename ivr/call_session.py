@@ -45,6 +45,7 @@ class CallSession:
         self.hangup_cause: str | None = None
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=50)  # 100 ms chunks: ~5 s for the speech service
         self.task: asyncio.Task | None = None
+        self.ack_timer: asyncio.TimerHandle | None = None  # set by the worker: check_confirmed
         self.ended = False
         self._media_connected = False
         self.call_audio: pj.AudioMedia | None = None

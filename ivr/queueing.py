@@ -123,7 +123,7 @@ class QueueWait:
     def _caller_gone(self) -> None:
         """Runs in CallSession.on_disconnected, before CallEnded."""
         if self.leg is not None:
-            self.leg.caller_left()
+            self.leg.caller_left(getattr(self.ch, "hangup_cause", None) or "caller_hangup")
         self.leave("hangup")
 
     # ---- the wait ---------------------------------------------------------------------------

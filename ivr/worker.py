@@ -124,7 +124,7 @@ class Worker:
         op.statusCode = 200
         call.answer(op)
         self.emit(CallAnswered, call_id=call_id)
-        asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
+        session.ack_timer = asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
         log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
 
     # ---- call slots and operator legs (ivr.bridge.LegHost) ----------------------------------
@@ -169,6 +169,9 @@ class Worker:
             log.warning("reject_failed", code=code, error=e.info())
 
     def _closed(self, session: CallSession) -> None:
+        if session.ack_timer is not None:  # a pending timer would keep the session's pjsua objects alive
+            session.ack_timer.cancel()
+            session.ack_timer = None
         self.sessions.pop(session.call_id, None)
         self.retire(session.call, session.port)
         log.info("call_closed", call_id=session.call_id, active=len(self.sessions))

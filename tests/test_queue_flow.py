@@ -250,3 +250,108 @@ def test_handoff_arguments_are_validated():
     refs = Handoff().prompt_refs()
     assert {"hold_music", "queue_ahead", "number_ten", "callback_message", "after_hours", "beep"} <= set(refs)
     assert all(PromptLibrary(BUNDLED_PROMPTS, 8000).exists(r) for r in refs)
+
+
+async def test_an_operator_leg_needs_a_free_call_slot(prompts, tmp_path):
+    """4 calls per process: an operator leg takes a slot; without one the offer fails with no_slot."""
+    from types import SimpleNamespace
+
+    from ivr.worker import Worker
+
+    w = Worker.__new__(Worker)
+    w.cfg = SimpleNamespace(sip=SimpleNamespace(max_calls_per_worker=4))
+    w.sessions, w.legs, w.draining = {"a": 1, "b": 2, "c": 3}, 0, False
+    assert w.reserve_leg() and w.legs == 1
+    assert not w.reserve_leg() and not w._slot_free()  # 3 callers + 1 operator leg: full, new callers get 486
+    w.release_leg()
+    assert w._slot_free()
+
+    class FullHost:
+        def reserve_leg(self) -> bool:
+            return False
+
+    ch = SimChannel()
+    ch.host = FullHost()
+    ctx, events = context(prompts, ch, tmp_path, hub_link=Link(), working_hours=WorkingHours(mode="open"))
+    task = asyncio.create_task(run_handoff(ctx, Handoff(announce_every_s=5, max_wait_s=60)))
+    await asyncio.sleep(0.2)
+    ch.command(BridgeCommand(call_id="sim", offer_id="o9", target="sip:op@127.0.0.1:1"))
+    await asyncio.sleep(0.3)
+    assert [(e["state"], e["reason"]) for e in of(events, BridgeUpdate)] == [("failed", "no_slot")]
+    assert not task.done() and ch.queued
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_sip_failures_become_stable_reasons():
+    from ivr.bridge import failure_reason
+
+    assert [failure_reason(c, p) for c, p in [(486, "Busy Here"), (603, "Decline"), (480, "Temporarily Unavailable"),
+                                             (404, "Not Found"), (500, "Server Internal Error")]] == [
+        "busy", "declined", "no_answer", "not_found", "server_internal_error"]
+
+
+class FakeSpeech:
+    """A vosk-protocol speech service: a final every 5th chunk, the rest at eof; TTS is a 1 s tone."""
+
+    def __init__(self) -> None:
+        self.tts: list[str] = []
+        self.configs: list[dict] = []
+
+    async def handler(self, ws) -> None:
+        import json
+
+        n = 0
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                n += 1
+                await ws.send(json.dumps({"text": f"第{n // 5}句"} if n % 5 == 0 else {"partial": f"第{n // 5 + 1}"},
+                                         ensure_ascii=False))
+                continue
+            data = json.loads(msg)
+            if "config" in data:
+                self.configs.append(data["config"])
+            elif "tts" in data:
+                self.tts.append(data["tts"]["text"])
+                await ws.send(np.full(data["tts"]["rate"], 1000, dtype="<i2").tobytes())
+            elif "eof" in data:
+                await ws.send(json.dumps({"text": "最后"}, ensure_ascii=False))
+                await ws.close()
+                return
+
+
+async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spoken_by_the_voice(prompts, tmp_path):
+    from websockets.asyncio.server import serve
+
+    from ivr.contract import SpeechHeard
+    from ivr.queueing import QueueWait, _transcribe
+    from ivr.speech_client import transcribe_pcm
+
+    fake = FakeSpeech()
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        ch = SimChannel()
+        ctx, events = context(prompts, ch, tmp_path, speech_url=url)
+
+        async def chunks(k: int):
+            for _ in range(k):
+                yield bytes(1600)
+
+        await _transcribe(ctx, "operator", chunks(11), url)
+        heard = of(events, SpeechHeard)
+        finals = [(h["speaker"], h["text"]) for h in heard if h["kind"] == "final"]
+        assert finals == [("operator", "第1句"), ("operator", "第2句"), ("operator", "最后")]
+        assert {h["speaker"] for h in heard} == {"operator"} and any(h["kind"] == "partial" for h in heard)
+        assert fake.configs[0]["priority"] == 1 and fake.configs[0]["sample_rate"] == 8000
+
+        assert await transcribe_pcm(url, bytes(16000 * 2), 8000) == "第1句第2句第3句第4句最后"  # 20 chunks
+
+        ch.queue_status = QueueStatus(call_id="sim", position=12, operators_ready=0)
+        clip = await QueueWait(ctx, Handoff())._announcement()
+        assert fake.tts == ["您前面还有十二位，请耐心等待；如需回电请按1。"]
+        assert clip.name == "queue_position:12" and clip.duration_ms == 1000
+    # without the voice: the bundled prompts, joined
+    ctx.extra["speech_url"] = "ws://127.0.0.1:1"
+    clip = await QueueWait(ctx, Handoff())._announcement()
+    assert clip.name == "queue_position:12" and clip.duration_ms > 4000
