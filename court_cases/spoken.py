@@ -147,6 +147,12 @@ def _clause(text: str) -> str:
 def status_sentence(case: CaseInfo, *, now: datetime | None = None, tz: str = DEFAULT_TZ) -> str:
     """The status of ``case`` as the voice says it: stage, the next hearing (when still ahead), the judge and
     department, the enforcement and refund status where the case system has them."""
+    return "".join(status_parts(case, now=now, tz=tz))
+
+
+def status_parts(case: CaseInfo, *, now: datetime | None = None, tz: str = DEFAULT_TZ) -> list[str]:
+    """:func:`status_sentence` as its sentences, each ending in 。: a voice can speak the first while it renders
+    the next (the first is short: cause and stage)."""
     parts = [f"您查询的案件，案由是{case.cause}，目前{case.stage.spoken}。"]
     h = case.next_hearing
     if h is not None and (now is None or h.at >= now):
@@ -165,4 +171,4 @@ def status_sentence(case: CaseInfo, *, now: datetime | None = None, tz: str = DE
         parts.append("执行情况：" + _clause(case.enforcement_status))
     if case.refund_status:
         parts.append("退费情况：" + _clause(case.refund_status))
-    return "".join(parts)
+    return parts

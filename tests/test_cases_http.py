@@ -45,6 +45,7 @@ class FakeCourt:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 65536  # one segment per response: no Nagle / delayed-ACK stalls on loopback
 
             def log_message(self, *args) -> None:
                 pass
@@ -56,6 +57,7 @@ class FakeCourt:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                    self.wfile.flush()
                 except OSError:  # the client gave up (timeout tests)
                     pass
 

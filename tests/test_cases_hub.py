@@ -125,6 +125,9 @@ def test_verify_then_the_status_and_a_ticket_for_the_rest_of_the_call(hub):
     assert r["say"] == r["status"] == (
         "您查询的案件，案由是民间借贷纠纷，目前正在审理中。下次开庭时间是二零二七年三月五日，星期五，上午九点三十分，"
         "地点在第三法庭。承办法官是王明，书记员是陈静，承办部门是民一庭。")
+    assert r["status_parts"] == ["您查询的案件，案由是民间借贷纠纷，目前正在审理中。",
+                                 "下次开庭时间是二零二七年三月五日，星期五，上午九点三十分，地点在第三法庭。",
+                                 "承办法官是王明，书记员是陈静，承办部门是民一庭。"]
     assert r["case"] == {"case_number": N1234, "stage": "in_trial", "stage_name": "审理中", "judge": "王明",
                          "clerk": "陈静", "department": "民一庭", "judge_team_line": "sip:8101@pbx.court.example"}
     ticket = r["ticket"]

@@ -34,7 +34,7 @@ from court_cases.spoken import (
     SAY_NOT_FOUND,
     SAY_UNAVAILABLE,
     readback,
-    status_sentence,
+    status_parts,
     tries_left_sentence,
 )
 from court_cases.system import SECRET_MAX, CaseSystem, CaseSystemUnavailable
@@ -71,6 +71,8 @@ class LookupReply(BaseModel):
     readback: str | None = Field(None, description="confirmation to speak: 您输入的案号是……")
     verified: bool = False
     status: str | None = Field(None, description="the status sentence; only with a valid ticket")
+    status_parts: list[str] = Field(default_factory=list, description="the status as its sentences, to render "
+                                                                      "and play one after the other")
     case: CaseBrief | None = None
     say: str = Field(description="what to speak now: the status (verified), else the read-back or an apology")
 
@@ -91,6 +93,7 @@ class VerifyReply(BaseModel):
     tries_left: int = 0
     ticket: str | None = Field(None, description="pass to /internal/cases/lookup for the rest of the call")
     status: str | None = Field(None, description="the status sentence (result ok)")
+    status_parts: list[str] = Field(default_factory=list, description="the status as its sentences")
     case: CaseBrief | None = None
     say: str
 
@@ -154,8 +157,8 @@ class CaseDesk:
     def _brief(self, case: CaseInfo) -> CaseBrief:
         return CaseBrief(**case.brief())
 
-    def _status(self, case: CaseInfo) -> str:
-        return status_sentence(case, now=self.clock(), tz=self.tz)
+    def _status(self, case: CaseInfo) -> list[str]:
+        return status_parts(case, now=self.clock(), tz=self.tz)
 
     # ------------------------------------------------------------ IVR
 
@@ -172,9 +175,10 @@ class CaseDesk:
             return LookupReply(result="not_found", say=SAY_NOT_FOUND, **base)
         said = readback(case.case_number, ref.value if ref.is_lookup else None)
         if self.tickets.valid(req.ticket, case.case_number, req.caller):
-            status = self._status(case)
+            parts = self._status(case)
             return LookupReply(result="found", case_number=case.case_number, readback=said, verified=True,
-                               status=status, case=self._brief(case), say=status, **base)
+                               status="".join(parts), status_parts=parts, case=self._brief(case), say="".join(parts),
+                               **base)
         return LookupReply(result="found", case_number=case.case_number, readback=said, say=said, **base)
 
     def _canonical(self, ref: CaseRef) -> str | None:
@@ -234,9 +238,10 @@ class CaseDesk:
         if case is None:
             return VerifyReply(result="ok", case_number=number, tries_left=self.settings.verify_max_failures,
                                ticket=ticket, say=say)
-        status = self._status(case)
+        parts = self._status(case)
         return VerifyReply(result="ok", case_number=number, tries_left=self.settings.verify_max_failures,
-                           ticket=ticket, status=status, case=self._brief(case), say=status)
+                           ticket=ticket, status="".join(parts), status_parts=parts, case=self._brief(case),
+                           say="".join(parts))
 
     # ------------------------------------------------------------ staff
 
@@ -254,7 +259,7 @@ class CaseDesk:
             return None
         doc = case.model_dump(mode="json")
         doc["stage_name"] = case.stage.label
-        doc["status"] = self._status(case)
+        doc["status"] = "".join(self._status(case))
         if not clear:
             doc["parties"] = [{"name": mask_name(p.name), "role": p.role} for p in case.parties]
         with self.sessions() as db:
