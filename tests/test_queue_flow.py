@@ -355,3 +355,26 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
     ctx.extra["speech_url"] = "ws://127.0.0.1:1"
     clip = await QueueWait(ctx, Handoff())._announcement()
     assert clip.name == "queue_position:12" and clip.duration_ms > 4000
+
+
+async def test_the_record_verb_re_records_on_2(prompts, tmp_path):
+    from ivr.flow.menu import parse_menu
+
+    menu = parse_menu("start: m\nnodes:\n  m:\n    - record: {purpose: contact_judge, prompt: contact_judge_intro, "
+                      "confirm: true, max_s: 3}\n    - hangup\n", "t.yaml", prompts)
+    verb = menu.nodes["m"][0]
+    ch = SimChannel(voice_s=10.0)  # speaks through: each take ends at max_s
+    ctx, events = context(prompts, ch, tmp_path)
+    task = asyncio.create_task(verb.run(ctx))
+    while not any(p[0] == "record_confirm" for p in ch.played):
+        await asyncio.sleep(0.02)
+    ch.press("2")  # record again
+    while [p[0] for p in ch.played].count("record_confirm") < 2:
+        await asyncio.sleep(0.02)
+    ch.press("1")
+    assert await asyncio.wait_for(task, 10) is None
+    names = [p[0] for p in ch.played]
+    assert names == ["contact_judge_intro", "beep", "record_confirm", "beep", "record_confirm"], names
+    msg = of(events, MessageRecorded)
+    assert len(msg) == 1 and msg[0]["purpose"] == "contact_judge"
+    assert msg[0]["duration_s"] == pytest.approx(3.0, abs=0.15)

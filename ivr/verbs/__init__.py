@@ -9,11 +9,12 @@ from ivr.verbs.kb_answer import KbAnswer
 from ivr.verbs.listen import Listen
 from ivr.verbs.pause import Pause
 from ivr.verbs.play import Play
+from ivr.verbs.record import Record
 from ivr.verbs.repeat import Repeat
 from ivr.verbs.say import Say
 
 VERBS: dict[str, type[Verb]] = {
-    v.name: v for v in (Play, Say, Gather, Listen, KbAnswer, Goto, Repeat, Pause, Handoff, Hangup)
+    v.name: v for v in (Play, Say, Gather, Listen, KbAnswer, Goto, Repeat, Pause, Handoff, Record, Hangup)
 }
 
 __all__ = ["VERBS", "Verb"]
