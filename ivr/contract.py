@@ -146,6 +146,7 @@ class MessageRecorded(_Event):
     recording: str = Field(description="file name under the recordings directory")
     duration_s: float
     text: str = Field("", description="the transcript of the message ('' when nothing was recognized)")
+    case_number: str = Field("", description="the verified case the message is about (menus 3 and 4), canonical form")
 
 
 class MediaStats(BaseModel):
