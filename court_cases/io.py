@@ -33,9 +33,6 @@ field, in Simplified Chinese.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +42,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import table_import
 from court_cases.case import DEFAULT_TZ, PARTY_ROLES, STAGE_NAMES, CaseInfo, Hearing, Party, Stage, aware
 from court_cases.numbers import LOOKUP_MAX, LOOKUP_MIN, lookup_number, normalise
+from table_import import (
+    ImportRejected,
+    RowError,
+    body,
+    csv_rows,
+    extra_cells,
+    header,
+    json_list,
+    shown,
+    split_list,
+)
 
 FIELDS: tuple[str, ...] = (
     "case_number", "lookup_number", "cause", "parties", "stage", "hearing_at", "hearing_place", "judge", "clerk",
@@ -58,8 +67,6 @@ MAX_LEN = {"cause": 100, "hearing_place": 64, "judge": 32, "clerk": 32, "departm
            "enforcement_status": 200, "refund_status": 200}
 #: shipped with the package, loaded into an empty demo store on first start (``cases.load_demo``)
 DEMO_CASES_PATH = Path(__file__).parent / "data" / "demo_cases.json"
-MAX_REPORTED = 50
-SEPARATOR = "|"
 _ID6_RE = re.compile(r"^\d{5}[\dX]$")
 _PASSWORD_RE = re.compile(r"^\d{4,12}$")
 _LINE_RE = re.compile(r"^(sips?:[^\s]{3,120}|\+?[\d\-#* ]{3,32})$")
@@ -67,31 +74,8 @@ _LINE_RE = re.compile(r"^(sips?:[^\s]{3,120}|\+?[\d\-#* ]{3,32})$")
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class RowError:
-    """One problem: ``row`` None for the file as a whole, ``field`` None for the row as a whole."""
-
-    row: int | None
-    field: str | None
-    message: str
-    unit: str = "行"
-
-    def __str__(self) -> str:
-        where = f"第{self.row}{self.unit} " if self.row is not None else ""
-        what = f"{self.field} 字段" if self.field else ""
-        return f"{where}{what}{self.message}"
-
-
-class CaseImportError(Exception):
-    """A rejected import: nothing was stored. ``str(e)`` lists the problems (Simplified Chinese)."""
-
-    def __init__(self, errors: Sequence[RowError], total: int | None = None) -> None:
-        self.errors = list(errors)
-        self.total = total if total is not None else len(self.errors)
-        lines = [str(e) for e in self.errors]
-        if self.total > len(lines):
-            lines.append(f"……另有 {self.total - len(lines)} 处错误")
-        super().__init__("\n".join(lines))
+class CaseImportError(ImportRejected):
+    """A rejected case import: nothing was stored. ``str(e)`` lists the problems (Simplified Chinese)."""
 
 
 @dataclass
@@ -109,40 +93,11 @@ class CaseRow:
 
 
 def _file_error(message: str) -> CaseImportError:
-    return CaseImportError([RowError(None, None, message)])
+    return CaseImportError.file(message)  # type: ignore[return-value]
 
 
 def format_of(name: str | Path) -> str:
-    suffix = Path(str(name)).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise _file_error(f"无法识别的文件类型“{Path(str(name)).name}”：请使用 .json 或 .csv 文件")
-    return suffix
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return f"“{text[:40]}{'…' if len(text) > 40 else ''}”"
-
-
-def split_list(cell: str) -> list[str]:
-    """The items of a list cell: ``a|b`` → ``["a", "b"]``; ``\\|`` is a literal ``|``, ``\\\\`` a ``\\``."""
-    if not cell.strip():
-        return []
-    items, buf, i = [], [], 0
-    while i < len(cell):
-        ch = cell[i]
-        if ch == "\\" and i + 1 < len(cell) and cell[i + 1] in "|\\":
-            buf.append(cell[i + 1])
-            i += 2
-            continue
-        if ch == SEPARATOR:
-            items.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-        i += 1
-    items.append("".join(buf))
-    return items
+    return table_import.format_of(name, FORMATS, CaseImportError)
 
 
 # ---------------------------------------------------------------- one row
@@ -171,21 +126,21 @@ def _party(item: Any, n: int) -> tuple[Party | None, str | None, str | None]:
     if isinstance(item, dict):
         extra = set(item) - {"role", "name", "id_last6"}
         if extra:
-            return None, None, f"{where}不允许：多余的键 {_shown(sorted(extra))}（只允许 role、name、id_last6）"
+            return None, None, f"{where}不允许：多余的键 {shown(sorted(extra))}（只允许 role、name、id_last6）"
         role, name, id6 = item.get("role"), item.get("name"), item.get("id_last6")
     elif isinstance(item, str):
         parts = [p.strip() for p in re.split(r"[:：]", item)]
         if len(parts) not in (2, 3):
-            return None, None, (f"{where}格式不对：{_shown(item)} 应为“身份:姓名”或“身份:姓名:身份证后6位”，"
+            return None, None, (f"{where}格式不对：{shown(item)} 应为“身份:姓名”或“身份:姓名:身份证后6位”，"
                                 "例如 原告:张三:12345X")
         role, name = parts[0], parts[1]
         id6 = parts[2] if len(parts) == 3 else None
     else:
-        return None, None, f"{where}类型错误：应为文本或对象，实际是 {_shown(item)}"
+        return None, None, f"{where}类型错误：应为文本或对象，实际是 {shown(item)}"
     if not isinstance(role, str) or not role.strip():
         return None, None, f"{where}缺少当事人身份（例如 原告、被告、申请执行人）"
     if role.strip() not in PARTY_ROLES:
-        return None, None, f"{where}无效：{_shown(role)} 不是已知的当事人身份，可选 {'、'.join(PARTY_ROLES[:11])} 等"
+        return None, None, f"{where}无效：{shown(role)} 不是已知的当事人身份，可选 {'、'.join(PARTY_ROLES[:11])} 等"
     if not isinstance(name, str) or not name.strip():
         return None, None, f"{where}缺少当事人姓名"
     if len(name.strip()) > 64:
@@ -207,7 +162,7 @@ def _text(record: dict[str, Any], name: str, errors: list[tuple[str | None, str]
                                                                                      "query_password"):
         value = str(value)
     if not isinstance(value, str):
-        errors.append((name, f"类型错误：应为文本，实际是 {_shown(value)}"))
+        errors.append((name, f"类型错误：应为文本，实际是 {shown(value)}"))
         return None
     value = value.strip()
     if name in MAX_LEN and len(value) > MAX_LEN[name]:
@@ -219,7 +174,7 @@ def _text(record: dict[str, Any], name: str, errors: list[tuple[str | None, str]
 def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, list[tuple[str | None, str]]]:
     """(the row, []) or (None, [(field, Chinese message), ...]); ``row`` of the result is set by the caller."""
     if not isinstance(record, dict):
-        return None, [(None, f"类型错误：应为一个对象，实际是 {_shown(record)}")]
+        return None, [(None, f"类型错误：应为一个对象，实际是 {shown(record)}")]
     errors: list[tuple[str | None, str]] = []
     for name in record:
         if name not in FIELDS:
@@ -235,20 +190,20 @@ def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, lis
     if isinstance(raw, str) and raw.strip():
         ref = normalise(raw)
         if ref is None:
-            errors.append(("case_number", f"无效：{_shown(raw)} 不是有效的案号"
+            errors.append(("case_number", f"无效：{shown(raw)} 不是有效的案号"
                                           "（例如 （2023）粤0305民初1234号 或按键形式 2023*440305*1*1234）"))
         elif ref.kind == "lookup":
-            errors.append(("case_number", f"无效：{_shown(raw)} 是查询号，不是案号；查询号请填在 lookup_number 列"))
+            errors.append(("case_number", f"无效：{shown(raw)} 是查询号，不是案号；查询号请填在 lookup_number 列"))
         else:
             data["case_number"] = ref.value
     elif raw is not None and not isinstance(raw, str):
-        errors.append(("case_number", f"类型错误：应为文本，实际是 {_shown(raw)}"))
+        errors.append(("case_number", f"类型错误：应为文本，实际是 {shown(raw)}"))
 
     raw = record.get("lookup_number")
     if raw is not None and not (isinstance(raw, str) and not raw.strip()):
         digits = lookup_number(str(raw)) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
         if digits is None:
-            errors.append(("lookup_number", f"无效：{_shown(raw)} 应为 {LOOKUP_MIN} 至 {LOOKUP_MAX} 位数字"))
+            errors.append(("lookup_number", f"无效：{shown(raw)} 应为 {LOOKUP_MIN} 至 {LOOKUP_MAX} 位数字"))
         else:
             data["lookup_number"] = digits
 
@@ -261,11 +216,11 @@ def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, lis
     if isinstance(raw, str) and raw.strip():
         stage = Stage.parse(raw)
         if stage is None:
-            errors.append(("stage", f"无效：{_shown(raw)} 不是有效阶段，可选 {STAGE_NAMES}"))
+            errors.append(("stage", f"无效：{shown(raw)} 不是有效阶段，可选 {STAGE_NAMES}"))
         else:
             data["stage"] = stage
     elif raw is not None and not isinstance(raw, str):
-        errors.append(("stage", f"类型错误：应为文本，实际是 {_shown(raw)}"))
+        errors.append(("stage", f"类型错误：应为文本，实际是 {shown(raw)}"))
 
     raw = record.get("parties")
     items: list[Any] | None = None
@@ -274,7 +229,7 @@ def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, lis
     elif isinstance(raw, list):
         items = raw
     elif raw is not None:
-        errors.append(("parties", f"类型错误：应为列表，实际是 {_shown(raw)}"))
+        errors.append(("parties", f"类型错误：应为列表，实际是 {shown(raw)}"))
     id_last6: list[str | None] = []
     if items:
         if len(items) > 50:
@@ -295,9 +250,9 @@ def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, lis
             continue
         parsed = parse_time(value, tz)
         if parsed is None:
-            errors.append((name, f"无效：{_shown(value)} 不是有效的日期时间（例如 2027-03-05 09:30）"))
+            errors.append((name, f"无效：{shown(value)} 不是有效的日期时间（例如 2027-03-05 09:30）"))
         elif name == "hearing_at" and ":" not in value:
-            errors.append((name, f"无效：{_shown(value)} 缺少开庭时间（例如 2027-03-05 09:30）"))
+            errors.append((name, f"无效：{shown(value)} 缺少开庭时间（例如 2027-03-05 09:30）"))
         else:
             data[name] = parsed
     place = _text(record, "hearing_place", errors)
@@ -309,7 +264,7 @@ def validate_row(record: Any, tz: str = DEFAULT_TZ) -> tuple[CaseRow | None, lis
     line = _text(record, "judge_team_line", errors)
     if line is not None:
         if not _LINE_RE.match(line):
-            errors.append(("judge_team_line", f"无效：{_shown(line)} 应为 SIP 地址（sip:…）或电话号码"))
+            errors.append(("judge_team_line", f"无效：{shown(line)} 应为 SIP 地址（sip:…）或电话号码"))
         else:
             data["judge_team_line"] = line
 
@@ -346,89 +301,40 @@ def _validate_rows(rows: Iterable[tuple[int, Any]], unit: str, total: int, tz: s
         case.row, case.unit = row, unit
         number = case.info.case_number
         if number in seen:
-            errors.append(RowError(row, "case_number", f"重复：{_shown(number)} 已在第{seen[number]}{unit}出现", unit))
+            errors.append(RowError(row, "case_number", f"重复：{shown(number)} 已在第{seen[number]}{unit}出现", unit))
         else:
             seen[number] = row
         lookup = case.info.lookup_number
         if lookup is not None:
             if lookup in seen_lookup:
                 errors.append(RowError(row, "lookup_number",
-                                       f"重复：查询号 {_shown(lookup)} 已在第{seen_lookup[lookup]}{unit}出现", unit))
+                                       f"重复：查询号 {shown(lookup)} 已在第{seen_lookup[lookup]}{unit}出现", unit))
             else:
                 seen_lookup[lookup] = row
         out.append(case)
     if errors:
-        raise CaseImportError(errors[:MAX_REPORTED], len(errors))
+        raise CaseImportError.of(errors)
     return out
 
 
 # ---------------------------------------------------------------- files
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        try:
-            data.decode("gb18030")
-        except UnicodeDecodeError:
-            hint = ""
-        else:
-            hint = "（看起来是 GBK/GB18030 编码）"
-        raise _file_error(f"文件编码错误：第{line}行不是有效的 UTF-8{hint}，请另存为 UTF-8 编码后重新导入") from None
-
-
 def _read_json(data: bytes, tz: str, progress: Progress | None) -> list[CaseRow]:
-    try:
-        doc = json.loads(_decode(data))
-    except json.JSONDecodeError as e:
-        raise _file_error(f"JSON 格式错误：第{e.lineno}行第{e.colno}列：{e.msg}") from None
-    if not isinstance(doc, list):
-        raise _file_error("JSON 文件应为一个列表（[ {...}, {...} ]），每个元素是一个案件")
+    doc = json_list(data, CaseImportError, "一个案件")
     return _validate_rows(enumerate(doc, 1), "条", len(doc), tz, progress)
 
 
-def _header(cells: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    errors: list[RowError] = []
-    for col, cell in enumerate(cells, 1):
-        name = cell.strip()
-        if not name:
-            if any(c.strip() for c in cells[col:]):
-                errors.append(RowError(1, None, f"表头第{col}列为空"))
-            names.append("")
-            continue
-        if name not in FIELDS:
-            errors.append(RowError(1, name, "不允许：多余的列（只允许 " + "、".join(FIELDS) + "）"))
-        elif name in names:
-            errors.append(RowError(1, name, "重复：表头中出现了两次"))
-        names.append(name)
-    errors.extend(RowError(1, f, "缺失：表头中没有这一列") for f in FIELDS if f in REQUIRED and f not in names)
-    if errors:
-        raise CaseImportError(errors)
-    return names
-
-
 def _csv_record(row: int, names: list[str], cells: Sequence[str]) -> dict[str, Any] | RowError:
-    if len(cells) > len(names) and any(c.strip() for c in cells[len(names):]):
-        return RowError(row, None, f"列数多于表头（{len(cells)} > {len(names)}）")
+    if (extra := extra_cells(row, names, cells)) is not None:
+        return extra
     return {name: cell for name, cell in zip(names, cells, strict=False) if name and cell.strip()}
 
 
 def _read_csv(data: bytes, tz: str, progress: Progress | None) -> list[CaseRow]:
-    text = _decode(data)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as e:
-        raise _file_error(f"CSV 格式错误：{e}") from None
-    while rows and not any(c.strip() for c in rows[-1]):
-        rows.pop()
-    if not rows:
-        raise _file_error("文件是空的：第1行应为表头（" + ",".join(FIELDS) + "）")
-    names = _header(rows[0])
-    body = [(n, cells) for n, cells in enumerate(rows[1:], 2) if any(c.strip() for c in cells)]
-    return _validate_rows(((n, _csv_record(n, names, cells)) for n, cells in body), "行", len(body), tz, progress)
+    first, rest = body(csv_rows(data, CaseImportError), FIELDS, CaseImportError)
+    names = header(first, FIELDS, REQUIRED, CaseImportError)
+    return _validate_rows(((n, _csv_record(n, names, cells)) for n, cells in rest), "行", len(rest), tz, progress)
 
 
 def read_cases(data: bytes, fmt: str, *, tz: str = DEFAULT_TZ, progress: Progress | None = None) -> list[CaseRow]:

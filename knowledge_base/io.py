@@ -20,15 +20,27 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+import table_import
 from knowledge_base.entry import CATEGORIES, CATEGORY_NAMES, FaqEntry
 from knowledge_base.store import ImportResult, Progress, apply_import, list_entries, never_filled, to_faq
+from table_import import (
+    ImportRejected,
+    RowError,
+    body,
+    csv_rows,
+    extra_cells,
+    header,
+    join_list,
+    json_list,
+    shown,
+    split_list,
+)
 
 FIELDS: tuple[str, ...] = ("id", "category", "question", "variants", "answer", "keywords")
 REQUIRED: frozenset[str] = frozenset({"id", "category", "question", "answer"})
@@ -38,61 +50,24 @@ MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 #: shipped with the package; written by the knowledge-base content work, loaded on first start
 DEFAULT_KB_PATH = Path(__file__).parent / "data" / "default_kb.json"
-#: at most this many problems are listed (the rest are counted)
-MAX_REPORTED = 50
-SEPARATOR = "|"
 
 
-@dataclass(frozen=True)
-class RowError:
-    """One problem: ``row`` None for the file as a whole, ``field`` None for the row as a whole."""
-
-    row: int | None
-    field: str | None
-    message: str
-    unit: str = "行"
-
-    def __str__(self) -> str:
-        where = f"第{self.row}{self.unit} " if self.row is not None else ""
-        what = f"{self.field} 字段" if self.field else ""
-        return f"{where}{what}{self.message}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "message": str(self)}
-
-
-class KbImportError(Exception):
-    """A rejected import: nothing was stored. ``str(e)`` lists the problems (Simplified Chinese)."""
-
-    def __init__(self, errors: Sequence[RowError], total: int | None = None) -> None:
-        self.errors = list(errors)
-        self.total = total if total is not None else len(self.errors)
-        lines = [str(e) for e in self.errors]
-        if self.total > len(lines):
-            lines.append(f"……另有 {self.total - len(lines)} 处错误")
-        super().__init__("\n".join(lines))
+class KbImportError(ImportRejected):
+    """A rejected knowledge-base import: nothing was stored. ``str(e)`` lists the problems (Simplified Chinese)."""
 
 
 def _file_error(message: str) -> KbImportError:
-    return KbImportError([RowError(None, None, message)])
+    return KbImportError.file(message)  # type: ignore[return-value]
 
 
 def format_of(name: str | Path) -> str:
     """``json``, ``csv`` or ``xlsx`` from a file name's extension."""
-    suffix = Path(str(name)).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise _file_error(f"无法识别的文件类型“{Path(str(name)).name}”：请使用 .json、.csv 或 .xlsx 文件")
-    return suffix
+    return table_import.format_of(name, FORMATS, KbImportError)
 
 
 # ---------------------------------------------------------------- validation messages
 
 _CATEGORY_LIST = "、".join(f"{c}（{CATEGORY_NAMES[c]}）" for c in CATEGORIES)
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return f"“{text[:40]}{'…' if len(text) > 40 else ''}”"
 
 
 def describe(err: ValidationError) -> list[tuple[str | None, str]]:
@@ -111,7 +86,7 @@ def describe(err: ValidationError) -> list[tuple[str | None, str]]:
         elif kind == "extra_forbidden":
             msg = "不允许：不是知识条目的字段（只允许 " + "、".join(FIELDS) + "）"
         elif kind == "literal_error":
-            msg = f"无效：{_shown(value)} 不是有效类别，可选 {_CATEGORY_LIST}"
+            msg = f"无效：{shown(value)} 不是有效类别，可选 {_CATEGORY_LIST}"
         elif kind == "string_too_short":
             msg = f"{item}无效：太短（至少 {ctx.get('min_length')} 个字）"
         elif kind == "string_too_long":
@@ -119,12 +94,12 @@ def describe(err: ValidationError) -> list[tuple[str | None, str]]:
         elif kind == "too_long":
             msg = f"无效：项数太多（最多 {ctx.get('max_length')} 项）"
         elif kind == "string_pattern_mismatch":
-            msg = (f"无效：{_shown(value)} 格式不对（字母或数字开头，只含字母、数字、_ . -，最长 32 个字符，"
+            msg = (f"无效：{shown(value)} 格式不对（字母或数字开头，只含字母、数字、_ . -，最长 32 个字符，"
                    "例如 F001）")
         elif kind == "string_type":
-            msg = f"{item}类型错误：应为文本，实际是 {_shown(value)}"
+            msg = f"{item}类型错误：应为文本，实际是 {shown(value)}"
         elif kind == "list_type":
-            msg = f"类型错误：应为文本列表，实际是 {_shown(value)}"
+            msg = f"类型错误：应为文本列表，实际是 {shown(value)}"
         elif kind == "value_error" and "empty" in str(e.get("msg", "")):
             msg = "无效：列表中不能有空项"
         elif kind == "model_type":
@@ -155,12 +130,12 @@ def _validate_rows(rows: Iterable[tuple[int, Any]], unit: str, progress: Progres
             errors.append(record)
             continue
         if not isinstance(record, dict):
-            errors.append(RowError(row, None, f"类型错误：应为一个对象，实际是 {_shown(record)}", unit))
+            errors.append(RowError(row, None, f"类型错误：应为一个对象，实际是 {shown(record)}", unit))
             continue
         raw_id = record.get("id")
         key = raw_id.strip() if isinstance(raw_id, str) else None
         if key and key in seen:
-            errors.append(RowError(row, "id", f"重复：{_shown(key)} 已在第{seen[key]}{unit}出现", unit))
+            errors.append(RowError(row, "id", f"重复：{shown(key)} 已在第{seen[key]}{unit}出现", unit))
         elif key:
             seen[key] = row
         try:
@@ -170,87 +145,21 @@ def _validate_rows(rows: Iterable[tuple[int, Any]], unit: str, progress: Progres
             continue
         entries.append(entry)
     if errors:
-        raise KbImportError(errors[:MAX_REPORTED], len(errors))
+        raise KbImportError.of(errors)
     return entries
 
 
 # ---------------------------------------------------------------- readers
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        try:
-            data.decode("gb18030")
-        except UnicodeDecodeError:
-            hint = ""
-        else:
-            hint = "（看起来是 GBK/GB18030 编码）"
-        raise _file_error(f"文件编码错误：第{line}行不是有效的 UTF-8{hint}，请另存为 UTF-8 编码后重新导入") from None
-
-
-def split_list(cell: str) -> list[str]:
-    """The items of a list cell: ``a|b`` → ``["a", "b"]``; ``\\|`` is a literal ``|``, ``\\\\`` a ``\\``."""
-    if not cell.strip():
-        return []
-    items, buf, i = [], [], 0
-    while i < len(cell):
-        ch = cell[i]
-        if ch == "\\" and i + 1 < len(cell) and cell[i + 1] in "|\\":
-            buf.append(cell[i + 1])
-            i += 2
-            continue
-        if ch == SEPARATOR:
-            items.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-        i += 1
-    items.append("".join(buf))
-    return items
-
-
-def join_list(items: Iterable[str]) -> str:
-    return SEPARATOR.join(x.replace("\\", "\\\\").replace(SEPARATOR, "\\" + SEPARATOR) for x in items)
-
-
 def _read_json(data: bytes, progress: Progress | None) -> list[FaqEntry]:
-    text = _decode(data)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _file_error(f"JSON 格式错误：第{e.lineno}行第{e.colno}列：{e.msg}") from None
-    if not isinstance(doc, list):
-        raise _file_error("JSON 文件应为一个列表（[ {...}, {...} ]），每个元素是一条知识条目")
+    doc = json_list(data, KbImportError, "一条知识条目")
     return _validate_rows(enumerate(doc, 1), "条", progress, len(doc))
 
 
-def _header(cells: Sequence[Any]) -> list[str]:
-    names: list[str] = []
-    errors: list[RowError] = []
-    for col, cell in enumerate(cells, 1):
-        name = cell.strip() if isinstance(cell, str) else ("" if cell is None else str(cell))
-        if not name:
-            if any(c not in (None, "") for c in cells[col:]):
-                errors.append(RowError(1, None, f"表头第{col}列为空"))
-            names.append("")
-            continue
-        if name not in FIELDS:
-            errors.append(RowError(1, name, "不允许：多余的列（只允许 " + "、".join(FIELDS) + "）"))
-        elif name in names:
-            errors.append(RowError(1, name, "重复：表头中出现了两次"))
-        names.append(name)
-    errors.extend(RowError(1, f, "缺失：表头中没有这一列") for f in FIELDS if f in REQUIRED and f not in names)
-    if errors:
-        raise KbImportError(errors)
-    return names
-
-
 def _table_record(row: int, names: list[str], cells: Sequence[Any]) -> dict[str, Any] | RowError:
-    if len(cells) > len(names) and any(c not in (None, "") for c in cells[len(names):]):
-        return RowError(row, None, f"列数多于表头（{len(cells)} > {len(names)}）")
+    if (extra := extra_cells(row, names, cells)) is not None:
+        return extra
     record: dict[str, Any] = {}
     for name, cell in zip(names, cells, strict=False):
         if not name:
@@ -258,7 +167,7 @@ def _table_record(row: int, names: list[str], cells: Sequence[Any]) -> dict[str,
         if cell is None:
             cell = ""
         if not isinstance(cell, str):  # XLSX numbers, dates, booleans
-            return RowError(row, name, f"类型错误：应为文本，实际是 {_shown(cell)}（请将单元格设为文本格式）")
+            return RowError(row, name, f"类型错误：应为文本，实际是 {shown(cell)}（请将单元格设为文本格式）")
         record[name] = split_list(cell) if name in LIST_FIELDS else cell
     for name in names[len(cells):]:
         if name:
@@ -267,22 +176,13 @@ def _table_record(row: int, names: list[str], cells: Sequence[Any]) -> dict[str,
 
 
 def _read_table(rows: list[Sequence[Any]], progress: Progress | None) -> list[FaqEntry]:
-    while rows and all(c in (None, "") or (isinstance(c, str) and not c.strip()) for c in rows[-1]):
-        rows.pop()
-    if not rows:
-        raise _file_error("文件是空的：第1行应为表头（" + ",".join(FIELDS) + "）")
-    names = _header(rows[0])
-    body = [(n, cells) for n, cells in enumerate(rows[1:], 2)
-            if any(c not in (None, "") for c in cells)]  # blank lines are skipped
-    return _validate_rows(((n, _table_record(n, names, cells)) for n, cells in body), "行", progress, len(body))
+    first, rest = body(rows, FIELDS, KbImportError)  # blank lines are skipped
+    names = header(first, FIELDS, REQUIRED, KbImportError)
+    return _validate_rows(((n, _table_record(n, names, cells)) for n, cells in rest), "行", progress, len(rest))
 
 
 def _read_csv(data: bytes, progress: Progress | None) -> list[FaqEntry]:
-    text = _decode(data)
-    try:
-        rows = [[csv_cell_in(c) for c in row] for row in csv.reader(io.StringIO(text, newline=""), strict=True)]
-    except csv.Error as e:
-        raise _file_error(f"CSV 格式错误：{e}") from None
+    rows = [[csv_cell_in(c) for c in row] for row in csv_rows(data, KbImportError)]
     return _read_table(rows, progress)
 
 
