@@ -21,20 +21,13 @@ from court_cases.io import CaseImportError, read_file
 from court_cases.spoken import status_sentence
 from court_cases.system import CaseSystemUnavailable
 from hotline.cli_db import ConfigOption, fail, load, open_session
-from hotline.cli_kb import _Bar, _progress, cli_user
+from hotline.cli_kb import _Bar, _progress, cli_user, rejected
 from hotline.db import make_engine, session_factory, upgrade_engine
 
 cases_app = typer.Typer(help="Court cases for self-service by phone: the demo store (import, list) and lookups.",
                         no_args_is_help=True)
 
 StageOpt = Enum("StageOpt", {s.value: s.value for s in Stage}, type=str)  # type: ignore[misc]
-
-
-def _rejected(e: CaseImportError, file: Path) -> typer.Exit:
-    typer.secho(f"error: 导入被拒绝，案件库未做任何更改（{file}，{e.total} 处错误）：", err=True, fg=typer.colors.RED)
-    for line in str(e).splitlines():
-        typer.echo(f"  {line}", err=True)
-    return typer.Exit(2)
 
 
 @cases_app.command("import")
@@ -57,7 +50,7 @@ def import_cmd(
         try:
             rows = read_file(file, tz=settings.hub.timezone, progress=_Bar(progress, "校验 / validating"))
         except CaseImportError as e:
-            raise _rejected(e, file) from None
+            raise rejected(e, file, "案件库") from None
         with open_session(config) as db:
             try:
                 result = apply_import(db, rows, cli_user(), source=str(file), replace=replace,
@@ -65,7 +58,7 @@ def import_cmd(
                 db.commit()
             except CaseImportError as e:
                 db.rollback()
-                raise _rejected(e, file) from None
+                raise rejected(e, file, "案件库") from None
             except SQLAlchemyError as e:
                 db.rollback()
                 raise fail(f"import failed, nothing changed: {e}") from None

@@ -22,6 +22,7 @@ from hotline.cli_db import ConfigOption, fail, open_session
 from knowledge_base.entry import CATEGORIES
 from knowledge_base.io import KbImportError, export_bytes, format_of, read_file
 from knowledge_base.store import KbError, apply_import, list_entries
+from table_import import ImportRejected
 
 kb_app = typer.Typer(help="FAQ knowledge base: import, export, list.", no_args_is_help=True)
 
@@ -61,11 +62,12 @@ def _progress() -> Progress:
                     console=Console(stderr=True), transient=True)
 
 
-def _rejected(e: KbImportError, file: Path) -> typer.Exit:
-    typer.secho(f"error: 导入被拒绝，知识库未做任何更改（{file}，{e.total} 处错误）：", err=True, fg=typer.colors.RED)
+def rejected(e: ImportRejected, file: Path, store: str = "知识库") -> typer.Exit:
+    """Print a rejected import's problems (row and field each) and exit 2: bad input, nothing changed."""
+    typer.secho(f"error: 导入被拒绝，{store}未做任何更改（{file}，{e.total} 处错误）：", err=True, fg=typer.colors.RED)
     for line in str(e).splitlines():
         typer.echo(f"  {line}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 @kb_app.command("import")
@@ -85,7 +87,7 @@ def import_cmd(
         try:
             entries = read_file(file, _Bar(progress, "校验 / validating"))
         except KbImportError as e:
-            raise _rejected(e, file) from None
+            raise rejected(e, file) from None
         with open_session(config) as db:
             try:
                 result = apply_import(db, entries, cli_user(), replace=replace,

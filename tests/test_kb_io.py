@@ -247,12 +247,12 @@ def test_cli_import_export_list(home, tmp_path, monkeypatch):
     bad.write_bytes(GBK_CSV)
     before = state(home)
     r = runner.invoke(app, ["kb", "import", str(bad), "--replace", "-c", str(home)])
-    assert r.exit_code == 1 and "未做任何更改" in r.output and "第2行" in r.output, r.output
+    assert r.exit_code == 2 and "未做任何更改" in r.output and "第2行" in r.output, r.output
     bad.write_text(HEADER + "\nF100,consult,怎么立案,,到立案窗口办理,\nF101,bogus,问题问题,,答案答案,\n")
     r = runner.invoke(app, ["kb", "import", str(bad), "-c", str(home)])
-    assert r.exit_code == 1 and "第3行 category 字段无效" in r.output, r.output
+    assert r.exit_code == 2 and "第3行 category 字段无效" in r.output, r.output
     r = runner.invoke(app, ["kb", "import", str(tmp_path / "kb.txt"), "-c", str(home)])
-    assert r.exit_code == 1 and "无法识别的文件类型" in r.output
+    assert r.exit_code == 2 and "无法识别的文件类型" in r.output
     assert state(home) == before
 
     monkeypatch.setattr("hotline.cli_kb.LARGE", 1)  # the progress bar path
