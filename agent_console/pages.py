@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from functools import cache
 from importlib import resources
 
@@ -11,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agent_console.deps import optional_user
 from agent_console.models import User
+from agent_console.ops.routing import PHONE_FAILURES
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -35,7 +37,8 @@ def index_page(user: User | None = Depends(optional_user)) -> Response:
             .replace("{{display_name}}", html.escape(user.display_name or user.username))
             .replace("{{username}}", html.escape(user.username))
             .replace("{{role}}", html.escape(ROLE_NAMES.get(user.role, user.role)))
-            .replace("{{role_code}}", html.escape(user.role)))
+            .replace("{{role_code}}", html.escape(user.role))
+            .replace('"{{phone_failures}}"', json.dumps(sorted(PHONE_FAILURES))))
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 

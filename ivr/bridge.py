@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 #: SIP final responses of the operator's phone as stable reasons for the hub (others: the reason phrase)
+#: (the hub sets the operator away for these, except ``cancelled``; see agent_console.ops.routing.PHONE_FAILURES)
 FAILURE_REASONS = {486: "busy", 600: "busy", 603: "declined", 408: "no_answer", 480: "no_answer", 487: "cancelled",
-                   404: "not_found", 484: "not_found", 604: "not_found", 488: "no_common_codec"}
+                   404: "not_found", 410: "not_found", 484: "not_found", 604: "not_found", 488: "no_common_codec",
+                   502: "unreachable", 503: "unreachable", 504: "unreachable"}
 
 
 def failure_reason(status_code: int | None, phrase: str) -> str:

@@ -151,7 +151,7 @@ def test_bridge_failed_puts_the_call_back_at_its_place(router, clock):
     router.enqueue("c3", "w0", None)
     offer = router.operators[1].offer
     router.accept(1, offer.offer_id)
-    eff = router.bridge_update("c1", offer.offer_id, "failed")
+    eff = router.bridge_update("c1", offer.offer_id, "failed", "busy")
     assert [(e.reason) for e in eff if isinstance(e, OfferRevoked)] == ["bridge_failed"]
     assert router.operators[1].state == "away" and router.operators[1].call_id is None
     assert [q.call_id for q in router.waiting()] == ["c1", "c2", "c3"]
@@ -168,8 +168,56 @@ def test_bridge_that_never_reports_times_out(router, clock):
     assert router.tick() == []
     clock.advance(2)
     eff = router.tick()
-    assert [e.reason for e in eff if isinstance(e, OfferRevoked)] == ["bridge_failed"]
+    # the worker never reported: not the operator's doing, so they are offered the call again at once
+    assert [e.reason for e in eff if isinstance(e, OfferRevoked)] == ["bridge_unavailable"]
+    assert router.operators[1].state == "ready" and router.queue["c1"].offer.user_id == 1
+
+
+@pytest.mark.parametrize("reason", ["busy", "no_answer", "declined", "not_found", "unreachable"])
+def test_a_phone_that_does_not_take_the_call_sets_its_operator_away(router, clock, reason):
+    ready(router, clock, 1)
+    router.enqueue("c1", "w0", None)
+    router.accept(1, router.operators[1].offer.offer_id)
+    eff = router.bridge_update("c1", router.queue["c1"].offer.offer_id, "failed", reason)
+    assert PresenceChanged(1, "away", None, "bridge_failed") in eff
     assert router.queue["c1"].state == "waiting"
+
+
+@pytest.mark.parametrize("reason", ["no_slot", "busy_dialing", "dial_error: Invalid URI (PJSIP_EINVALIDURI)",
+                                    "not_queued", "caller_chose_callback", "worker_not_connected", "no_sip", ""])
+def test_a_bridge_the_worker_could_not_place_leaves_the_operator_ready(router, clock, reason):
+    ready(router, clock, 1)  # idle since 1001
+    ready(router, clock, 2, after=5.0)  # idle since 1006
+    router.enqueue("c1", "w0", None)
+    router.enqueue("c2", "w0", None)
+    o1, o2 = router.operators[1].offer, router.operators[2].offer
+    assert (o1.call_id, o2.call_id) == ("c1", "c2")
+    router.accept(1, o1.offer_id)
+    clock.advance(3)
+    eff = router.bridge_update("c1", o1.offer_id, "failed", reason)
+    assert [e.reason for e in eff if isinstance(e, OfferRevoked)] == ["bridge_unavailable"]
+    assert PresenceChanged(1, "ready", None, "bridge_unavailable") in eff
+    assert not [e for e in eff if isinstance(e, PresenceChanged) and e.state == "away"]
+    op = router.operators[1]
+    assert op.since == 1001.0  # keeps the idle time it had before accepting
+    assert [q.call_id for q in router.waiting()] == ["c1", "c2"] and router.positions()["c1"] == 0
+    assert offers(eff) == [("c1", 1)]  # back to the queue, and to the same operator (the only free one)
+    # the worker's answer about an offer that is no longer current changes nothing
+    assert router.bridge_update("c1", o1.offer_id, "failed", "busy") == []
+    assert op.state == "ready"
+
+
+def test_the_caller_leaving_while_the_phone_rings_leaves_the_operator_ready(router, clock):
+    ready(router, clock, 1)
+    router.enqueue("c1", "w0", None)
+    offer = router.operators[1].offer
+    router.accept(1, offer.offer_id)
+    # the worker reports the leg's end (caller_hangup) before the caller's QueueLeft and CallEnded
+    eff = router.bridge_update("c1", offer.offer_id, "failed", "caller_hangup")
+    assert router.operators[1].state == "ready"
+    eff = router.leave("c1", "hangup") + router.call_ended("c1")
+    assert router.queue == {} and router.operators[1].state == "ready" and router.operators[1].offer is None
+    assert not [e for e in eff if isinstance(e, PresenceChanged) and e.state == "away"]
 
 
 def test_caller_leaving_revokes_the_offer_without_blaming_the_operator(router, clock):

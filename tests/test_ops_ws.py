@@ -267,7 +267,7 @@ def test_bridge_failed_puts_the_call_back_in_the_queue_and_the_operator_away(hub
     op.send({"type": "accept", "offer_id": offer["offer_id"]})
     bridge = worker.next("bridge", call_id="bf1")
     post_events(hub, [BridgeUpdate(call_id="bf1", worker="w0", offer_id=bridge.offer_id, target=bridge.target,
-                                   state="failed", status_code=480, reason="no answer")])
+                                   state="failed", status_code=480, reason="no_answer")])
     op.until("presence", operator__state="away", operator__reason="bridge_failed")
     q = op.has_or_until("queue")
     assert [(e["call_id"], e["position"], e["state"]) for e in q["entries"]] == [("bf1", 0, "waiting")]

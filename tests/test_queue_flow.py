@@ -288,8 +288,9 @@ def test_sip_failures_become_stable_reasons():
     from ivr.bridge import failure_reason
 
     assert [failure_reason(c, p) for c, p in [(486, "Busy Here"), (603, "Decline"), (480, "Temporarily Unavailable"),
-                                             (404, "Not Found"), (500, "Server Internal Error")]] == [
-        "busy", "declined", "no_answer", "not_found", "server_internal_error"]
+                                             (404, "Not Found"), (500, "Server Internal Error"),
+                                             (503, "Service Unavailable")]] == [
+        "busy", "declined", "no_answer", "not_found", "server_internal_error", "unreachable"]
 
 
 class FakeSpeech:

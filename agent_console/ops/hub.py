@@ -264,7 +264,7 @@ class OpsHub:
                     self._effects(self.router.assign(user_id, call.call_id))
                 self._emit_call(call, CallViewEvent(call_id=call.call_id, state="talking"))
             else:
-                self._effects(self.router.bridge_update(call.call_id, e.offer_id, e.state))
+                self._effects(self.router.bridge_update(call.call_id, e.offer_id, e.state, e.reason))
         elif t in ("call_ended", "call_rejected"):
             self._end(call, e.ts)
 
@@ -349,7 +349,7 @@ class OpsHub:
             log.warning("ops: worker %s has no command socket; bridge of call %s failed", eff.worker, eff.call_id)
             self._say(eff.user_id, ErrorEvent(code="worker_not_connected",
                                               message="无法连接该来电所在的语音节点，来电已退回队列"))
-            self._effects(self.router.bridge_update(eff.call_id, eff.offer_id, "failed"))
+            self._effects(self.router.bridge_update(eff.call_id, eff.offer_id, "failed", "worker_not_connected"))
 
     def _persist_event(self, call_id: str, type_: str, payload: dict[str, Any]) -> None:
         now = utcnow()

@@ -11,8 +11,12 @@ worker commands); the hub holds one :class:`Router` behind a lock.
   up the calls behind it.
 - An offer not answered within ``offer_timeout_s`` is revoked and its operator set ``away`` (missed).
 - Accept → the operator is ``busy`` on the call and the worker is asked to ring the operator's phone;
-  bridge ``connected`` → the call leaves the queue; ``failed`` (or no answer from the worker within
-  ``bridge_timeout_s``) → the call waits again at its place and the operator goes ``away``.
+  bridge ``connected`` → the call leaves the queue; ``failed`` → the call waits again at its place. When
+  the operator's phone refused or missed the call (:data:`PHONE_FAILURES`: busy, no answer, declined, unknown
+  or unreachable address, no common codec) the operator goes ``away``; any other reason is the worker's or the
+  caller's (no free call slot, a dial already running, a dial error, the caller left or chose a callback;
+  also no word from the worker within ``bridge_timeout_s``) and the operator is ``ready`` again, keeping
+  the idle time they had before accepting.
 - The call ends (or the bridge does) → the operator is in ``wrap_up`` until ``wrap_up_done``.
 """
 
@@ -25,6 +29,21 @@ from typing import Literal
 
 Presence = Literal["ready", "busy", "wrap_up", "away"]
 PRESENCES: tuple[str, ...] = ("ready", "busy", "wrap_up", "away")
+
+
+#: reasons of a failed bridge that mean the operator's phone did not take the call (ivr.bridge.FAILURE_REASONS)
+PHONE_FAILURES = frozenset({"busy", "no_answer", "declined", "not_found", "unreachable", "no_common_codec"})
+
+
+def phone_failed(reason: str) -> bool:
+    """Is a failed bridge the operator's phone's doing (set them away), not the worker's or the caller's?
+
+    Only the reasons the worker derives from the phone's SIP answer count; anything else (``no_slot``,
+    ``busy_dialing``, ``dial_error: ...``, ``not_queued``, ``caller_chose_callback``, ``caller_hangup``, a
+    reason this hub does not know) leaves the operator ready: a wrongly "away" operator silently stops taking
+    calls, a wrongly "ready" one at worst sees the same offer again.
+    """
+    return reason in PHONE_FAILURES
 
 
 class RoutingError(ValueError):
@@ -40,6 +59,7 @@ class Offer:
     expires_at: float
     accepted_at: float | None = None
     bridge_deadline: float | None = None
+    idle_since: float | None = None  # the operator's idle-since before accepting (restored if not their fault)
 
 
 @dataclass
@@ -87,7 +107,7 @@ class OfferMade:
 @dataclass(frozen=True)
 class OfferRevoked:
     offer: Offer
-    reason: str  # timeout, declined, caller_left, presence, bridge_failed
+    reason: str  # timeout, declined, caller_left, presence, bridge_failed (the phone), bridge_unavailable (not)
 
 
 @dataclass(frozen=True)
@@ -256,6 +276,7 @@ class Router:
             raise RoutingError("您的账号未配置SIP话机地址，无法接听，请联系管理员")
         now = self.clock()
         offer.accepted_at, offer.bridge_deadline = now, now + self.bridge_timeout_s
+        offer.idle_since = op.since
         op.offer = None
         effects: list[Effect] = []
         self._set(op, "busy", q.call_id, "accepted", effects)
@@ -271,7 +292,7 @@ class Router:
             q.declined.add(user_id)
         return self._settle(self._revoke(op.offer, "declined", next_state=None))
 
-    def bridge_update(self, call_id: str, offer_id: str, state: str) -> list[Effect]:
+    def bridge_update(self, call_id: str, offer_id: str, state: str, reason: str = "") -> list[Effect]:
         effects: list[Effect] = []
         q = self.queue.get(call_id)
         if state == "connected":
@@ -284,7 +305,10 @@ class Router:
                 effects += [CallConnected(call_id, user_id, offer_id), QueueChanged()]
         elif state == "failed":
             if q is not None and q.offer is not None and q.offer.offer_id == offer_id:
-                effects += self._revoke(q.offer, "bridge_failed", next_state="away")
+                if phone_failed(reason):
+                    effects += self._revoke(q.offer, "bridge_failed", next_state="away")
+                else:
+                    effects += self._revoke(q.offer, "bridge_unavailable", next_state="ready")
         elif state == "ended":
             for op in self.operators.values():
                 if op.call_id == call_id and op.state == "busy" and call_id not in self.queue:
@@ -301,8 +325,8 @@ class Router:
                 continue
             if o.accepted_at is None and now >= o.expires_at:
                 effects += self._revoke(o, "timeout", next_state="away")
-            elif o.bridge_deadline is not None and now >= o.bridge_deadline:
-                effects += self._revoke(o, "bridge_failed", next_state="away")
+            elif o.bridge_deadline is not None and now >= o.bridge_deadline:  # the worker never said: not the
+                effects += self._revoke(o, "bridge_unavailable", next_state="ready")  # operator's doing
         return self._settle(effects)
 
     def next_deadline(self) -> float | None:
@@ -339,7 +363,10 @@ class Router:
             if next_state is None:
                 next_state = "ready"
         if next_state is not None:
+            was_busy = op.state == "busy"
             self._set(op, next_state, None, {"timeout": "missed_offer"}.get(reason, reason), effects)
+            if next_state == "ready" and was_busy and offer.idle_since is not None:
+                op.since = offer.idle_since  # a bridge that failed through no fault of theirs costs no place
         return effects
 
     def _dispatch(self, effects: list[Effect]) -> None:
