@@ -21,7 +21,16 @@ from agent_console.ops.live import LiveCall
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.service import category_from_menu, create_order, draft_for_call
 from hotline.db import make_engine, upgrade_engine
-from ivr.contract import BridgeUpdate, CallEnded, EventBatch, KbDecided, QueueLeft, SpeechHeard
+from ivr.contract import (
+    BridgeUpdate,
+    CallEnded,
+    CommandEnvelope,
+    EventBatch,
+    KbDecided,
+    QueueLeft,
+    SpeechHeard,
+    WorkerHello,
+)
 from tests.ops_support import queued_call
 
 TOKEN = "worker-token-for-tests"
@@ -152,3 +161,54 @@ def test_work_order_numbers_per_day_and_the_draft(db_file):
         assert draft.case_number == "（2023）粤0305民初1234号" and draft.citizen_phone == "13812345678"
         assert draft.content == "（2023）粤0305民初1234号什么时候开庭"
         assert [x["speaker"] for x in draft.transcript] == ["caller", "operator"]
+
+
+def test_a_worker_hello_ends_the_calls_that_worker_no_longer_has(db_file):
+    """A restarted worker (or one whose call_ended never arrived) says which calls it has: the others of that
+    worker leave the queue and the live view, their records close as worker_lost, and a restarted hub does not
+    bring them back."""
+    app = app_on(db_file)
+    with app.state.sessionmaker() as db:
+        op_id = create_user(db, "op", "operator", "password1", sip_uri="sip:op@127.0.0.1").id
+        db.commit()
+    t0 = datetime.now(UTC) - timedelta(minutes=3)
+    with TestClient(app) as c:
+        for i, (cid, worker) in enumerate([("gone", "w0"), ("kept", "w0"), ("talk", "w0"), ("other", "w1")]):
+            post(c, queued_call(cid, worker=worker, t0=t0 + timedelta(seconds=i)))
+        ops = app.state.ops
+        with ops.lock:  # the operator talks on "talk" (a call the restarted worker lost too)
+            ops.attach(type("U", (), {"id": op_id, "username": "op", "display_name": "op", "sip_uri": "sip:op@x",
+                                      "skills": [], "role": "operator"})(), lambda m: None)
+            ops._effects(ops.router.set_presence(op_id, "ready"))
+            offer = ops.router.operators[op_id].offer
+            ops._effects(ops.router.decline(op_id, offer.offer_id))  # "gone" is declined
+            ops._effects(ops.router.decline(op_id, ops.router.operators[op_id].offer.offer_id))  # "kept" too
+            offer = ops.router.operators[op_id].offer
+            assert offer.call_id == "talk"
+            ops._effects(ops.router.accept(op_id, offer.offer_id))
+        post(c, [BridgeUpdate(call_id="talk", worker="w0", offer_id=offer.offer_id, target="sip:op@x",
+                              state="connected")])
+        assert [q.call_id for q in ops.router.waiting()] == ["gone", "kept", "other"]
+
+        with c.websocket_connect("/internal/worker/ws?worker=w0", headers=AUTH) as ws:
+            ws.send_text(WorkerHello(worker="w0", calls=["kept"]).model_dump_json())
+            status = CommandEnvelope.model_validate_json(ws.receive_text()).command
+            assert (status.type, status.call_id, status.position) == ("queue_status", "kept", 0)
+        ops.persist.flush()
+        assert [q.call_id for q in ops.router.waiting()] == ["kept", "other"]
+        assert ops.calls["gone"].state == ops.calls["talk"].state == "ended"
+        assert ops.calls["kept"].state == "queued" and ops.calls["other"].state == "queued"
+        assert ops.router.operators[op_id].state == "wrap_up"  # the call it talked on is over
+        with app.state.sessionmaker() as db:
+            rows = {x.call_id: (x.status, x.end_cause, x.end_side) for x in db.scalars(select(Call))}
+        assert rows["gone"] == rows["talk"] == ("ended", "worker_lost", "system")
+        assert rows["kept"][0] == rows["other"][0] == "answered"
+
+        # a call the hub first heard of after the worker's socket opened is not judged by that hello
+        post(c, queued_call("late", worker="w0"))
+        ops.on_worker_hello("w0", ["kept"], opened_at=ops.calls["late"].seen_at - 0.5)
+        assert ops.calls["late"].state == "queued"
+
+    restarted = app_on(db_file).state.ops
+    assert [q.call_id for q in restarted.router.waiting()] == ["kept", "other", "late"]
+    assert "gone" not in restarted.calls and "talk" not in restarted.calls

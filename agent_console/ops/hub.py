@@ -52,7 +52,7 @@ from agent_console.ops.protocol import (
 )
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.service import ensure_auto_order
-from ivr.contract import BridgeCommand, CallEvent, QueueStatus
+from ivr.contract import BridgeCommand, CallEnded, CallEvent, EventBatch, QueueStatus
 from knowledge_base.settings import fill_placeholders
 from knowledge_base.store import get_entry
 
@@ -112,6 +112,19 @@ class Persister:
             self._thread.join(5)
 
 
+def _close_calls(call_ids: list[str], worker: str, at: datetime) -> Callable[[Session], None]:
+    """A database job: close the call records of calls a worker no longer has (cause ``worker_lost``)."""
+
+    def job(db: Session) -> None:
+        from agent_console.calls.ingest import ingest_batch
+
+        events = [CallEnded(call_id=call_id, worker=worker, ts=at, cause="worker_lost", side="system")
+                  for call_id in call_ids]
+        ingest_batch(db, EventBatch(events=events))
+
+    return job
+
+
 class OpsHub:
     def __init__(self, sessionmaker: Callable[[], Session], matcher: Any = None, *,
                  calendar: WorkCalendar | None = None, offer_timeout_s: float = 15.0,
@@ -133,6 +146,7 @@ class OpsHub:
         self.persist = Persister(sessionmaker)
         self._direct: dict[int, set[Callable[[dict[str, Any]], None]]] = {}
         self._accepted_by: dict[str, int] = {}  # call_id -> user who accepted it (for a restart)
+        self._rebuilding = False
 
     # ================================================================== worker events
     def on_events_stored(self, events: Iterable[Any]) -> None:
@@ -214,7 +228,8 @@ class OpsHub:
             if t in ("call_rejected", "call_ended"):
                 self._effects(self.router.call_ended(e.call_id))
                 return
-            call = self.calls[e.call_id] = LiveCall(e.call_id, e.worker, e.ts)
+            call = self.calls[e.call_id] = LiveCall(e.call_id, e.worker, e.ts,
+                                                    seen_at=0.0 if self._rebuilding else self.clock())
         if t == "call_offered":
             call.caller = e.caller
             self._emit_call(call, CallViewEvent(call_id=call.call_id, caller=call.caller, state=call.state))
@@ -427,9 +442,36 @@ class OpsHub:
                             if c.state == "ended" and c.ended_at and c.ended_at < cutoff and c.call_id not in held]:
                 del self.calls[call_id]
 
-    def on_worker_hello(self, worker: str, calls: list[str]) -> None:
-        """A worker (re)connected: tell it where its queued callers stand."""
+    def on_worker_hello(self, worker: str, calls: list[str], opened_at: float | None = None) -> None:
+        """A worker (re)connected: end the calls of it that it no longer has, tell it where its queued callers
+        stand.
+
+        ``calls`` are the worker's live calls. A call this hub still shows as live on that worker but missing
+        from the list is gone (the worker restarted, or its end never reached the hub): it is ended in the live
+        view, leaves the queue (its operator, if any, goes to wrap-up), and its call record is closed as
+        ``worker_lost`` — so a restarted hub does not bring it back. A real ``call_ended`` from the worker's
+        spool, if one comes later, wins (it is earlier).
+
+        Only calls the hub knew before ``opened_at`` (when it accepted the worker's socket; the worker builds its
+        hello after that) are judged: a call that began after the hello was built is rightly not in it."""
+        live = set(calls)
+        now = self.clock()
+        cutoff = now if opened_at is None else opened_at
         with self.lock:
+            stale_ids = {c.call_id for c in self.calls.values() if c.worker == worker and c.state != "ended"
+                         and c.call_id not in live and c.seen_at < cutoff}
+            stale_ids |= {q.call_id for q in self.router.waiting() if q.worker == worker and q.call_id not in live
+                          and q.call_id not in self.calls}
+            for call_id in sorted(stale_ids):
+                call = self.calls.get(call_id)
+                if call is not None:
+                    self._end(call, _dt(now))
+                else:
+                    self._effects(self.router.call_ended(call_id))
+            if stale_ids:
+                log.warning("ops: worker %s no longer has %d call(s) the hub showed live; ended them: %s",
+                            worker, len(stale_ids), ", ".join(sorted(stale_ids)))
+                self.persist.submit(_close_calls(sorted(stale_ids), worker, _dt(now)))
             ready = self.router.operators_ready()
             positions = self.router.positions()
             for q in self.router.waiting():
@@ -491,27 +533,34 @@ class OpsHub:
                     select(CallEventRecord).where(CallEventRecord.call_id == call_id)
                     .order_by(CallEventRecord.ts, CallEventRecord.received_at)))
         with self.lock:
-            for call_id, rows in rows_by_call.items():
-                for row in rows:
-                    if row.type == "offer_accepted":
-                        self._accepted_by[call_id] = int(row.payload.get("user_id", 0))
-                        continue
-                    if row.type == "operator_note":
-                        call = self.calls.get(call_id)
-                        if call is not None:
-                            with contextlib.suppress(ValidationError):
-                                call.notes.append(NoteOut.model_validate(
-                                    {k: v for k, v in row.payload.items() if k != "user_id"}))
-                        continue
-                    try:
-                        event = _event_adapter.validate_python(row.payload)
-                    except ValidationError:
-                        continue
-                    try:
-                        self._apply(event)
-                    except Exception:  # noqa: BLE001
-                        log.exception("ops: rebuilding call %s failed at a %s event", call_id, row.type)
+            self._rebuilding = True
+            try:
+                self._replay(rows_by_call)
+            finally:
+                self._rebuilding = False
         return len(rows_by_call)
+
+    def _replay(self, rows_by_call: dict[str, list[CallEventRecord]]) -> None:
+        for call_id, rows in rows_by_call.items():
+            for row in rows:
+                if row.type == "offer_accepted":
+                    self._accepted_by[call_id] = int(row.payload.get("user_id", 0))
+                    continue
+                if row.type == "operator_note":
+                    call = self.calls.get(call_id)
+                    if call is not None:
+                        with contextlib.suppress(ValidationError):
+                            call.notes.append(NoteOut.model_validate(
+                                {k: v for k, v in row.payload.items() if k != "user_id"}))
+                    continue
+                try:
+                    event = _event_adapter.validate_python(row.payload)
+                except ValidationError:
+                    continue
+                try:
+                    self._apply(event)
+                except Exception:  # noqa: BLE001
+                    log.exception("ops: rebuilding call %s failed at a %s event", call_id, row.type)
 
     def ensure_auto_orders(self, since: timedelta = timedelta(days=3)) -> None:
         """File the hub's own orders for recent callback/message events that have none (a crash in between)."""

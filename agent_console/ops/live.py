@@ -33,6 +33,7 @@ class LiveCall:
     bridge: BridgeInfo | None = None
     operator_id: int | None = None
     ended_at: datetime | None = None
+    seen_at: float = 0.0  # hub clock when its first event arrived (0: rebuilt from the database at start)
 
     def speech(self, speaker: str, kind: str, text: str, at: datetime) -> TranscriptLine | None:
         """Fold one recognizer result; returns the line as it now reads (None when nothing shows)."""

@@ -177,6 +177,7 @@ async def worker_ws(ws: WebSocket, worker: str = "") -> None:
         return
     hub: OpsHub = ws.app.state.ops
     ensure_ticker(ws.app)
+    opened_at = hub.clock()  # the worker builds its hello after this: calls the hub knew before are in it, or gone
     await ws.accept()
     try:
         hello = WorkerHello.model_validate_json(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
@@ -192,7 +193,7 @@ async def worker_ws(ws: WebSocket, worker: str = "") -> None:
     if old is not None:
         old.loop.call_soon_threadsafe(old.outbox.put_nowait, "")  # "" = close
     log.info("ops: worker %s connected (%d live calls)", hello.worker, len(hello.calls))
-    await run_in_threadpool(hub.on_worker_hello, hello.worker, list(hello.calls))
+    await run_in_threadpool(hub.on_worker_hello, hello.worker, list(hello.calls), opened_at)
 
     async def sender() -> None:
         while True:
