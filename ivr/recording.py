@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 SPEECH_RMS = 300  # a 100 ms chunk louder than this (about -40 dBFS) counts as someone speaking
 _finishing: set[asyncio.Task] = set()  # transcriptions that outlive their call
+CASE_PURPOSES = ("contact_judge", "urge")
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,13 @@ def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
     outlives the call: the caller usually hangs up right after the goodbye)."""
     url = ctx.extra.get("speech_url")
     node, emit, rate = ctx.node, ctx.emit, ctx.prompts.rate
+    # a message to the judge or an urge is about the case checked in this call (ivr/case_dialog.py)
+    case = ctx.extra.get("verified_case") if purpose in CASE_PURPOSES else None
+    case_number = str(getattr(case, "case_number", "") or "")
 
     def done(text: str) -> None:
         emit(MessageRecorded, node=node, purpose=purpose, recording=msg.path.name, duration_s=msg.duration_s,
-             text=text)
+             text=text, case_number=case_number)
 
     if not url or msg.voiced_s <= 0.3:
         done("")

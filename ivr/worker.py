@@ -114,6 +114,7 @@ class Worker:
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
                               self.cfg.sip.clock_rate, ivr.frame_gap_ms, ivr.max_call_duration_s, self._closed,
                               extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
+                                     "caller": ci.remoteUri,
                                      "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
                                      "working_hours": ivr.working_hours,
                                      "record_bridged_calls": ivr.record_bridged_calls,

@@ -67,25 +67,16 @@ async def walk(prompts: PromptLibrary, script: list[tuple[str, str]], menu_path:
     return outcome, path, played, keys, handoffs, ctx
 
 
-async def test_case_number_by_keypad_read_back_and_confirmed(prompts):
-    outcome, path, played, keys, handoffs, ctx = await walk(prompts, [
-        ("main_menu", "1"), ("case_or_id_choice", "1"), ("case_number_enter", "2023*440305*1*1234#"),
-        ("confirm_or_retry", "1")])
-    assert path == ["welcome", "main", "case_query", "case_number", "query_done"]
-    assert ctx.vars["case_number"] == "2023*440305*1*1234"
-    assert keys == "112023*440305*1*1234#1"
-    assert "you_entered" in played and "say_digits" in played
-    assert handoffs == [{"node": "query_done", "reason": "case_query", "category": "query"}]
+async def test_case_query_without_the_hub_apologises_and_offers_staff(prompts):
+    """Menus 1, 3 and 4 need the hub's case desk (tests/test_case_flow.py drives them with one)."""
+    outcome, path, played, keys, handoffs, _ = await walk(prompts, [
+        ("main_menu", "1"), ("case_operator_offer", "0")])
+    assert path == ["welcome", "main", "case_query", "case_unavailable", "case_staff"]
+    assert played[played.index("case_query_intro") + 1:] == ["case_unavailable", "case_operator_offer", "handoff",
+                                                             "handoff_unavailable"]
+    assert keys == "10"
+    assert handoffs == [{"node": "case_staff", "reason": "case_query", "category": "query"}]
     assert outcome.cause == "handoff_unavailable"
-
-
-async def test_id_number_can_be_re_entered(prompts):
-    _, path, played, _, _, ctx = await walk(prompts, [
-        ("main_menu", "1"), ("case_or_id_choice", "2"), ("id_number_enter", "123456#"), ("confirm_or_retry", "2"),
-        ("id_number_enter", "12#"), ("id_number_enter", "654321#"), ("confirm_or_retry", "1")])
-    assert path == ["welcome", "main", "case_query", "id_number", "id_number", "query_done"]
-    assert "invalid_input" in played  # "12" is too short
-    assert ctx.vars["id_last6"] == "654321"
 
 
 async def test_star_repeats_the_main_menu(prompts):
@@ -116,14 +107,17 @@ async def test_consult_without_a_speech_service_goes_to_staff(prompts):
     assert handoffs[0]["reason"] == "caller_request"
 
 
-@pytest.mark.parametrize("choice,node,category", [
-    ("3", "contact_judge", "contact_judge"), ("4", "urge", "urge"),
-    ("5", "complaint", "complaint"), ("6", "suggestion", "suggestion"),
+@pytest.mark.parametrize("choice,script,nodes,last_prompt", [
+    ("3", [("case_operator_offer", "*"), ("main_menu", "0")], ["contact_judge", "case_unavailable", "main",
+                                                                "operator"], "handoff_unavailable"),
+    ("4", [("case_operator_offer", "")], ["urge", "case_unavailable"], "goodbye"),
+    ("5", [("complaint_recorded", "1")], ["complaint", "complaint_staff"], "handoff_unavailable"),
+    ("6", [], ["suggestion"], "suggestion_goodbye"),
 ])
-async def test_every_main_choice_reaches_its_service(prompts, choice, node, category):
-    _, path, _, _, handoffs, _ = await walk(prompts, [("main_menu", choice)])
-    assert path == ["welcome", "main", node]
-    assert handoffs[0]["category"] == category
+async def test_every_main_choice_reaches_its_service(prompts, choice, script, nodes, last_prompt):
+    _, path, played, _, _, _ = await walk(prompts, [("main_menu", choice), *script])
+    assert path == ["welcome", "main", *nodes]
+    assert played[-1] == last_prompt
 
 
 def _menu_text() -> str:

