@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -33,15 +37,22 @@ from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
 from agent_console.pii import MaskingFilter
+from agent_console.work_orders import errors as work_order_errors
+from agent_console.work_orders import scheduler as work_order_scheduler
 from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.intake import pages as intake_pages
+from agent_console.work_orders.intake import router as intake_router
+from agent_console.work_orders.orders import WorkOrderContext
+from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
-                          "/login", "/api/auth/login"})
+                          "/login", "/api/auth/login",
+                          "/submit", "/api/submit", "/track/{number}", "/api/track/{number}"})  # 网上诉求
 #: pages that redirect to /login instead of answering 401
-LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard"})
+LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard", "/orders", "/inbox"})
 #: websockets: a login cookie (operators) or the worker token (workers) in the handshake
 WEBSOCKET_PATHS = frozenset({"/ws/operator", "/internal/worker/ws"})
 log = logging.getLogger(__name__)
@@ -58,12 +69,14 @@ def _mask_logs() -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _mask_logs()
     ensure_ticker(app)
+    work_order_scheduler.start(app)
     try:
         yield
     finally:
-        task = getattr(app.state, "ops_ticker", None)
-        if task is not None:
-            task.cancel()
+        for name in ("ops_ticker", "work_orders_scheduler"):
+            task = getattr(app.state, name, None)
+            if task is not None:
+                task.cancel()
         app.state.ops.persist.stop()
 
 
@@ -86,9 +99,11 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
+    app.state.work_orders = work_order_context(app, config)
     app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,
-                           calendar=WorkCalendar.of(config.timezone, config.holidays, config.extra_workdays),
+                           calendar=app.state.work_orders.calendar,
                            offer_timeout_s=config.offer_timeout_s, bridge_ring_timeout_s=config.bridge_ring_timeout_s)
+    app.state.ops.work_orders = app.state.work_orders
     try:
         rebuilt = app.state.ops.rebuild()
         app.state.ops.ensure_auto_orders()
@@ -97,8 +112,28 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty
         log.exception("ops: could not rebuild the live state from the database")
     for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
-                   kb_internal_router, work_orders_router, wallboard_router, ops_ws_router, pages_router):
+                   kb_internal_router, work_orders_router, intake_router, wallboard_router, ops_ws_router,
+                   pages_router, work_order_pages, intake_pages):
         app.include_router(router)
     app.include_router(cases_internal_router)
     app.include_router(cases_router)
+    work_order_errors.install(app)
     return app
+
+
+def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
+    """The work orders' calendar (official schedule, holiday file, the hub's own days), settings, files and the
+    case system (to send a message about a case to its judge's team)."""
+    wo = config.work_orders
+    calendar = WorkCalendar.of(config.timezone, config.holidays, config.extra_workdays, holiday_file=wo.holiday_file,
+                               day_end=wo.office_close)
+    home = config.home if config.home is not None else Path(tempfile.mkdtemp(prefix="hotline-hub-"))
+    ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
+
+    def case_lookup(number: str) -> Any:
+        from agent_console.cases.router import get_desk
+
+        return get_desk(SimpleNamespace(app=app)).system.get_case(number)  # get_desk reads request.app only
+
+    ctx.case_lookup = case_lookup
+    return ctx

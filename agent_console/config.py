@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import metadata
+from pathlib import Path
 
 from court_cases.settings import CaseSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
+from work_orders.settings import WorkOrderSettings
 
 
 def _version() -> str:
@@ -33,3 +35,6 @@ class HubConfig:
     holidays: tuple[date, ...] = ()
     extra_workdays: tuple[date, ...] = ()
     cases: CaseSettings = field(default_factory=CaseSettings)
+    work_orders: WorkOrderSettings = field(default_factory=WorkOrderSettings)
+    #: HOTLINE_HOME: work-order attachments go under ``attachments/`` (None: a temporary directory)
+    home: Path | None = None

@@ -33,6 +33,8 @@ def login_page() -> HTMLResponse:
 def index_page(user: User | None = Depends(optional_user)) -> Response:
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    if user.role == "handler":  # handlers take no calls: their work is the inbox of dispatched orders
+        return RedirectResponse("/inbox", status.HTTP_303_SEE_OTHER)
     body = (_page("index.html")
             .replace("{{display_name}}", html.escape(user.display_name or user.username))
             .replace("{{username}}", html.escape(user.username))

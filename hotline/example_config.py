@@ -27,6 +27,8 @@ def _toml_value(v: Any) -> str:
         return json.dumps(str(v))
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
     if v is None:
         return '""  # unset'
     return json.dumps(str(v), ensure_ascii=False)

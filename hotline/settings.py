@@ -24,6 +24,7 @@ from ivr.settings import IvrSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
 from sip_config.models import SipSettings
 from tts.settings import TtsSettings
+from work_orders.settings import WorkOrderSettings
 
 
 class SettingsError(Exception):
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     kb: MatcherSettings = Field(default_factory=MatcherSettings)
     court: CourtInfo = Field(default_factory=CourtInfo)
     cases: CaseSettings = Field(default_factory=CaseSettings)
+    work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
 
     config_file: Path | None = Field(None, exclude=True)
 

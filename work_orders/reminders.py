@@ -31,6 +31,12 @@ class Timeline:
     assignee: str | None = None
     feedback_due: datetime | None = None
     answered_at: datetime | None = None
+    #: when dispatch is due, if the store keeps it (a returned or reopened order is due anew); else from
+    #: ``received_at`` (当天转办)
+    dispatch_due: datetime | None = None
+
+    def due_for_dispatch(self, calendar: WorkCalendar) -> datetime:
+        return self.dispatch_due or calendar.same_day_due(self.received_at)
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ def jobs_for(t: Timeline, calendar: WorkCalendar, settings: WorkOrderSettings) -
     """Every job this order has in its current state (due or not yet)."""
     out: list[Job] = []
     if t.status in ("received", "reopened"):
-        due = calendar.same_day_due(t.received_at)
+        due = t.due_for_dispatch(calendar)
         out.append(Job(f"{t.order_id}:dispatch_overdue:{due.isoformat()}", t.order_id, "dispatch_overdue", due,
                        "supervisor"))
     if t.status in ("dispatched", "in_progress") and t.feedback_due is not None:
@@ -73,5 +79,5 @@ def due_jobs(timelines: list[Timeline], now: datetime, calendar: WorkCalendar,
 def is_overdue(t: Timeline, now: datetime, calendar: WorkCalendar) -> bool:
     """On the 督办 list: dispatch or feedback later than its deadline."""
     if t.status in ("received", "reopened"):
-        return now > calendar.same_day_due(t.received_at)
+        return now > t.due_for_dispatch(calendar)
     return t.status in ("dispatched", "in_progress") and t.feedback_due is not None and now > t.feedback_due

@@ -70,7 +70,7 @@ class Move:
 
 MOVES: dict[str, Move] = {
     "settle": Move(frozenset({"received"}), "closed", STAFF | {"system"}),
-    "dispatch": Move(frozenset({"received", "reopened"}), "dispatched", STAFF),
+    "dispatch": Move(frozenset({"received", "reopened"}), "dispatched", STAFF | {"system"}),  # system: by the case
     "accept": Move(frozenset({"dispatched"}), "in_progress", frozenset({"handler"}) | SUPERVISORS),
     "return": Move(frozenset({"dispatched", "in_progress"}), "received", frozenset({"handler"}) | SUPERVISORS),
     "request_extension": Move(frozenset({"dispatched", "in_progress"}), None, frozenset({"handler"})),

@@ -22,7 +22,6 @@ class WorkOrderSettings(BaseModel):
         description="限期反馈: working days after dispatch by which the handler must answer, per category")
     holiday_file: Path | None = Field(None, description=(
         "YAML with 'holidays' and 'workdays' lists (YYYY-MM-DD) added to China's official schedule"))
-    timezone: str = Field("Asia/Shanghai", description="the court's time zone for days and closing times")
     office_close: time = Field(time(17, 30), description="deadlines fall on this time of their day")
     remind_before_hours: float = Field(4.0, ge=0, le=240, description=(
         "提醒: the assignee is reminded this long before a deadline"))
@@ -30,6 +29,21 @@ class WorkOrderSettings(BaseModel):
     callback_retry_minutes: list[int] = Field(default_factory=lambda: [30, 120, 1440], description=(
         "an unanswered automatic callback is tried again after these delays (then left to staff)"))
     max_extension_workdays: int = Field(10, ge=1, le=60, description="most working days one extension may add")
+    taxonomy_file: Path | None = Field(None, description=(
+        "YAML subcategory tree per category and the tag list (default: the bundled work_orders/data/taxonomy.yaml)"))
+    supervision_team: str = Field("督办", min_length=1, max_length=128, description=(
+        "assignee of complaints the hub files itself: the supervisors, never the judge's own team"))
+    judge_team_format: str = Field("{department}{judge}法官团队", description=(
+        "name of a judge's team made from a case ({department}, {judge}); contact_judge messages go there"))
+    scheduler_interval_s: float = Field(30.0, ge=0.2, le=3600, description=(
+        "how often the hub looks for due reminders, escalations and callbacks"))
+    attachment_max_mb: float = Field(10.0, gt=0, le=200, description="largest attachment accepted, in MB")
+    intake_token: str | None = Field(None, min_length=16, description=(
+        "bearer token of POST /api/intake for other systems (unset: the intake API is off)"))
+    web_form_per_hour: int = Field(5, ge=1, le=1000, description=(
+        "网上诉求: submissions accepted per address per hour (captcha-free rate limit)"))
+    clock_file: Path | None = Field(None, description=(
+        "tests only: the work-order clock reads the current time (ISO 8601) from this file"))
 
     @field_validator("feedback_workdays")
     @classmethod

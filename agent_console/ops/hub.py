@@ -50,7 +50,9 @@ from agent_console.ops.protocol import (
     Suggestion,
     SuggestionsEvent,
 )
+from agent_console.work_orders import hub_orders
 from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.service import ensure_auto_order
 from ivr.contract import BridgeCommand, CallEnded, CallEvent, EventBatch, QueueStatus
 from knowledge_base.settings import fill_placeholders
@@ -146,6 +148,7 @@ class OpsHub:
         self.persist = Persister(sessionmaker)
         self._direct: dict[int, set[Callable[[dict[str, Any]], None]]] = {}
         self._accepted_by: dict[str, int] = {}  # call_id -> user who accepted it (for a restart)
+        self.work_orders: WorkOrderContext | None = None  # set by the app (settings, clock, case system)
         self._rebuilding = False
 
     # ================================================================== worker events
@@ -176,6 +179,8 @@ class OpsHub:
                 elif e.type == "message_recorded" and e.purpose in ("after_hours", "callback"):
                     self._auto_order(e.call_id, "after_hours" if e.purpose == "after_hours" else "message", e.ts,
                                      text=e.text, recording=e.recording)
+                elif hub_orders.wants(e):  # KB-settled calls (即办), messages to a judge, urges, complaints
+                    hub_orders.file_for_event(self._orders_ctx(), self.sessions, e, self.persist.submit)
             except Exception:  # noqa: BLE001
                 log.exception("ops: enriching a %s event failed", e.type)
         return out
@@ -202,6 +207,9 @@ class OpsHub:
             entry = get_entry(db, faq_id)
             return entry.category if entry is not None else None
 
+    def _orders_ctx(self) -> WorkOrderContext:
+        return self.work_orders or WorkOrderContext(self.calendar)
+
     def _auto_order(self, call_id: str, kind: str, at: datetime, text: str = "", recording: str = "") -> None:
         day = self.calendar.local_date(at)
         if kind == "after_hours":
@@ -210,7 +218,7 @@ class OpsHub:
             due = day if self.calendar.is_working_day(day) else self.calendar.next_working_day(day)
         live = self.calls.get(call_id)
         with self.sessions() as db:
-            order, created = ensure_auto_order(db, self.calendar, call_id=call_id, kind=kind, at=at,
+            order, created = ensure_auto_order(db, self._orders_ctx(), call_id=call_id, kind=kind, at=at,
                                                category=live.category if live else None, text=text,
                                                recording=recording, callback_due=due)
             db.commit()
@@ -565,9 +573,12 @@ class OpsHub:
     def ensure_auto_orders(self, since: timedelta = timedelta(days=3)) -> None:
         """File the hub's own orders for recent callback/message events that have none (a crash in between)."""
         cutoff = utcnow() - since
-        with self.sessions() as db:  # _enrich files orders only for these two types (and their outcomes)
+        with self.sessions() as db:  # _enrich files orders only for these types (and their outcomes)
             rows = list(db.scalars(select(CallEventRecord).where(
                 CallEventRecord.type.in_(("queue_left", "message_recorded")), CallEventRecord.ts >= cutoff)))
+            rows += db.scalars(select(CallEventRecord).where(
+                CallEventRecord.type == "call_ended", CallEventRecord.ts >= cutoff,
+                CallEventRecord.payload["cause"].as_string() == hub_orders.KB_CAUSE))
         for row in rows:
             try:
                 e = _event_adapter.validate_python(row.payload)

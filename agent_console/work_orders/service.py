@@ -21,50 +21,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, WorkOrder, utcnow
+from agent_console.work_orders import orders
 from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.orders import WorkOrderContext
+from work_orders.rules import Actor
 from zh_text import parse_case_number
 
-PREFIX = "12368"
-_ATTEMPTS = 20
 #: menu node names (or parts of them) that say what the caller wanted, most specific first
 NODE_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("contact_judge", "contact_judge"), ("case_query", "query"), ("case_number", "query"), ("id_number", "query"),
     ("query", "query"), ("urge", "urge"), ("complaint", "complaint"), ("suggestion", "suggestion"),
     ("consult", "consult"),
 )
-CATEGORY_NAMES = {"consult": "咨询", "query": "查询", "urge": "催办", "contact_judge": "联络法官",
-                  "complaint": "投诉信访", "suggestion": "意见建议"}
 
 
-def number_prefix(day: date) -> str:
-    return f"{PREFIX}-{day:%Y%m%d}-"
-
-
-def next_number(db: Session, day: date) -> str:
-    prefix = number_prefix(day)
-    last = db.scalar(select(WorkOrder.number).where(WorkOrder.number.like(prefix + "%"))
-                     .order_by(WorkOrder.number.desc()).limit(1))
-    n = int(last.rsplit("-", 1)[1]) + 1 if last else 1
-    return f"{prefix}{n:04d}"
-
-
-def create_order(db: Session, calendar: WorkCalendar, *, now: datetime | None = None, **fields: Any) -> WorkOrder:
-    """Add a work order with the day's next number (the caller commits)."""
-    now = now or utcnow()
-    day = calendar.local_date(now)
-    for _ in range(_ATTEMPTS):
-        order = WorkOrder(number=next_number(db, day), created_at=now, **fields)
-        try:
-            with db.begin_nested():
-                db.add(order)
-                db.flush()
-            return order
-        except IntegrityError:
-            key = fields.get("auto_key")
-            if key and db.scalar(select(WorkOrder.id).where(WorkOrder.auto_key == key)):
-                raise
-            continue
-    raise RuntimeError("no free work-order number after several attempts")
+def create_order(db: Session, calendar: WorkCalendar | WorkOrderContext, *, now: datetime | None = None,
+                 actor: Actor | None = None, **fields: Any) -> WorkOrder:
+    """Add a work order with the day's next number and its first history line (the caller commits)."""
+    ctx = calendar if isinstance(calendar, WorkOrderContext) else WorkOrderContext(calendar)
+    who = actor or Actor(str(fields.get("created_by") or "hub"), "system")
+    return orders.create(db, ctx, actor=who, now=now or utcnow(), **fields)
 
 
 def call_transcript(db: Session, call_id: str) -> list[dict[str, Any]]:
@@ -138,7 +114,13 @@ def draft_for_call(db: Session, call: Call, *, queue_category: str | None = None
                  menu_path=menu_path)
 
 
-def ensure_auto_order(db: Session, calendar: WorkCalendar, *, call_id: str, kind: str, at: datetime,
+HUB = Actor("hub", "system")
+MESSAGE_LINES = {"callback": "来电人在排队时选择回电", "after_hours": "非工作时间来电留言", "message": "来电人留言"}
+PURPOSE_NAMES = {"contact_judge": "联络法官留言", "urge": "催办留言", "complaint": "投诉留言",
+                 "suggestion": "意见建议留言"}
+
+
+def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind: str, at: datetime,
                       category: str | None = None, text: str = "", recording: str = "",
                       callback_due: date | None = None) -> tuple[WorkOrder, bool]:
     """The hub's own order for a call (callback request or recorded message): created once, then added to.
@@ -147,35 +129,138 @@ def ensure_auto_order(db: Session, calendar: WorkCalendar, *, call_id: str, kind
     """
     key = f"auto:{call_id}"
     call = db.get(Call, call_id)
-    line = {"callback": "来电人在排队时选择回电", "after_hours": "非工作时间来电留言",
-            "message": "来电人留言"}.get(kind, kind)
+    line = MESSAGE_LINES.get(kind, kind)
     if recording:
         line += f"（录音 {recording}）"
     if text:
         line += f"：{text}"
     existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
     if existing is not None:
+        fields: dict[str, Any] = {}
         if line not in existing.content:
-            existing.content = (existing.content + "\n" + line).strip()
+            fields["content"] = (existing.content + "\n" + line).strip()
         if callback_due and (existing.callback_due is None or callback_due > existing.callback_due):
-            existing.callback_due = callback_due
+            fields["callback_due"] = callback_due
+        if recording and recording not in (existing.recordings or []):
+            fields["recordings"] = [*(existing.recordings or []), recording]
+        if fields:
+            orders.record(db, existing, actor=HUB, action="append", at=at, fields=fields, note=line)
         return existing, False
     if category not in WORK_ORDER_CATEGORIES:
         category = category_from_menu(list(call.menu_path or [])) if call is not None else None
         category = category if category in WORK_ORDER_CATEGORIES else "consult"
     texts = [x["text"] for x in call_transcript(db, call_id)] + ([text] if text else [])
+    tags = ["回电"] + (["非工作时间"] if kind == "after_hours" else []) + (["留言"] if recording else [])
     try:
-        order = create_order(db, calendar, now=at, channel="hotline", category=category, subcategory="",
-                             tags=["回电"], status="received", settled_at_once=False,
+        order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category, subcategory="",
+                             tags=tags, settled_at_once=False,
                              citizen_phone=(call.caller if call is not None else "") or "",
                              case_number=find_case_number(texts), content=line, call_id=call_id,
-                             transcript=call_transcript(db, call_id), notes=[], auto_key=key,
-                             created_by="hub", callback_due=callback_due)
+                             transcript=call_transcript(db, call_id), notes=[], auto_key=key, created_by="hub",
+                             callback_due=callback_due, recordings=[recording] if recording else [])
     except IntegrityError:  # another hub filed it first
         existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
         assert existing is not None
         return existing, False
     return order, True
+
+
+def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: datetime) -> tuple[WorkOrder, bool]:
+    """即办: a call the knowledge base answered and the caller then hung up on becomes a closed consult order,
+    settled at once (one per call). The caller commits."""
+    key = f"kb:{call_id}"
+    existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    if existing is not None:
+        return existing, False
+    from knowledge_base.store import get_entry  # the KB's own store (agent_console may use knowledge_base)
+
+    call = db.get(Call, call_id)
+    rows = db.scalars(select(CallEventRecord).where(CallEventRecord.call_id == call_id,
+                                                    CallEventRecord.type == "kb_decided")
+                      .order_by(CallEventRecord.ts)).all()
+    answered = [r.payload for r in rows if r.payload.get("decision") == "answer"]
+    category, lines = "consult", []
+    for p in answered:
+        entry = get_entry(db, p["faq_id"]) if p.get("faq_id") else None
+        if entry is not None and entry.category in WORK_ORDER_CATEGORIES:
+            category = entry.category
+        question = p.get("query") or (entry.question if entry is not None else "")
+        lines.append(f"{question}（知识库 {p.get('faq_id') or ''} 自动解答）".strip())
+    transcript = call_transcript(db, call_id)
+    said = "\n".join(x["text"] for x in transcript if x["speaker"] == "caller")
+    content = "\n".join(lines) or said or "知识库自动解答"
+    try:
+        order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category,
+                             tags=["即办", "知识库解答"], settled_at_once=True,
+                             citizen_phone=(call.caller if call is not None else "") or "",
+                             case_number=find_case_number([x["text"] for x in transcript]), content=content,
+                             call_id=call_id, transcript=transcript, notes=[], auto_key=key, created_by="hub",
+                             note="知识库自动解答，来电人未转人工，即时办结")
+    except IntegrityError:
+        existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+        assert existing is not None
+        return existing, False
+    return order, True
+
+
+def case_assignee(purpose: str, case: Any, settings: Any) -> str | None:
+    """Where a recorded message about ``case`` goes: the judge's team (联络法官), the case's department (催办),
+    the supervisors (投诉, never the team complained about); suggestions wait for a supervisor."""
+    if purpose == "complaint":
+        return settings.supervision_team
+    if case is None:
+        return None
+    if purpose == "contact_judge":
+        if case.judge:
+            return settings.judge_team_format.format(department=case.department, judge=case.judge)[:128]
+        return case.department or None
+    if purpose == "urge":
+        return case.department or None
+    return None
+
+
+def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any = None,
+                  case_problem: str = "") -> tuple[WorkOrder, bool]:
+    """A recorded message to a judge, an urge, a complaint or a suggestion becomes an order (one per event),
+    dispatched at once to the team the case names (or the supervisors for a complaint) with the category's
+    feedback deadline. ``case`` is the case system's answer for ``event.case_number`` (None: not found or not
+    asked), ``case_problem`` says why there is none. The caller commits."""
+    key = f"msg:{event.event_id}"
+    existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    if existing is not None:
+        return existing, False
+    call = db.get(Call, event.call_id)
+    transcript = call_transcript(db, event.call_id)
+    said = event.text or "（未识别出文字）"
+    line = f"{PURPOSE_NAMES.get(event.purpose, '来电留言')}（录音 {event.recording}）：{said}"
+    case_number = event.case_number or find_case_number([event.text] + [x["text"] for x in transcript])
+    try:
+        order = create_order(db, ctx, now=event.ts, actor=HUB, channel="hotline", category=event.purpose,
+                             tags=["留言"], settled_at_once=False,
+                             citizen_phone=(call.caller if call is not None else "") or "", case_number=case_number,
+                             content=line, call_id=event.call_id, transcript=transcript, notes=[], auto_key=key,
+                             created_by="hub", recordings=[event.recording] if event.recording else [])
+    except IntegrityError:
+        existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+        assert existing is not None
+        return existing, False
+    assignee = case_assignee(event.purpose, case, ctx.settings)
+    if assignee is None:
+        if case_problem:
+            orders.record(db, order, actor=HUB, action="append", at=event.ts, note=case_problem + "，待人工转办")
+        return order, True
+    if assignee != ctx.settings.supervision_team:
+        ensure_department(db, assignee, "judge_team" if event.purpose == "contact_judge" else "department")
+    orders.apply_change(db, order, "dispatch", HUB, {"assignee": assignee}, ctx, event.ts)
+    return order, True
+
+
+def ensure_department(db: Session, name: str, kind: str) -> None:
+    from agent_console.models import Department
+
+    if db.scalar(select(Department.id).where(Department.name == name)) is None:
+        with db.begin_nested():
+            db.add(Department(name=name, kind=kind, active=True))
 
 
 _MASKED = re.compile(r"\*")
