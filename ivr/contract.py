@@ -149,6 +149,18 @@ class MessageRecorded(_Event):
     case_number: str = Field("", description="the verified case the message is about (menus 3 and 4), canonical form")
 
 
+class CallbackOutcome(_Event):
+    """How an automatic callback (回访, a ``CallbackCommand``) ended; ``call_id`` is the outbound call's."""
+
+    type: Literal["callback_outcome"] = "callback_outcome"
+    order_id: int
+    attempt: int = Field(ge=1)
+    outcome: Literal["rated", "no_rating", "no_answer", "busy", "rejected", "failed"]
+    rating: int | None = Field(None, ge=1, le=5, description="the citizen's satisfaction, 1 (poor) to 5")
+    method: Literal["keypad", "speech"] | None = None
+    status_code: int | None = None
+
+
 class MediaStats(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -184,7 +196,7 @@ class WorkerLost(BaseModel):
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
     | SpeechHeard | KbDecided | HandoffRequested | QueueJoined | QueueLeft | BridgeUpdate | MessageRecorded
-    | CallEnded | WorkerLost,
+    | CallbackOutcome | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 
@@ -247,7 +259,23 @@ class HangupCommand(BaseModel):
     reason: str = ""
 
 
-HubCommand = Annotated[QueueStatus | BridgeCommand | HangupCommand, Field(discriminator="type")]
+class CallbackCommand(BaseModel):
+    """回访: call the citizen, speak ``summary``, ask for a rating 1-5 (keypad or speech), report a
+    ``CallbackOutcome``. ``call_id`` is chosen by the hub for the outbound call (its call record)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["callback"] = "callback"
+    call_id: str
+    order_id: int
+    order_number: str
+    attempt: int = Field(1, ge=1)
+    target: str = Field(description="the citizen's SIP URI (through the trunk or PBX)")
+    summary: str = Field(max_length=1000, description="what was done, spoken before the rating question")
+    ring_timeout_s: float = Field(30.0, gt=0, le=120)
+
+
+HubCommand = Annotated[QueueStatus | BridgeCommand | HangupCommand | CallbackCommand, Field(discriminator="type")]
 
 
 class CommandEnvelope(BaseModel):
