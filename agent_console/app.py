@@ -26,6 +26,7 @@ from agent_console.calls.router import router as calls_router
 from agent_console.cases.router import internal_router as cases_internal_router
 from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
+from agent_console.dashboard.router import router as dashboard_router
 from agent_console.health import router as health_router
 from agent_console.kb.router import router as kb_router
 from agent_console.kb_match import internal_router as kb_internal_router
@@ -52,7 +53,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirec
                           "/login", "/api/auth/login",
                           "/submit", "/api/submit", "/track/{number}", "/api/track/{number}"})  # 网上诉求
 #: pages that redirect to /login instead of answering 401
-LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard", "/orders", "/inbox"})
+LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard", "/orders", "/inbox", "/dashboard"})
 #: websockets: a login cookie (operators) or the worker token (workers) in the handshake
 WEBSOCKET_PATHS = frozenset({"/ws/operator", "/internal/worker/ws"})
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty
         log.exception("ops: could not rebuild the live state from the database")
     for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
-                   kb_internal_router, work_orders_router, intake_router, wallboard_router, ops_ws_router,
-                   pages_router, work_order_pages, intake_pages):
+                   kb_internal_router, work_orders_router, intake_router, wallboard_router, dashboard_router,
+                   ops_ws_router, pages_router, work_order_pages, intake_pages):
         app.include_router(router)
     app.include_router(cases_internal_router)
     app.include_router(cases_router)

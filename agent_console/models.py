@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -105,6 +106,7 @@ class CallEventRecord(Base):
     """Every event a worker or the supervisor sent, stored once (``event_id`` is the key)."""
 
     __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_type_ts", "type", "ts"),)  # the dashboard's unanswered questions
 
     event_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     call_id: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True, index=True)
@@ -186,7 +188,7 @@ class WorkOrder(Base):
     #: when the next (automatic) callback attempt is due
     next_callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -262,3 +264,54 @@ class Department(Base):
     kind: Mapped[str] = mapped_column(String(16), default="department")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+#: upper edges (hours) of the dashboard's handling-time histogram buckets h00..h23 (h23: 720 hours and more)
+HANDLING_EDGES = (0.25, 1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 60, 72, 84, 96, 120, 144, 168, 216, 264, 336, 504, 720)
+
+
+class DashboardMeta(Base):
+    """The zone the dashboard's day summaries are kept in (one row; migration 0007)."""
+
+    __tablename__ = "dashboard_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: the zone's UTC offset, which SQLite's triggers add to get the court's day
+    offset_minutes: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardOrderDay(Base):
+    """Work-order sums per court day, category and department (assignee, '' = none), kept by triggers (0007).
+
+    received/settled_at_once count on the day received, closed/handling_hours/h00..h23 on the day closed,
+    rated/rating_sum/satisfied (4-5) on the day rated.
+    """
+
+    __tablename__ = "dashboard_order_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    department: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer)
+    settled_at_once: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    handling_hours: Mapped[float] = mapped_column(Float)
+    rated: Mapped[int] = mapped_column(Integer)
+    rating_sum: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+
+
+for _i in range(len(HANDLING_EDGES) + 1):
+    setattr(DashboardOrderDay, f"h{_i:02d}", mapped_column(f"h{_i:02d}", Integer, nullable=False))
+
+
+class DashboardCallDay(Base):
+    """Calls per court day started: all, reaching the consult menu, answered by the knowledge base (0007)."""
+
+    __tablename__ = "dashboard_call_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    consult: Mapped[int] = mapped_column(Integer)
+    answered_by_kb: Mapped[int] = mapped_column(Integer)

@@ -50,10 +50,16 @@ class UnansweredOut(BaseModel):
     clusters: list[UnansweredCluster]
 
 
-def unanswered_utterances(db: Session, since: datetime) -> list[Utterance]:
-    """Questions decided at or after ``since`` that were not settled, oldest call first."""
+def unanswered_utterances(db: Session, since: datetime, until: datetime | None = None,
+                          max_calls: int | None = None) -> list[Utterance]:
+    """Questions decided at or after ``since`` (and before ``until``) that were not settled, oldest call first;
+    with ``max_calls``, only from the calls with the latest such decisions (a bound for long periods)."""
     calls = select(CallEventRecord.call_id).where(CallEventRecord.type == "kb_decided",
                                                   CallEventRecord.ts >= since)
+    if until is not None:
+        calls = calls.where(CallEventRecord.ts < until)
+    if max_calls is not None:
+        calls = calls.order_by(CallEventRecord.ts.desc()).limit(max_calls)
     rows = db.execute(
         select(CallEventRecord.call_id, CallEventRecord.event_id, CallEventRecord.type, CallEventRecord.ts,
                CallEventRecord.payload)
@@ -72,7 +78,7 @@ def unanswered_utterances(db: Session, since: datetime) -> list[Utterance]:
             elif r.type == "kb_decided":
                 pending = None
                 text = str(p.get("query") or heard.get(str(p.get("node", "")), "")).strip()
-                if r.ts < since or not text:
+                if r.ts < since or (until is not None and r.ts >= until) or not text:
                     continue
                 u = Utterance(text=text, at=r.ts, call_id=call_id, event_id=r.event_id)
                 if p.get("decision") == "handoff":
