@@ -212,6 +212,7 @@ const WO = (() => {
       const li = el("li", undefined, "notice k-" + n.kind);
       li.appendChild(el("span", fmt(n.created_at), "at"));
       li.appendChild(el("b", n.kind_name));
+      li.appendChild(el("span", n.number, "num"));
       li.appendChild(el("span", n.message, "msg"));
       const view = el("button", "查看");
       view.type = "button";

@@ -25,7 +25,6 @@ from agent_console.work_orders.calendar import WorkCalendar
 from work_orders import rules
 from work_orders import taxonomy as tx
 from work_orders.numbering import format_number
-from work_orders.reminders import KIND_NAMES
 from work_orders.rules import Actor, Change
 from work_orders.settings import WorkOrderSettings
 
@@ -120,7 +119,7 @@ def record(db: Session, order: WorkOrder, *, actor: Actor, action: str, at: date
     label = rules.ACTION_NAMES.get(action, action)
     for audience in alerts:
         db.add(notice(order, key=f"{order.id}:{action}:{uuid.uuid4().hex[:12]}", kind=action, audience=audience,
-                      due_at=at, message=f"{order.number} {label}：{note}".strip("："), at=at))
+                      due_at=at, message=f"{label}：{note}".strip("："), at=at))
     for n in notices:
         db.add(n)
     db.flush()
@@ -225,4 +224,4 @@ def job_message(order: WorkOrder, kind: str, due: datetime, calendar: WorkCalend
     local = due.astimezone(calendar.tz).strftime("%m月%d日 %H:%M")
     what = {"dispatch_overdue": f"应于{local}前转办，已超时", "feedback_reminder": f"将于{local}到期，请及时反馈",
             "feedback_overdue": f"反馈期限{local}已过，列入督办", "callback_due": "承办部门已反馈，请回访"}[kind]
-    return f"{order.number}（{KIND_NAMES[kind]}）{what}"
+    return what
