@@ -180,7 +180,7 @@ class OperatorLeg:
         self.audio_chunks.put_nowait(data)
 
     async def operator_chunks(self):
-        """Operator audio (100 ms PCM16 chunks) until the leg ends."""
+        """Operator audio (100 ms PCM16 chunks) until the leg ends, including what was on its way then."""
         while not self.audio_chunks.empty():
             self.audio_chunks.get_nowait()
         while self.state == "connected":
@@ -188,6 +188,8 @@ class OperatorLeg:
                 yield await asyncio.wait_for(self.audio_chunks.get(), 1.0)
             except TimeoutError:
                 continue
+        while not self.audio_chunks.empty():
+            yield self.audio_chunks.get_nowait()
 
     def _ring_timeout(self) -> None:
         self._timer = None

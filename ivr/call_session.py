@@ -169,7 +169,8 @@ class CallSession:
         self.port.playout.stop()
 
     async def audio_chunks(self):
-        """Caller audio from now on (100 ms chunks of PCM16 at the bridge clock) until the call ends."""
+        """Caller audio from now on (100 ms chunks of PCM16 at the bridge clock) until the call ends, including
+        what was still on its way when it ended."""
         while not self.audio.empty():  # what was said before listening started is not the answer
             self.audio.get_nowait()
         while not self.ended:
@@ -177,6 +178,8 @@ class CallSession:
                 yield await asyncio.wait_for(self.audio.get(), 1.0)
             except TimeoutError:
                 continue
+        while not self.audio.empty():
+            yield self.audio.get_nowait()
 
     def has_digits(self) -> bool:
         return not self.digits.empty()

@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not back to back
 TTS_TIMEOUT_S = 3.0
+#: after a bridged call ends, each leg's transcription gets this long to decode what was still being said
+TRANSCRIBE_FLUSH_S = 15.0
+_flushing: set[asyncio.Task] = set()  # bridged-call transcriptions finishing after their call
 ZH_DIGITS = "零一二三四五六七八九"
 
 
@@ -309,8 +312,12 @@ class QueueWait:
                 await self.leg_events.get()
             return Hangup("operator_hangup")
         finally:
+            # not cancelled: each leg's audio ends with the call, then the speech service decodes what was
+            # still being said ({"eof": 1}) — the last words before a hang-up reach the record (bounded)
             for t in tasks:
-                t.cancel()
+                _flushing.add(t)
+                t.add_done_callback(_flushing.discard)
+                self.loop.call_later(TRANSCRIBE_FLUSH_S, t.cancel)
             if recorder is not None:
                 with contextlib.suppress(ValueError):
                     ch.audio_taps.remove(recorder.caller)
