@@ -10,6 +10,7 @@ from hotline.cli_asr import asr_app
 from hotline.cli_calls import calls_app
 from hotline.cli_cases import cases_app
 from hotline.cli_db import db_app, load
+from hotline.cli_departments import departments_app
 from hotline.cli_kb import kb_app
 from hotline.cli_models import models_app
 from hotline.cli_tts import tts_app
@@ -22,6 +23,7 @@ app.add_typer(calls_app, name="calls")
 app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(cases_app, name="cases")
+app.add_typer(departments_app, name="departments")
 app.add_typer(models_app, name="models")
 app.add_typer(asr_app, name="asr")
 app.add_typer(tts_app, name="tts")

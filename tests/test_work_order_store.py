@@ -174,3 +174,35 @@ def test_field_errors_are_chinese():
     assert [e["message"] for e in errs] == [
         "诉求内容：必须填写", "未知的工单类别：x（可选：consult 咨询、query 查询、urge 催办、contact_judge 联络法官、"
         "complaint 投诉信访、suggestion 意见建议）", "标签：不能超过32个字", "满意度评价：不能小于1"]
+
+
+def test_a_rolled_back_filing_leaves_nothing(store):
+    """SQLite's driver would commit a row added in a savepoint outside a transaction; create() opens it first."""
+    sessions, ctx, now = store
+    with sessions() as db:
+        orders.create(db, ctx, actor=SUP, channel="letter", category="consult", content="x")
+        db.rollback()
+    with sessions() as db:
+        assert db.scalar(select(func.count(WorkOrder.id))) == 0
+        assert db.scalar(select(func.count(WorkOrderHistory.id))) == 0
+
+
+def test_departments_cli(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+
+    monkeypatch.setenv("HOTLINE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HOTLINE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke
+    assert run(app, ["users", "add", "hd1", "--role", "handler", "-p", "password123"]).exit_code == 0
+    r = run(app, ["departments", "add", "民一庭", "hd1"])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["departments", "add", "执行局", "nobody"])
+    assert r.exit_code == 1 and "不是承办人账号：nobody" in r.output
+    assert run(app, ["departments", "add", "民一庭"]).exit_code == 1  # exists
+    assert run(app, ["departments", "add", "督办"]).exit_code == 1  # reserved for the supervisors
+    r = run(app, ["departments", "list", "--json"])
+    assert r.exit_code == 0 and r.output.splitlines() == ['{"name": "民一庭", "kind": "department", "active": true, '
+                                                          '"members": ["hd1"]}']  # 执行局 was not added

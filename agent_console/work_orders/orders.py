@@ -176,6 +176,15 @@ def move(db: Session, order_id: int, action: str, actor: Actor, payload: dict[st
     raise AssertionError("unreachable")
 
 
+def begin_write(db: Session) -> None:
+    """Open the write transaction now. SQLite's driver begins one only at the first write, and a SAVEPOINT
+    outside a transaction commits on release — a row added in ``begin_nested`` would outlive a rollback.
+    A write that changes nothing takes SQLite's write lock, so the day's next number is read under it too."""
+    conn = db.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE work_orders SET id = id WHERE 0")
+
+
 def next_number(db: Session, day: date) -> str:
     prefix = format_number(day, 1)[:-4]
     last = db.scalar(select(WorkOrder.number).where(WorkOrder.number.like(prefix + "%"))
@@ -199,6 +208,7 @@ def create(db: Session, ctx: WorkOrderContext, *, actor: Actor, now: datetime | 
     else:
         fields.setdefault("dispatch_due", ctx.rules_calendar.same_day_due(now))
     fields.setdefault("created_by", actor.name[:64])
+    begin_write(db)
     for _ in range(_NUMBER_ATTEMPTS):
         order = WorkOrder(number=next_number(db, day), created_at=now, updated_at=now, **fields)
         try:

@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Res
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.deps import CONSOLE_ROLES, get_db, require_role
@@ -35,10 +34,10 @@ from agent_console.models import (
     WorkOrderAttachment,
     WorkOrderHistory,
     WorkOrderNotice,
-    utcnow,
 )
 from agent_console.pii import mask_for
 from agent_console.work_orders import orders
+from agent_console.work_orders.departments import DepartmentError, add_department, members_of, set_members
 from agent_console.work_orders.errors import invalid
 from agent_console.work_orders.orders import Conflict, WorkOrderContext
 from agent_console.work_orders.service import (
@@ -488,25 +487,20 @@ def _department_out(d: Department, members: list[str]) -> dict[str, Any]:
 
 @router.get("/api/departments", summary="Departments and judges' teams orders are dispatched to")
 def departments(db: Session = Depends(get_db), user: User = Depends(require_role(*ALL_ROLES))) -> list[dict[str, Any]]:
-    members: dict[str, list[str]] = {}
-    for name, dept in db.execute(select(User.username, User.department).where(User.department.is_not(None))):
-        members.setdefault(dept, []).append(name)
-    return [_department_out(d, sorted(members.get(d.name, [])))
+    members = members_of(db)
+    return [_department_out(d, members.get(d.name, []))
             for d in db.scalars(select(Department).order_by(Department.kind, Department.name))]
 
 
 @router.post("/api/departments", status_code=status.HTTP_201_CREATED, summary="Add a department or judge's team")
-def add_department(body: DepartmentIn, request: Request, db: Session = Depends(get_db),
-                   user: User = Depends(require_role(*SUPERVISING))) -> Any:
-    if body.name == ctx_of(request).settings.supervision_team:
-        return invalid([{"field": "name", "message": f"名称：“{body.name}”是督办的保留名称"}])
-    d = Department(name=body.name, kind=body.kind, active=True, created_at=utcnow())
-    db.add(d)
+def add_department_(body: DepartmentIn, request: Request, db: Session = Depends(get_db),
+                    user: User = Depends(require_role(*SUPERVISING))) -> Any:
     try:
-        db.commit()
-    except IntegrityError:
+        d = add_department(db, body.name, body.kind, reserved=ctx_of(request).settings.supervision_team)
+    except DepartmentError as e:
         db.rollback()
-        return JSONResponse({"detail": f"部门“{body.name}”已存在", "code": "exists"}, status_code=409)
+        return JSONResponse({"detail": str(e), "code": "refused"}, status_code=409)
+    db.commit()
     return _department_out(d, [])
 
 
@@ -519,17 +513,13 @@ def patch_department(department_id: int, body: DepartmentPatch, db: Session = De
     if body.active is not None:
         d.active = body.active
     if body.members is not None:
-        users = {u.username: u for u in db.scalars(select(User).where(User.username.in_(body.members)))}
-        bad = [m for m in body.members if m not in users or users[m].role != "handler"]
-        if bad:
-            return invalid([{"field": "members", "message": "成员：不是承办人账号：" + "、".join(bad)}])
-        for u in db.scalars(select(User).where(User.department == d.name, User.username.not_in(body.members))):
-            u.department = None
-        for u in users.values():
-            u.department = d.name
+        try:
+            set_members(db, d, body.members)
+        except DepartmentError as e:
+            db.rollback()
+            return invalid([{"field": "members", "message": f"成员：{e}"}])
     db.commit()
-    members = sorted(db.scalars(select(User.username).where(User.department == d.name)))
-    return _department_out(d, members)
+    return _department_out(d, members_of(db).get(d.name, []))
 
 
 # ============================================================================================ wrap-up draft

@@ -256,11 +256,15 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
 
 
 def ensure_department(db: Session, name: str, kind: str) -> None:
+    """The team exists as a department (so supervisors can dispatch to it again); in the caller's transaction."""
     from agent_console.models import Department
 
     if db.scalar(select(Department.id).where(Department.name == name)) is None:
-        with db.begin_nested():
-            db.add(Department(name=name, kind=kind, active=True))
+        try:
+            with db.begin_nested():  # the order's insert opened the transaction (orders.begin_write)
+                db.add(Department(name=name, kind=kind, active=True))
+        except IntegrityError:
+            pass  # another process added it meanwhile
 
 
 _MASKED = re.compile(r"\*")
