@@ -5,10 +5,13 @@ dial` caller that speaks and records, headless Chromium logged in as an operator
 The caller presses 0 and waits in the queue; the operator sees the offer in the page and accepts; the worker
 calls the operator's phone and joins the two legs; speech goes both ways; the phone hangs up; the operator files
 the work order in the page; the database links the call record, its events, the menu path and the work order.
-Keypad only (the speech service off), the operator's phone hangs up. With the speech service on (whisper base),
-both legs are transcribed while bridged and the caller hangs up 0.3 s after their last word: the page shows the
-caller's and the operator's lines, labelled, the last words included, and the call record and the work order
-keep them.
+Two runs:
+
+- keypad (the speech service off): the caller presses 0 (人工服务); the operator's phone hangs up.
+- speech (whisper base): the caller presses 2 (诉讼咨询) and asks something the knowledge base cannot answer, so
+  it hands the caller to staff; the offer shows what was said; while bridged both legs are transcribed, and the
+  caller hangs up 0.3 s after their last word: the page shows the caller's and the operator's lines, labelled,
+  the last words included, and the call record and the work order keep them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sqlite3
 import threading
 import time
 import wave
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -40,7 +44,6 @@ RATE = 8000
 FRAME = RATE // 50  # 20 ms
 ACTIVE_DBFS = -45.0  # a 20 ms frame louder than this carries sound (speech), not silence or line noise
 TALK_S = 12.0  # keypad run: the operator's phone hangs up this long after answering
-VOICE_AT_S = 6.0  # the caller starts speaking this long after the answer (the bridge is up by then)
 BOUND_S = 90.0
 MODEL = ROOT / "var" / "models" / "whisper-base"  # installed by scripts/setup.sh (`hotline models install`)
 SPEECH_ENV = {"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(MODEL),
@@ -67,40 +70,62 @@ def wav_pcm(path: Path) -> tuple[np.ndarray, int, int]:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate(), w.getnchannels()
 
 
-CALLER_SAYS = ("q02.wav", "q06.wav", "q08.wav", "q03.wav")
+CALLER_SAYS = ("q02.wav", "q06.wav", "q08.wav", "q03.wav")  # to the operator
+ASKS_IVR = "q29.wav"  # 能不能帮我转告法官回个电话: out of the knowledge base's scope, handed to staff
 
 
-def caller_voice(path: Path) -> tuple[float, float]:
-    """Four spoken questions with pauses as a PCM WAV; returns (RMS in dBFS as sent, seconds to the last word)."""
+@dataclass(frozen=True)
+class Run:
+    dtmf: str
+    ivr_question: str | None  # said in menu 2 (at 8.5 s after the answer) before the queue
+    talk_at_s: float  # the caller starts speaking to the operator this long after the answer (bridged by then)
+    menu_path: list[str]
+    handoff_reason: str
+    speech: bool
+
+
+KEYPAD = Run("wait:1,0", None, 6.0, ["welcome", "main", "operator"], "caller_request", False)
+SPEECH_RUN = Run("wait:1.5,2", ASKS_IVR, 24.0, ["welcome", "main", "consult", "consult_staff"], "consult_question",
+                 True)
+
+
+def caller_voice(path: Path, run: Run) -> tuple[float, float, float]:
+    """What the caller says, as a PCM WAV played from 0 s: the IVR question (if any), then four questions with pauses
+    to the operator. Returns (RMS in dBFS of the operator part as sent, its start and its last word in seconds)."""
+    pcm = np.zeros(int(run.talk_at_s * RATE), dtype="<i2")
+    if run.ivr_question:
+        q = np.frombuffer(read_wav(SPEECH / run.ivr_question, RATE), dtype="<i2")
+        pcm[int(8.5 * RATE):int(8.5 * RATE) + len(q)] = q
     gap = np.zeros(int(0.6 * RATE), dtype="<i2")
     parts = []
     for name in CALLER_SAYS:
         parts += [gap, np.frombuffer(read_wav(SPEECH / name, RATE), dtype="<i2")]
-    pcm = np.concatenate(parts[1:])
+    talk = np.concatenate(parts[1:])
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    loud = np.flatnonzero(np.abs(pcm) > 300)
-    return level(pcm)[0], loud[-1] / RATE
+        w.writeframes(np.concatenate([pcm, talk]).tobytes())
+    loud = np.flatnonzero(np.abs(talk) > 300)
+    return level(talk)[0], run.talk_at_s, run.talk_at_s + loud[-1] / RATE
 
 
 def ts(e: dict) -> float:
     return datetime.fromisoformat(e["ts"]).timestamp()
 
 
-@pytest.mark.parametrize("speech", [
-    pytest.param(False, id="keypad"),
-    pytest.param(True, id="speech", marks=pytest.mark.skipif(not (MODEL / "model.bin").exists(),
-                                                     reason="whisper-base not installed (hotline models install)")),
+@pytest.mark.parametrize("run", [
+    pytest.param(KEYPAD, id="keypad"),
+    pytest.param(SPEECH_RUN, id="speech", marks=pytest.mark.skipif(
+        not (MODEL / "model.bin").exists(), reason="whisper-base not installed (hotline models install)")),
 ])
-def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_linked(tmp_path, speech):
+def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_linked(tmp_path, run):
     t_test = time.monotonic()
-    sent_caller, voice_s = caller_voice(tmp_path / "caller-voice.wav")
+    speech = run.speech
+    sent_caller, talk_from, last_word = caller_voice(tmp_path / "caller-voice.wav", run)
     sent_operator = level(np.frombuffer(read_wav(SPEECH / "q04.wav", RATE), dtype="<i2"))[0]
     # keypad: the operator hangs up; speech: the caller hangs up right after the last word (no pause to end it)
-    caller_s = VOICE_AT_S + voice_s + 0.3 if speech else 45.0
+    caller_s = last_word + 0.3 if speech else 45.0
     phone = OperatorPhone(tmp_path, "answer", play=SPEECH / "q04.wav", talk=0.0 if speech else TALK_S,
                           rtp=50000 + (os.getpid() % 100) * 20)
     h = Hotline(tmp_path / "home", workers=1,
@@ -121,15 +146,18 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
             page.click("button.presence[data-state=ready]")
             page.wait_for_function("document.querySelector('#presence-state').textContent === '就绪'")
 
-            # the caller: 0 interrupts the welcome (straight to the queue), speaks, records what it hears
+            # the caller: a key interrupts the welcome; speaks, records what it hears
             caller: dict = {}
             dial = threading.Thread(target=lambda: caller.update(h.dial(
-                "--dtmf", "wait:1,0", "--play", str(tmp_path / "caller-voice.wav"), "--play-at", str(VOICE_AT_S),
+                "--dtmf", run.dtmf, "--play", str(tmp_path / "caller-voice.wav"),
                 "--record", str(tmp_path / "caller-heard.wav"), "--duration", f"{caller_s:.2f}", timeout=80)))
             dial.start()
             page.wait_for_selector("#offer:not([hidden])", timeout=20_000)
             t_offer = time.monotonic()
-            assert "operator" in page.inner_text("#offer-menu")
+            assert run.menu_path[-1] in page.inner_text("#offer-menu")
+            offered = page.inner_text("#offer-transcript")
+            if run.ivr_question:  # what the caller asked the IVR is on the offer, before accepting
+                assert "法官" in offered, offered
             page.click("#accept")
             page.wait_for_function("document.querySelector('#call-state').textContent === '通话中'", timeout=15_000)
             t_talking = time.monotonic()
@@ -140,7 +168,7 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
             assert caller.get("connected"), caller
             if speech:  # the caller's last question, cut short by the hang-up, still arrives
                 page.wait_for_function(f"[...document.querySelectorAll('#transcript .line.caller:not(.partial)')]"
-                                       f".length >= {len(CALLER_SAYS)}", timeout=20_000)
+                                       f".length >= {1 + len(CALLER_SAYS)}", timeout=20_000)
             shown = page.eval_on_selector_all("#transcript .line", "els => els.map(e => [e.querySelector('.who')"
                                               ".textContent, e.querySelector('.text').textContent])")
             page.select_option("#wo-category", "consult")
@@ -169,8 +197,8 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
     types = [e["type"] for e in events]
     assert call["status"] == "ended", dict(call)
     assert call["end_cause"] == ("caller_hangup" if speech else "operator_hangup"), dict(call)
-    assert json.loads(call["menu_path"])[:3] == ["welcome", "main", "operator"], call["menu_path"]
-    assert call["handoff_reason"] == "caller_request"
+    assert json.loads(call["menu_path"]) == run.menu_path, call["menu_path"]
+    assert call["handoff_reason"] == run.handoff_reason
     bridge = [e for e in events if e["type"] == "bridge_update"]
     assert [b["state"] for b in bridge] == ["dialing", "connected", "ended"], bridge
     assert bridge[0]["target"] == phone.uri
@@ -185,7 +213,8 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
     if speech:  # both legs, labelled, in the page, the call record and the work order
         assert {who for who, _ in shown} == {"来电人", "接线员"}, shown
         assert {x["speaker"] for x in transcript} == {"caller", "operator"}, transcript
-        assert sum(x["speaker"] == "caller" for x in transcript) == len(CALLER_SAYS), transcript
+        assert [x["node"] for x in transcript][0] == "consult" and "法官" in transcript[0]["text"], transcript
+        assert sum(x["speaker"] == "caller" for x in transcript) == 1 + len(CALLER_SAYS), transcript
         assert [x["text"] for x in json.loads(order["transcript"])] == [x["text"] for x in transcript]
     else:
         assert shown == [] and transcript == []
@@ -196,6 +225,7 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
     t_answer = ts(next(e for e in events if e["type"] == "call_answered"))
     t_conn = ts(connected) - t_answer
     heard_by_caller, _, _ = wav_pcm(tmp_path / "caller-heard.wav")
+    assert t_conn < talk_from - 1.0, f"bridged {t_conn:.1f} s after the answer: too late for the caller's words"
     op_at_caller = level(heard_by_caller[int((t_conn + 0.8) * RATE):])
     (result,) = phone.results()
     assert result["connected"], result
