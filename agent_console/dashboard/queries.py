@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from agent_console.dashboard.filters import Filters
 from agent_console.models import Call, WorkOrder
+from work_orders.rules import STATES
 from work_orders.settings import CATEGORIES, CATEGORY_NAMES
 
 W = WorkOrder
@@ -161,9 +162,13 @@ def satisfaction_figures(db: Session, f: Filters) -> dict[str, Any]:
     return {"rated": n, "mean_rating": rounded(mean), "satisfied": good, "satisfied_share": ratio(good, n)}
 
 
+OPEN_STATES = tuple(s for s in STATES if s != "closed")
+
+
 def overdue_filter(now: datetime) -> ColumnElement[bool]:
-    return (W.status != "closed") & or_(W.overdue.is_(True),
-                                         W.status.in_(AWAITING_FEEDBACK) & (W.feedback_due < now))
+    # status != 'closed' as written here lets SQLite use the partial index of open orders (migration 0007)
+    return (W.status != "closed") & W.status.in_(OPEN_STATES) & or_(
+        W.overdue.is_(True), W.status.in_(AWAITING_FEEDBACK) & (W.feedback_due < now))
 
 
 def overdue_by_department(db: Session, f: Filters, now: datetime) -> list[dict[str, Any]]:

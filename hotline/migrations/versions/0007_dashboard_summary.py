@@ -1,5 +1,5 @@
 """dashboard: daily summaries of work orders and calls kept by triggers, call_events (type, ts), work_orders
-(rated_at) (agent_console)
+(rated_at) and a partial index of open orders (agent_console)
 
 The supervisors' dashboard must answer in well under a second over a million orders; counting raw rows for a
 year does not (see bench/dashboard.py). ``dashboard_order_days`` holds, per court day, category and department
@@ -187,6 +187,9 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_index("ix_call_events_type_ts", "call_events", ["type", "ts"], unique=False)
     op.create_index(op.f("ix_work_orders_rated_at"), "work_orders", ["rated_at"], unique=False)
+    open_only = sa.text("status != 'closed'")
+    op.create_index("ix_work_orders_open", "work_orders", ["assignee", "category", "status", "overdue", "feedback_due"],
+                    unique=False, sqlite_where=open_only, postgresql_where=open_only)
     op.create_table(
         "dashboard_meta",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -234,5 +237,6 @@ def downgrade() -> None:
     op.drop_table("dashboard_call_days")
     op.drop_table("dashboard_order_days")
     op.drop_table("dashboard_meta")
+    op.drop_index("ix_work_orders_open", table_name="work_orders")
     op.drop_index(op.f("ix_work_orders_rated_at"), table_name="work_orders")
     op.drop_index("ix_call_events_type_ts", table_name="call_events")
