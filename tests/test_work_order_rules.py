@@ -186,3 +186,21 @@ def test_received_orders_escalate_when_not_dispatched_the_same_day(cal):
     assert is_overdue(t, at(2026, 11, 30, 17, 31), cal)
     answered = Timeline(3, "answered", at(2026, 11, 30, 9), answered_at=at(2026, 12, 1, 10))
     assert [j.kind for j in due_jobs([answered], at(2026, 12, 1, 10), cal, WorkOrderSettings())] == ["callback_due"]
+
+
+def test_an_unreached_callback_is_retried_at_set_times_then_left_to_the_supervisors(cal):
+    s = WorkOrderSettings(callback_retry_minutes=[30, 120])
+    robot = Actor("auto", "system")
+    o = Order("answered", "consult", at(2026, 11, 30, 9))
+    now = at(2026, 12, 1, 10)
+    for n, wait in ((1, 30), (2, 120)):
+        o, _ = _run(o, "start_callback", robot, now, cal)
+        o = Order(**{**o.__dict__, "callback_attempts": n})
+        c = apply(o, "callback_failed", robot, {"reason": "no_answer"}, now, cal, s)
+        assert c.status == "callback" and c.fields["next_callback_at"] == now + timedelta(minutes=wait)
+        assert f"第{n}次回访未成功（no_answer）" in c.note and not c.alerts
+    o = Order(**{**o.__dict__, "callback_attempts": 3})
+    c = apply(o, "callback_failed", OPERATOR, {}, now, cal, s)
+    assert c.fields["next_callback_at"] is None and c.alerts == ["supervisor"] and "未接通" in c.note
+    with pytest.raises(Refused, match="不能回访未成功"):
+        apply(Order("answered", "consult", at(2026, 11, 30, 9)), "callback_failed", robot, {}, now, cal, s)

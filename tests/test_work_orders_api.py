@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import httpx
 import pytest
@@ -106,6 +106,22 @@ def test_call_to_order_dispatch_answer_and_callback(hub, users):
     clear = ok(users["adm"].get(f"/api/work_orders/{oid}"))
     assert clear["citizen_phone"] == PHONE and clear["citizen_id_number"] == ID_NUMBER
     assert PHONE not in op.get(f"/api/work_orders/{oid}").text
+
+
+def test_an_unreached_callback_waits_for_its_retry_time(hub, users):
+    op, sup = users["op"], users["sup"]
+    o = ok(op.post("/api/work_orders", json={"category": "query", "content": "查询开庭时间"}), 201)
+    ok(post(sup, o["id"], "dispatch", {"assignee": "民一庭"}))
+    a = ok(post(users["hd1"], o["id"], "answer", {"feedback": "开庭时间为12月8日上午9时"}))
+    assert a["next_callback_at"] == NOW.astimezone(UTC).isoformat()  # due from the answer on
+    ok(post(op, o["id"], "start_callback"))
+    f = ok(post(op, o["id"], "callback_failed", {"reason": "无人接听"}))
+    retry = (NOW + timedelta(minutes=30)).astimezone(UTC).isoformat()
+    assert f["status"] == "callback" and f["next_callback_at"] == retry
+    assert f["change"]["note"] == "第1次回访未成功（无人接听），30分钟后再次回访"
+    again = ok(post(op, o["id"], "start_callback"))
+    assert again["callback_attempts"] == 2 and again["next_callback_at"] is None
+    assert ok(post(op, o["id"], "rate", {"rating": 4}))["status"] == "closed"
 
 
 def test_settled_at_once_by_the_operator_is_closed_and_counted(hub, users):

@@ -41,6 +41,7 @@ class Order:
     assignee: str | None = None
     feedback_due: datetime | None = None
     extension_requested: int | None = None
+    callback_attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,16 @@ MOVES: dict[str, Move] = {
     "approve_extension": Move(frozenset({"dispatched", "in_progress"}), None, SUPERVISORS),
     "reject_extension": Move(frozenset({"dispatched", "in_progress"}), None, SUPERVISORS),
     "answer": Move(frozenset({"dispatched", "in_progress"}), "answered", frozenset({"handler"}) | SUPERVISORS),
-    "start_callback": Move(frozenset({"answered"}), "callback", STAFF | {"system"}),
+    "start_callback": Move(frozenset({"answered", "callback"}), "callback", STAFF | {"system"}),  # again: a retry
+    "callback_failed": Move(frozenset({"callback"}), None, STAFF | {"system"}),  # not reached: retry later
     "rate": Move(frozenset({"callback"}), None, STAFF | {"system"}),  # closes or reopens by the rating
     "close_unreached": Move(frozenset({"callback"}), "closed", SUPERVISORS),
     "reopen": Move(frozenset({"closed", "answered", "callback"}), "reopened", SUPERVISORS),
 }
 ACTION_NAMES = {"settle": "即时办结", "dispatch": "转办", "accept": "签收", "return": "退回", "answer": "反馈",
                 "request_extension": "申请延期", "approve_extension": "批准延期", "reject_extension": "驳回延期",
-                "start_callback": "回访", "rate": "满意度评价", "close_unreached": "无法回访办结",
-                "reopen": "重新办理"}
+                "start_callback": "回访", "callback_failed": "回访未成功", "rate": "满意度评价",
+                "close_unreached": "无法回访办结", "reopen": "重新办理"}
 
 
 def _text(payload: dict[str, Any], key: str, what: str, limit: int = 4000) -> str:
@@ -158,7 +160,17 @@ def apply(order: Order, action: str, actor: Actor, payload: dict[str, Any], now:
         change.note = "已反馈办理结果"
     elif action == "start_callback":
         change.fields["callback_started_at"] = now
-        change.note = "开始回访"
+        change.note = "开始回访" if order.status == "answered" else f"第{order.callback_attempts + 1}次回访"
+    elif action == "callback_failed":
+        reason = str(payload.get("reason") or "未接通").strip()[:200]
+        n, retries = max(order.callback_attempts, 1), settings.callback_retry_minutes
+        if n <= len(retries):
+            change.fields["next_callback_at"] = now + timedelta(minutes=retries[n - 1])
+            change.note = f"第{n}次回访未成功（{reason}），{retries[n - 1]}分钟后再次回访"
+        else:
+            change.fields["next_callback_at"] = None
+            change.note = f"第{n}次回访未成功（{reason}），不再自动回访，请督办人员处理"
+            change.alerts.append("supervisor")
     elif action == "rate":
         try:
             rating = int(payload.get("rating"))

@@ -82,6 +82,8 @@ const WO = (() => {
     field(dl, "反馈期限", fmt(o.feedback_due));
     field(dl, "待审批延期", o.extension_requested ? o.extension_requested + "个工作日" : "");
     field(dl, "反馈时间", fmt(o.answered_at));
+    field(dl, "回访次数", o.callback_attempts || "");
+    field(dl, "下次回访", o.status === "answered" || o.status === "callback" ? fmt(o.next_callback_at) : "");
     field(dl, "满意度", o.rating ? o.rating + "分" : "");
     field(dl, "录音", (o.recordings || []).join("、"));
     box.appendChild(dl);

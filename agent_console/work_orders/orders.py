@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from agent_console.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.views import CHANNEL_NAMES
 from work_orders import rules
 from work_orders import taxonomy as tx
 from work_orders.numbering import format_number
@@ -31,7 +32,6 @@ from work_orders.settings import WorkOrderSettings
 log = logging.getLogger(__name__)
 
 SYSTEM = Actor("系统", "system")
-OPEN_STATES = ("received", "dispatched", "in_progress", "answered", "callback", "reopened")
 _NUMBER_ATTEMPTS = 20
 #: fields that are not copied into the history's ``changes`` (their own columns say it, or too large)
 _QUIET = frozenset({"updated_at", "transcript"})
@@ -83,7 +83,8 @@ def jsonable(v: Any) -> Any:
 def snapshot(order: WorkOrder) -> rules.Order:
     return rules.Order(status=order.status, category=order.category, received_at=order.created_at,
                        assignee=order.assignee, feedback_due=order.feedback_due,
-                       extension_requested=order.extension_requested)
+                       extension_requested=order.extension_requested,
+                       callback_attempts=order.callback_attempts or 0)
 
 
 def notice(order: WorkOrder, *, key: str, kind: str, audience: str, due_at: datetime, message: str,
@@ -220,8 +221,7 @@ def create(db: Session, ctx: WorkOrderContext, *, actor: Actor, now: datetime | 
             if key and db.scalar(select(WorkOrder.id).where(WorkOrder.auto_key == key)):
                 raise
             continue
-        channel = {"hotline": "热线", "web": "网上诉求", "walk_in": "来访", "letter": "来信", "api": "外部系统"}
-        text = note or ("即时办结" if settled else f"受理（{channel.get(order.channel, order.channel)}）")
+        text = note or ("即时办结" if settled else f"受理（{CHANNEL_NAMES.get(order.channel, order.channel)}）")
         db.add(WorkOrderHistory(order_id=order.id, at=now, actor=actor.name[:64], role=actor.role,
                                 action="settle" if settled else "create", status_from=None, status_to=order.status,
                                 note=text, changes={}))

@@ -128,9 +128,14 @@ class EmptyIn(_Body):
     pass
 
 
+class CallbackFailedIn(_Body):
+    reason: str = Field("", max_length=200, description="no_answer, busy, 号码错误…; '' = 未接通")
+
+
 MOVE_BODIES: dict[str, type[_Body]] = {
     "dispatch": DispatchIn, "accept": EmptyIn, "return": ReasonIn, "request_extension": ExtensionIn,
     "approve_extension": EmptyIn, "reject_extension": ReasonIn, "answer": AnswerIn, "start_callback": EmptyIn,
+    "callback_failed": CallbackFailedIn,
     "rate": RateIn, "close_unreached": ReasonIn, "reopen": ReasonIn, "settle": NoteIn,
 }
 
