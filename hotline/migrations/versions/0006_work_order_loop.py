@@ -43,8 +43,8 @@ NEW_COLUMNS = [
     ("extension_requested", sa.Integer(), None),
     ("answered_at", TS, None),
     ("feedback", sa.Text(), "''"),
-    ("feedback_late", sa.Boolean(), "0"),
-    ("overdue", sa.Boolean(), "0"),
+    ("feedback_late", sa.Boolean(), "false"),
+    ("overdue", sa.Boolean(), "false"),
     ("callback_started_at", TS, None),
     ("callback_attempts", sa.Integer(), "0"),
     ("next_callback_at", TS, None),
@@ -65,7 +65,7 @@ def upgrade() -> None:
                            existing_nullable=False)
         for name, type_, default in NEW_COLUMNS:
             nullable = default is None and name != "updated_at"
-            kw = {"server_default": sa.text(default)} if default is not None else {}
+            kw = {"server_default": sa.false() if default == "false" else sa.text(default)} if default else {}
             if name == "updated_at":
                 kw = {"server_default": sa.text("CURRENT_TIMESTAMP")}
             batch.add_column(sa.Column(name, type_, nullable=nullable, **kw))
