@@ -21,7 +21,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from agent_console.deps import CONSOLE_ROLES, get_db, require_role
@@ -327,7 +327,9 @@ def supervision(request: Request, db: Session = Depends(get_db),
 
 def _notice_filter(user: User):
     if user.role == "handler":
-        return (WorkOrderNotice.audience == "assignee") & (WorkOrderNotice.team == (user.department or "\0"))
+        if not user.department:
+            return false()
+        return (WorkOrderNotice.audience == "assignee") & (WorkOrderNotice.team == user.department)
     if user.role == "operator":
         return WorkOrderNotice.audience == "callback"
     if user.role == "supervisor":
