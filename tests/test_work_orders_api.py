@@ -97,7 +97,8 @@ def test_call_to_order_dispatch_answer_and_callback(hub, users):
     ok(post(op, oid, "start_callback"))
     done = ok(post(op, oid, "rate", {"rating": 5}))
     assert done["status"] == "closed" and done["closed_at"] and done["rating"] == 5
-    actions = [h["action"] for h in done["history"]]
+    # the scheduler may add its 待回访 line (callback_due) after an answer, depending on when its pass runs
+    actions = [h["action"] for h in done["history"] if h["action"] != "callback_due"]
     assert actions == ["create", "dispatch", "accept", "answer", "start_callback", "rate", "dispatch", "answer",
                        "start_callback", "rate"]
     assert all(h["actor"] for h in done["history"]) and done["history"][1]["actor"] == "sup"
