@@ -123,11 +123,10 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
 
 
 def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
-    """The work orders' calendar (official schedule, holiday file, the hub's own days), settings, files and the
-    case system (to send a message about a case to its judge's team)."""
+    """The work orders' calendar (official schedule and the holiday file, as the IVR's working hours), settings,
+    files and the case system (to send a message about a case to its judge's team)."""
     wo = config.work_orders
-    calendar = WorkCalendar.of(config.timezone, config.holidays, config.extra_workdays, holiday_file=wo.holiday_file,
-                               day_end=wo.office_close)
+    calendar = WorkCalendar.of(config.timezone, holiday_file=wo.holiday_file, day_end=wo.office_close)
     home = config.home if config.home is not None else Path(tempfile.mkdtemp(prefix="hotline-hub-"))
     ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from importlib import metadata
 from pathlib import Path
 
@@ -32,8 +31,6 @@ class HubConfig:
     offer_timeout_s: float = 15.0
     bridge_ring_timeout_s: float = 20.0
     timezone: str = "Asia/Shanghai"
-    holidays: tuple[date, ...] = ()
-    extra_workdays: tuple[date, ...] = ()
     cases: CaseSettings = field(default_factory=CaseSettings)
     work_orders: WorkOrderSettings = field(default_factory=WorkOrderSettings)
     #: HOTLINE_HOME: work-order attachments go under ``attachments/`` (None: a temporary directory)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class HubSettings(BaseModel):
@@ -23,10 +23,18 @@ class HubSettings(BaseModel):
     bridge_ring_timeout_s: float = Field(20.0, gt=0, le=120,
                                          description="how long the worker rings an operator's phone after accept")
     timezone: str = Field("Asia/Shanghai", description="the court's time zone (work-order numbers, due dates)")
-    holidays: list[date] = Field(default_factory=list,
-                                 description="public holidays on weekdays (no callbacks due), e.g. 2026-10-01")
-    extra_workdays: list[date] = Field(default_factory=list,
-                                       description="weekend days that are working days (调休), e.g. 2026-09-27")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """Working days have one home: China's official schedule plus ``work_orders.holiday_file``."""
+        if isinstance(data, dict):
+            for key, where in (("holidays", "holidays"), ("extra_workdays", "workdays")):
+                if key in data:
+                    raise ValueError(f"'hub.{key}' is gone: put these days in the '{where}' list of the holiday file "
+                                     f"named by 'work_orders.holiday_file' (YAML), which the IVR's working hours "
+                                     f"and the work-order deadlines share")
+        return data
 
     @property
     def url(self) -> str:

@@ -46,6 +46,7 @@ def worker(
     from hotline.wiring import worker_config
     from ivr.flow.menu import MenuError
     from ivr.worker import run_worker
+    from work_orders.calendar import CalendarError
 
     s = settings_or_exit(config)
     configure_logging(s.log.level, s.log.json_output, process=f"w{index}")
@@ -53,6 +54,9 @@ def worker(
         raise typer.Exit(run_worker(worker_config(s, index, single_port)))
     except MenuError as e:
         typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except CalendarError as e:
+        typer.secho(f"Invalid holiday file (work_orders.holiday_file): {e}", err=True, fg="red")
         raise typer.Exit(2) from None
 
 
@@ -179,12 +183,18 @@ def config_check(config: Path | None = ConfigOpt) -> None:
     """Validate the settings and the menu they name; exit 2 naming file, line and key when wrong."""
     from ivr.audio import PromptLibrary
     from ivr.flow.menu import MenuError, load_menu
+    from work_orders.calendar import CalendarError, WorkCalendar
 
     s = settings_or_exit(config)
     try:
         load_menu(s.ivr.menu_file, PromptLibrary(s.ivr.prompts_dir, s.sip.clock_rate))
     except MenuError as e:
         typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    try:
+        WorkCalendar.from_file(s.work_orders.holiday_file)
+    except CalendarError as e:
+        typer.secho(f"Invalid holiday file (work_orders.holiday_file): {e}", err=True, fg="red")
         raise typer.Exit(2) from None
     typer.echo(f"settings OK ({s.config_file or 'defaults + environment'}); menu OK ({s.ivr.menu_file})")
 

@@ -25,7 +25,7 @@ def hub_config(settings: Settings) -> HubConfig:
                      cookie_secure=hub.cookie_secure, session_hours=hub.session_hours,
                      matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
-                     holidays=tuple(hub.holidays), extra_workdays=tuple(hub.extra_workdays), cases=settings.cases,
+                     cases=settings.cases,
                      work_orders=settings.work_orders, home=settings.home)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from hotline.settings import Settings
 from ivr.worker import WorkerConfig
+from work_orders.calendar import WorkCalendar
 
 
 def worker_config(s: Settings, index: int, single_port: int | None = None) -> WorkerConfig:
-    """Worker ``index`` behind Kamailio, or (``single_port``) one worker listening on its own."""
+    """Worker ``index`` behind Kamailio, or (``single_port``) one worker listening on its own.
+
+    Raises ``work_orders.calendar.CalendarError`` when ``work_orders.holiday_file`` cannot be read."""
     sip = s.sip
     if single_port is not None:
         host, port = sip.host, single_port
@@ -30,4 +33,5 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         contact_override=contact,
         speech_url=s.speech.ws_url if s.speech.enabled else None,
         recordings_dir=s.path("recordings"),
+        calendar=WorkCalendar.from_file(s.work_orders.holiday_file, tz=s.ivr.working_hours.timezone),
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from work_orders.calendar import WorkCalendar
 
 BUNDLED_MENU = Path(__file__).parent / "menus" / "default.yaml"
 BUNDLED_PROMPTS = Path(__file__).parent / "prompts" / "zh"
@@ -21,33 +24,43 @@ def _minutes(hhmm: str) -> int:
     return int(h) * 60 + int(m)
 
 
+#: keys this section had before working days came from the shared calendar (see WorkingHours)
+_MOVED = {"holidays": "its 'holidays' list", "workdays": "its 'workdays' list (调休 make-up days)",
+          "days": "its 'workdays' list, for a weekend day staff work"}
+
+
 class WorkingHours(BaseModel):
-    """When staff answer the queue; outside these hours callers leave a message instead."""
+    """When staff answer the queue: these hours on working days; outside them callers leave a message instead.
+
+    Which days are working days is not set here: it is the hotline's one calendar (``work_orders.calendar``:
+    China's official schedule with its 调休 make-up days, then the court's ``work_orders.holiday_file``), the
+    same that sets work-order deadlines and callbacks."""
 
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["schedule", "open", "closed"] = Field(
-        "schedule", description="schedule: the hours below; open/closed: always (e.g. a closure day)")
+        "schedule", description="schedule: the hours below on working days; open/closed: always (e.g. a closure day)")
     open: str = Field("08:30", description="HH:MM, local time")
     close: str = Field("17:30", description="HH:MM, local time (24:00 = midnight)")
-    days: list[int] = Field([1, 2, 3, 4, 5], description="ISO weekdays staff work: 1 = Monday ... 7 = Sunday")
-    holidays: list[date] = Field(default_factory=list, description="closed on these dates (public holidays)")
-    workdays: list[date] = Field(default_factory=list,
-                                 description="open on these dates although not in 'days' (调休 make-up days)")
     timezone: str = Field("Asia/Shanghai", description="IANA time zone of the hours above")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, where in _MOVED.items():
+                if key in data:
+                    raise ValueError(
+                        f"'ivr.working_hours.{key}' is gone: working days come from China's official schedule and "
+                        f"the holiday file named by 'work_orders.holiday_file' (YAML; put the days in {where}), "
+                        f"shared with the work-order deadlines")
+        return data
 
     @field_validator("open", "close")
     @classmethod
     def _hhmm(cls, v: str) -> str:
         if not _HHMM.match(v):
             raise ValueError("use HH:MM, e.g. 08:30")
-        return v
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, v: list[int]) -> list[int]:
-        if any(d < 1 or d > 7 for d in v):
-            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday)")
         return v
 
     @field_validator("timezone")
@@ -65,17 +78,30 @@ class WorkingHours(BaseModel):
             raise ValueError("'open' must be before 'close'")
         return self
 
-    def is_open(self, at: datetime | None = None) -> bool:
+    def is_open(self, at: datetime | None = None, calendar: WorkCalendar | None = None) -> bool:
+        """Open at ``at`` (now) on ``calendar``'s working days (default: China's official schedule alone)."""
         if self.mode != "schedule":
             return self.mode == "open"
         now = (at or datetime.now(ZoneInfo(self.timezone))).astimezone(ZoneInfo(self.timezone))
-        day = now.date()
-        if day in self.holidays:
-            return False
-        if day.isoweekday() not in self.days and day not in self.workdays:
+        if not (calendar or _OFFICIAL).is_workday(now.date()):
             return False
         minute = now.hour * 60 + now.minute
         return _minutes(self.open) <= minute < _minutes(self.close)
+
+
+_OFFICIAL = WorkCalendar()
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    """The worker's answer to "is staff there now?": ``ivr.working_hours`` on the shared calendar (with the
+    court's holiday file), as the handoff verb asks it."""
+
+    hours: WorkingHours
+    calendar: WorkCalendar
+
+    def is_open(self, at: datetime | None = None) -> bool:
+        return self.hours.is_open(at, self.calendar)
 
 
 class IvrSettings(BaseModel):

@@ -24,11 +24,12 @@ from ivr.contract import CallAnswered, CallEnded, CallOffered, CallRejected, Hub
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
-from ivr.settings import IvrSettings
+from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
 from ivr.sip.stack import SipStack, StackConfig
 from sip_config.models import SipSettings
+from work_orders.calendar import WorkCalendar
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,8 @@ class WorkerConfig:
     pjsip_log_level: int = 1
     speech_url: str | None = None
     recordings_dir: Path | None = None
+    #: working days (China's schedule + the court's holiday file) for ivr.working_hours
+    calendar: WorkCalendar | None = None
 
 
 class _Rejected:
@@ -82,6 +85,7 @@ class Worker:
         self._stop = asyncio.Event()
         self.stack: SipStack | None = None
         self.legs = 0  # outbound calls to operators: each holds one of the process's call slots
+        self.office_hours = OfficeHours(cfg.ivr.working_hours, cfg.calendar or WorkCalendar())
         self.hub_link = (HubLink(cfg.hub_url, cfg.hub_token, cfg.name, lambda: list(self.sessions), self.dispatch)
                          if cfg.hub_url and cfg.hub_token else None)
 
@@ -116,7 +120,7 @@ class Worker:
                               extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
                                      "caller": ci.remoteUri,
                                      "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
-                                     "working_hours": ivr.working_hours,
+                                     "working_hours": self.office_hours,
                                      "record_bridged_calls": ivr.record_bridged_calls,
                                      "recordings_dir": recordings},
                               host=self)

@@ -24,8 +24,9 @@ from ivr.contract import (
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.queueing import number_prompts, position_text, run_handoff, zh_number
-from ivr.settings import BUNDLED_PROMPTS, WorkingHours
+from ivr.settings import BUNDLED_PROMPTS, OfficeHours, WorkingHours
 from ivr.verbs.handoff import Handoff
+from work_orders.calendar import WorkCalendar
 
 SPEED = 20.0  # prompts play 20x faster than real time
 
@@ -138,9 +139,10 @@ def test_counts_are_said_as_people_say_them():
     assert position_text(0).startswith("您是下一位")
 
 
-def test_working_hours_in_beijing_time():
-    wh = WorkingHours(holidays=["2025-10-01"], workdays=["2025-09-28"])
+def test_working_hours_on_the_hotline_calendar(tmp_path):
+    wh = WorkingHours()
     sh = ZoneInfo("Asia/Shanghai")
+    # China's official schedule with nothing configured: Sunday 28 Sep 2025 is a make-up working day (调休)
     assert wh.is_open(datetime(2025, 9, 29, 8, 30, tzinfo=sh))  # Monday 08:30
     assert not wh.is_open(datetime(2025, 9, 29, 8, 29, tzinfo=sh))
     assert not wh.is_open(datetime(2025, 9, 29, 17, 30, tzinfo=sh))
@@ -148,11 +150,22 @@ def test_working_hours_in_beijing_time():
     assert wh.is_open(datetime(2025, 9, 28, 10, 0, tzinfo=sh))  # Sunday, a make-up working day
     assert not wh.is_open(datetime(2025, 10, 1, 10, 0, tzinfo=sh))  # National Day
     assert wh.is_open(datetime(2025, 9, 29, 2, 0, tzinfo=ZoneInfo("UTC")))  # 10:00 in Beijing
+    # the court's holiday file (work_orders.holiday_file, the one the work-order deadlines read) on top
+    f = tmp_path / "holidays.yaml"
+    f.write_text("holidays: [2025-09-29, 2027-02-08]\nworkdays: [2025-09-27, 2027-02-06]\n", encoding="utf-8")
+    hours = OfficeHours(wh, WorkCalendar.from_file(f))
+    assert not hours.is_open(datetime(2025, 9, 29, 10, 0, tzinfo=sh))  # a court closure on a Monday
+    assert hours.is_open(datetime(2025, 9, 27, 10, 0, tzinfo=sh))  # a Saturday the court works
+    assert not hours.is_open(datetime(2027, 2, 8, 10, 0, tzinfo=sh))  # beyond chinesecalendar: the file says
+    assert hours.is_open(datetime(2027, 2, 6, 10, 0, tzinfo=sh))
+    assert hours.is_open(datetime(2027, 2, 9, 10, 0, tzinfo=sh))  # unknown year, not in the file: Mon-Fri
     assert WorkingHours(mode="open").is_open() and not WorkingHours(mode="closed").is_open()
+    assert OfficeHours(WorkingHours(mode="open"), WorkCalendar.from_file(f)).is_open()
     with pytest.raises(ValueError):
         WorkingHours(open="18:00", close="09:00")
-    with pytest.raises(ValueError):
-        WorkingHours(days=[0])
+    for key in ("holidays", "workdays", "days"):  # the lists this section had: one calendar now
+        with pytest.raises(ValueError, match=r"work_orders\.holiday_file"):
+            WorkingHours.model_validate({key: []})
 
 
 async def test_without_the_hub_the_caller_hears_staff_will_call_back(prompts, tmp_path):

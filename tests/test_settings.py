@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,45 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("text,old,new", [
+    ("[hub]\nholidays = [2026-10-01]\n", "hub.holidays", "'holidays' list"),
+    ("[hub]\nextra_workdays = [2026-09-27]\n", "hub.extra_workdays", "'workdays' list"),
+    ("[ivr.working_hours]\nholidays = [2026-10-01]\n", "ivr.working_hours.holidays", "'holidays' list"),
+    ("[ivr.working_hours]\ndays = [1, 2, 3, 4, 5, 6]\n", "ivr.working_hours.days", "'workdays' list"),
+])
+def test_working_days_have_one_home_and_old_keys_say_where(tmp_path, text, old, new):
+    """The IVR's working hours and the work-order deadlines share one calendar: China's official schedule plus
+    work_orders.holiday_file. The lists that used to sit in [hub] and [ivr.working_hours] are refused, naming it."""
+    cfg = tmp_path / "old.toml"
+    cfg.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as e:
+        load_settings(cfg)
+    assert f"'{old}' is gone" in str(e.value) and "work_orders.holiday_file" in str(e.value) and new in str(e.value)
+
+
+def test_the_holiday_file_is_checked_and_the_worker_and_the_hub_read_the_same_days(tmp_path):
+    from fastapi import FastAPI
+    from typer.testing import CliRunner
+
+    from agent_console.app import work_order_context
+    from hotline.cli import app
+    from hotline.hub_main import hub_config
+    from hotline.wiring import worker_config
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("holidays: [2027-02-08]\nworkdays: [2027-02-06]\n", encoding="utf-8")
+    bad.write_text("holidays: [2027-02-30]\n", encoding="utf-8")
+    for f, code in ((good, 0), (bad, 2)):
+        cfg = tmp_path / f"{f.stem}.toml"
+        cfg.write_text(f'home = "{tmp_path / "home"}"\n[work_orders]\nholiday_file = "{f}"\n', encoding="utf-8")
+        r = CliRunner().invoke(app, ["config", "check", "--config", str(cfg)])
+        assert r.exit_code == code, r.output
+    assert "holidays[0]" in r.output and "work_orders.holiday_file" in r.output
+    s = load_settings(tmp_path / "good.toml")
+    ivr = worker_config(s, 0).calendar  # the worker's after-hours decision
+    hub = work_order_context(FastAPI(), hub_config(s)).calendar  # the hub's due dates and callbacks
+    for day, working in ((date(2027, 2, 8), False), (date(2027, 2, 6), True), (date(2026, 10, 1), False),
+                         (date(2026, 9, 27), False), (date(2026, 10, 10), True)):  # file, then China's schedule
+        assert ivr.is_workday(day) == hub.is_working_day(day) == working, day

@@ -52,8 +52,7 @@ def today_counts(db: Session, calendar: WorkCalendar, now: datetime) -> dict[str
 def wallboard(request: Request, db: Session = Depends(get_db),
               user: User = Depends(require_role(*WALLBOARD_ROLES))) -> dict[str, Any]:
     hub = request.app.state.ops
-    c = request.app.state.config
-    calendar = WorkCalendar.of(c.timezone, c.holidays, c.extra_workdays)
+    calendar = hub.calendar
     data = hub.wallboard()
     data.update(today_counts(db, calendar, datetime.fromtimestamp(hub.clock(), calendar.tz)))
     return data
