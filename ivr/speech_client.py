@@ -46,8 +46,11 @@ def parse(msg: dict[str, Any]) -> list[Heard]:
     return out
 
 
-async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any]) -> AsyncIterator[Heard]:
-    """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result."""
+@contextlib.asynccontextmanager
+async def _stream(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
+                  eof: bool) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
+    """A streaming session: ``audio`` is sent as it comes (then ``{"eof": 1}`` when ``eof``); the queue
+    yields each JSON reply, then None when the service closes the connection."""
     try:
         ws = await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, open_timeout=CONNECT_TIMEOUT_S),
                                     CONNECT_TIMEOUT_S + 0.5)
@@ -59,6 +62,8 @@ async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: di
         try:
             async for chunk in audio:
                 await ws.send(chunk)
+            if eof:
+                await ws.send(json.dumps({"eof": 1}))
         except websockets.ConnectionClosed:
             pass
 
@@ -77,20 +82,26 @@ async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: di
         await ws.send(json.dumps({"config": {"sample_rate": rate, **config}}))
         tasks = [asyncio.create_task(pump()), asyncio.create_task(read())]
         try:
-            while True:
-                msg = await replies.get()
-                if msg is None:
-                    raise SpeechUnavailable("speech service closed the connection")
-                for heard in parse(msg):
-                    yield heard
-                    if heard.kind in ("final", "no_input", "busy"):
-                        return
+            yield replies
         finally:
             for t in tasks:
                 t.cancel()
     finally:
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any]) -> AsyncIterator[Heard]:
+    """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result."""
+    async with _stream(url, audio, rate, config, eof=False) as replies:
+        while True:
+            msg = await replies.get()
+            if msg is None:
+                raise SpeechUnavailable("speech service closed the connection")
+            for heard in parse(msg):
+                yield heard
+                if heard.kind in ("final", "no_input", "busy"):
+                    return
 
 
 async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> bytes:
@@ -110,48 +121,13 @@ async def transcribe(url: str, audio: AsyncIterator[bytes], rate: int, config: d
                      idle_timeout_s: float = 30.0) -> AsyncIterator[Heard]:
     """Stream ``audio`` to the service and yield everything it hears (several utterances) until the
     audio ends; then ``{"eof": 1}`` decodes what is left. For messages and bridged calls."""
-    try:
-        ws = await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, open_timeout=CONNECT_TIMEOUT_S),
-                                    CONNECT_TIMEOUT_S + 0.5)
-    except (OSError, TimeoutError, websockets.WebSocketException) as e:
-        raise SpeechUnavailable(f"speech service at {url} unreachable: {e}") from None
-    replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for chunk in audio:
-                await ws.send(chunk)
-            await ws.send(json.dumps({"eof": 1}))
-        except websockets.ConnectionClosed:
-            pass
-
-    async def read() -> None:
-        try:
-            async for msg in ws:
-                if isinstance(msg, str):
-                    with contextlib.suppress(json.JSONDecodeError):
-                        await replies.put(json.loads(msg))
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            await replies.put(None)
-
-    try:
-        await ws.send(json.dumps({"config": {"sample_rate": rate, **config}}))
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(read())]
-        try:
-            while True:
-                msg = await asyncio.wait_for(replies.get(), idle_timeout_s)
-                if msg is None:
-                    return
-                for heard in parse(msg):
-                    yield heard
-        finally:
-            for t in tasks:
-                t.cancel()
-    finally:
-        with contextlib.suppress(Exception):
-            await ws.close()
+    async with _stream(url, audio, rate, config, eof=True) as replies:
+        while True:
+            msg = await asyncio.wait_for(replies.get(), idle_timeout_s)
+            if msg is None:
+                return
+            for heard in parse(msg):
+                yield heard
 
 
 async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
