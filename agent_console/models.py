@@ -293,6 +293,7 @@ class DashboardOrderDay(Base):
     """
 
     __tablename__ = "dashboard_order_days"
+    __table_args__ = {"sqlite_with_rowid": False}  # rows stored in key order: a period is one sequential read
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     category: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -314,6 +315,7 @@ class DashboardCallDay(Base):
     """Calls per court day started: all, reaching the consult menu, answered by the knowledge base (0007)."""
 
     __tablename__ = "dashboard_call_days"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     calls: Mapped[int] = mapped_column(Integer)

@@ -12,7 +12,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 pkgs=(kamailio)
-[ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium)
+[ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei)  # a CJK font for page screenshots
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
   for cand in python3.11 python3; do

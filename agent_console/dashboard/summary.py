@@ -117,7 +117,7 @@ def summary_figures(db: Session, f: Filters, now: datetime, *, exact_p90_max: in
     hist = [int(x) for x in tot[7:]]
     closed = int(closed)
     # the exact p90 reads every order closed in the period (category and department are checked row by row)
-    scanned = closed if not (f.category or f.department) else int(db.scalar(
+    scanned = closed if not (f.category or f.department) or closed > exact_p90_max else int(db.scalar(
         select(func.coalesce(func.sum(D.closed), 0)).where(D.day >= f.start, D.day <= f.end)) or 0)
     exact = scanned <= exact_p90_max
     p90 = (exact_p90(db, f, closed) if exact else histogram_p90(hist)) if closed else None

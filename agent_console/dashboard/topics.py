@@ -29,7 +29,7 @@ from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.unanswered import cluster_utterances
 from zh_text import normalize_for_matching
 
-MAX_CALLS = 2000
+MAX_CALLS = 1000
 TOP_CLUSTERS = 10
 TOP_KEYWORDS = 15
 _CJK = re.compile(r"[\u4e00-\u9fff]+")

@@ -204,6 +204,7 @@ def upgrade() -> None:
         sa.Column("department", sa.String(length=128), nullable=False),
         *[sa.Column(c, sa.Float() if c == "handling_hours" else sa.Integer(), nullable=False) for c in SUMS],
         sa.PrimaryKeyConstraint("day", "category", "department", name=op.f("pk_dashboard_order_days")),
+        sqlite_with_rowid=False,  # rows in key order: a period is one sequential read (half the time)
     )
     op.create_table(
         "dashboard_call_days",
@@ -212,6 +213,7 @@ def upgrade() -> None:
         sa.Column("consult", sa.Integer(), nullable=False),
         sa.Column("answered_by_kb", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_dashboard_call_days")),
+        sqlite_with_rowid=False,
     )
     op.execute(sa.text(f"INSERT INTO dashboard_meta (id, timezone, offset_minutes) VALUES (1, '{TZ}', {OFFSET_MIN})"))
     for stmt in _sums(dialect):
