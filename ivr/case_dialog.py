@@ -272,7 +272,7 @@ async def status_dialog(ctx: FlowContext, verb: CaseStatus) -> Goto | Hangup:
     keys = verb.replay_key + verb.judge_key + verb.operator_key
     while True:
         spoken = await speak_parts(ctx, parts, "case_status")
-        if spoken.failed and not spoken.played and verb.no_voice_prompt:
+        if spoken.failed and verb.no_voice_prompt:
             await ctx.play(verb.no_voice_prompt, barge_in=True)
         key = await _key(ctx, verb.menu_prompt, keys, verb.key_timeout_s, verb.retries, verb.invalid_prompt,
                          verb.no_input_prompt)

@@ -6,7 +6,8 @@ service's voice (cached there by content). ``None`` when neither can speak it: t
 fallback prompt instead.
 
 :func:`speak_parts` plays sentences one after the other and renders the next while the current one plays, so
-the first sentence starts as soon as it alone is rendered.
+the first sentence starts as soon as it alone is rendered — at once when it begins with a rendered phrase
+("您查询的案件，" is a prompt), the rest of it rendering while that plays.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ async def say(ctx: FlowContext, text: str, name: str, fallback: list[str] | None
     return True
 
 
+CLAUSE_MARKS = "，、；：,;:"
+
+
+def split_fixed(parts: list[str], local: dict[str, str]) -> list[str]:
+    """Each part that begins with a rendered phrase ending at a clause mark ("您查询的案件，") split in two: the
+    phrase plays at once while the rest renders. The words stay the same, in the same order."""
+    out: list[str] = []
+    for part in parts:
+        cut = 0
+        for i, ch in enumerate(part[:-1]):
+            if ch in CLAUSE_MARKS and part[: i + 1] in local:
+                cut = i + 1
+        out += [part[:cut], part[cut:]] if cut else [part]
+    return out
+
+
 @dataclass
 class Spoken:
     played: int  # sentences played to the end
@@ -103,8 +120,9 @@ class Spoken:
 
 
 async def speak_parts(ctx: FlowContext, parts: list[str], name: str, barge_in: bool = True) -> Spoken:
-    """Play ``parts`` in order, each named ``{name}:{i}:{text}``; the next renders while the current plays."""
-    parts = [p for p in (s.strip() for s in parts) if p]
+    """Play ``parts`` in order, each named ``{name}:{i}:{text}``; the next renders while the current plays. A part
+    that begins with a rendered phrase is played as that phrase and the rest (:func:`split_fixed`)."""
+    parts = split_fixed([p for p in (s.strip() for s in parts) if p], local_phrases(ctx.prompts.directory))
     if not parts:
         return Spoken(0, False, True)
 

@@ -192,10 +192,12 @@ async def test_case_number_and_password_then_the_status_sentence_by_sentence(pro
     names = played(events)
     readback_name = next(n for n in names if n.startswith("case_readback:"))
     status = [n for n in names if n.startswith("case_status:")]
-    assert status == [f"case_status:{i}:{p}" for i, p in enumerate(PARTS, 1)]  # the call record holds the words
+    # the call record holds the words; the status begins with a rendered phrase, played while the rest renders
+    spoken = ["您查询的案件，", PARTS[0].removeprefix("您查询的案件，"), *PARTS[1:]]
+    assert status == [f"case_status:{i}:{p}" for i, p in enumerate(spoken, 1)]
     assert names.index(readback_name) < names.index("confirm_or_retry") < names.index("case_secret_enter")
     assert names.index(status[-1]) < names.index("case_status_menu")
-    assert voice.texts == [readback(CASE), *PARTS]
+    assert voice.texts == [readback(CASE), *spoken[1:]]
     # the secret is never on the call record; the case number keys are
     assert keys(events) == "1" + KEYPAD + "#1" + "••••••#"
     assert SECRET not in repr(events)
@@ -208,7 +210,7 @@ async def test_star_replays_with_the_ticket_and_3_contacts_the_judge_without_a_s
     outcome, events, _ = await call(prompts, Caller(LOGIN + [("case_status_menu", "*"), ("case_status_menu", "3")]))
     assert path(events) == ["welcome", "main", "case_query", "contact_judge"]
     names = played(events)
-    assert [n for n in names if n.startswith("case_status:1:")] == [f"case_status:1:{PARTS[0]}"] * 2
+    assert [n for n in names if n.startswith("case_status:1:")] == ["case_status:1:您查询的案件，"] * 2
     assert desk.lookups[-1]["ticket"] == "T1"  # the replay asked the hub again, with the ticket
     assert names.count("case_secret_enter") == 1 and names.count("case_number_enter") == 1
     # no SIP host in this test: no transfer; no caller audio: no message, then the goodbye
@@ -217,9 +219,10 @@ async def test_star_replays_with_the_ticket_and_3_contacts_the_judge_without_a_s
 
 
 async def test_a_key_during_the_status_stops_it(prompts, desk, voice):
-    caller = Caller(LOGIN + [("case_status:1", "0")])
+    caller = Caller(LOGIN + [("case_status:2", "0")])
     outcome, events, _ = await call(prompts, caller)
-    assert [n for n in played(events) if n.startswith("case_status:")] == [f"case_status:1:{PARTS[0]}"]
+    assert [n for n in played(events) if n.startswith("case_status:")] == [
+        "case_status:1:您查询的案件，", f"case_status:2:{PARTS[0].removeprefix('您查询的案件，')}"]
     assert path(events)[-1] == "case_staff"
     assert of(events, HandoffRequested) == [{"node": "case_staff", "reason": "case_query", "category": "query"}]
 
@@ -274,7 +277,9 @@ async def test_without_the_voice_digits_are_read_back_and_staff_offered(prompts,
     names = played(events)
     assert names[names.index("case_number_enter") + 1:names.index("confirm_or_retry")] == ["you_entered",
                                                                                             "say_digits"]
-    assert "case_status_no_voice" in names and not [n for n in names if n.startswith("case_status:")]
+    # only the rendered opening is heard, then the apology
+    assert [n for n in names if n.startswith("case_status:")] == ["case_status:1:您查询的案件，"]
+    assert names[names.index("case_status:1:您查询的案件，") + 1] == "case_status_no_voice"
     assert path(events)[-1] == "case_staff"
 
 
@@ -297,12 +302,12 @@ async def test_the_next_sentence_renders_while_one_plays(prompts, monkeypatch):
     monkeypatch.setattr(phrases, "synthesize", slow_voice)
     ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
     t0 = loop.time()
-    spoken = await phrases.speak_parts(ctx, PARTS, "case_status")
+    spoken = await phrases.speak_parts(ctx, PARTS[1:] + ["执行情况：已冻结被执行人银行存款。"], "case_status")
     assert spoken.played == 3 and not spoken.failed
     kinds = [k for k, _ in log]
     assert kinds == ["render", "play"] * 3
     assert log[2][1] - log[1][1] < 0.05  # the second sentence renders from the moment the first plays
-    first_play = log[2][1] - t0
+    first_play = log[1][1] - t0
     assert 0.15 <= first_play < 0.35  # one render, not three
     assert loop.time() - t0 < 0.2 + 3 * 0.3 + 0.25  # renders hidden behind playback
 
@@ -335,6 +340,30 @@ async def test_a_complaint_is_recorded_and_staff_offered(prompts, voice, tmp_pat
     _, events, _ = await call(prompts, TalkingCaller([("main_menu", "6")], voice_s=1.0), tmp_path)
     assert [m["purpose"] for m in of(events, MessageRecorded)] == ["suggestion"]
     assert played(events)[-1] == "suggestion_goodbye"
+
+
+async def test_a_status_that_begins_with_a_rendered_phrase_starts_at_once(prompts, monkeypatch):
+    log: list[str] = []
+
+    async def slow_voice(url, text, rate, timeout=20.0):
+        log.append(f"render {text}")
+        await asyncio.sleep(0.1)
+        return bytes(rate)
+
+    class Line(Caller):
+        async def play(self, clip, barge_in):
+            log.append(f"play {clip.name}")
+            await asyncio.sleep(0.2)
+            return PlayResult(clip.duration_ms, False)
+
+    monkeypatch.setattr(phrases, "synthesize", slow_voice)
+    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
+    spoken = await phrases.speak_parts(ctx, PARTS[:1], "case_status")
+    rest = PARTS[0].removeprefix("您查询的案件，")
+    assert spoken.played == 2
+    assert log == ["play case_status:1:您查询的案件，", f"render {rest}", f"play case_status:2:{rest}"]
+    whole = ["您查询的案件，", "您查询的案件"]  # a phrase alone, or without its clause mark, stays as it is
+    assert phrases.split_fixed(whole, {"您查询的案件，": "x"}) == whole
 
 
 def test_the_hubs_sentences_have_rendered_twins():
