@@ -72,8 +72,12 @@ def dial_cmd(
     source: str = typer.Option("127.0.0.1", help="local address to call from"),
     rtp_port: int = typer.Option(40000, help="first local RTP port"),
     frames_json: Path | None = typer.Option(None, help="write per-frame arrival times and peaks (JSON)"),
+    refuse_refer: int = typer.Option(0, help="answer a REFER with this status (e.g. 405) instead of following it"),
+    send_refer: str | None = typer.Option(None, help="after the keypad script, ask the far end to transfer us to "
+                                          "this URI (a hotline must refuse: 603)"),
 ) -> None:
-    """Call the hotline like a phone would (smoke test); prints a JSON summary."""
+    """Call the hotline like a phone would (smoke test); prints a JSON summary. A blind transfer (REFER) is
+    followed like a desk phone does: the softphone calls the target, with the same voice and recording."""
     import json
 
     from hotline.logs import configure_logging
@@ -83,9 +87,12 @@ def dial_cmd(
     configure_logging("warning")
     if dtmf_method not in ("rfc4733", "sip_info"):
         raise typer.BadParameter("use rfc4733 or sip_info", param_hint="--dtmf-method")
+    if refuse_refer and not 300 <= refuse_refer <= 699:
+        raise typer.BadParameter("a final SIP status, 300-699 (e.g. 405, 501, 603)", param_hint="--refuse-refer")
     try:
         res = dial(uri, play=play, dtmf=dtmf, record=record, duration=duration, dtmf_method=dtmf_method,
-                   source_host=source, rtp_port=rtp_port, play_at=play_at)
+                   source_host=source, rtp_port=rtp_port, play_at=play_at, refuse_refer=refuse_refer,
+                   send_refer=send_refer)
     except (ValueError, PromptError) as e:
         raise typer.BadParameter(str(e)) from None
     if frames_json:

@@ -126,8 +126,19 @@ class QueueLeft(_Event):
     outcome: Literal["bridged", "callback", "max_wait", "after_hours", "no_hub", "hangup"]
 
 
+#: BridgeUpdate reasons when the caller's phone refuses a blind transfer (``ivr.operator_transfer = "refer"``):
+#: the offer failed, or (with ``ivr.refer_fallback_bridge``) the worker bridges instead and the same offer goes on
+REFER_REFUSED = "refer_refused"
+REFER_REFUSED_BRIDGING = "refer_refused: bridging instead"
+
+
 class BridgeUpdate(_Event):
-    """Progress of the worker's call to an operator's phone (a ``BridgeCommand`` from the hub)."""
+    """Progress of the worker's call to an operator's phone (a ``BridgeCommand`` from the hub).
+
+    With ``ivr.operator_transfer = "refer"`` it is the progress of the caller's own call to the phone, as
+    the caller's phone reports it (NOTIFY); ``connected`` is followed by the worker's ``CallEnded``
+    (cause ``transferred``) and no ``ended``: the conversation goes on without the IVR.
+    """
 
     type: Literal["bridge_update"] = "bridge_update"
     offer_id: str

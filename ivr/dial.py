@@ -2,6 +2,12 @@
 
 For admins smoke-testing a deployment and for the tests. The recording is written from our own
 media port with an arrival time per frame, so tests can time barge-in from the caller's side.
+
+Like a desk phone it follows a blind transfer: a REFER from the far end is accepted, the softphone calls
+the Refer-To target itself, and that call carries the same voice and recording (the first call usually
+ends right after, hung up by whoever transferred). ``refuse_refer`` answers REFERs with that status
+instead (405, 501, 603: a phone that does not do transfers). ``send_refer`` does the opposite after the
+keypad script: asks the far end to transfer us (a hotline must refuse: it would place calls for anyone).
 """
 
 from __future__ import annotations
@@ -41,6 +47,14 @@ class DialResult:
     record_peak: int = 0
     #: (t seconds after answer, peak) per received 20 ms frame; for barge-in timing
     frames: list[tuple[float, int]] = field(default_factory=list)
+    #: a REFER received: its target, what we answered, and how the call to the target went
+    transfer_to: str | None = None
+    transfer_answer: int | None = None
+    transfer_connected: bool = False
+    transfer_after_s: float | None = None  # REFER received -> the target's call confirmed
+    transfer_status: int | None = None
+    #: ``send_refer``: the far end's final answer to our REFER (or the final NOTIFY of the call it placed)
+    sent_refer_status: int | None = None
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -77,11 +91,43 @@ class _Listener:
         self.d.on_disconnected(status_code, reason)
 
 
+class _TransferListener:
+    """The call a REFER made us place: same media port, its end ends the dial."""
+
+    def __init__(self, dialer: Dialer):
+        self.d = dialer
+        self._media = False
+
+    def on_media_active(self, audio: pj.AudioMedia) -> None:
+        if not self._media:
+            self._media = True
+            audio.startTransmit(self.d.port)
+            self.d.port.startTransmit(audio)
+
+    def on_digit(self, digit: str, method: str) -> None: ...
+
+    def on_confirmed(self) -> None:
+        r = self.d.result
+        r.transfer_connected = True
+        r.transfer_status = 200
+        r.transfer_after_s = round(time.monotonic() - self.d.t_refer, 3)
+
+    def on_disconnected(self, status_code: int, reason: str) -> None:
+        r = self.d.result
+        if not r.transfer_connected:
+            r.transfer_status = status_code
+        elif not r.hangup_side:
+            r.hangup_side = "remote"
+        self.d.xfer_done = True
+        if self.d.call is None or self.d.call.disconnected:
+            self.d.ended.set()
+
+
 class Dialer:
     def __init__(self, uri: str, play: Path | None, dtmf: str, record: Path | None, duration: float,
                  dtmf_method: str = "rfc4733", clock_rate: int = 8000, local_port: int = 0,
                  rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25,
-                 play_at: float = 0.0):
+                 play_at: float = 0.0, refuse_refer: int = 0, send_refer: str | None = None):
         self.uri, self.play_path, self.record_path = uri, play, record
         self.steps = parse_dtmf_script(dtmf)
         self.duration, self.dtmf_method, self.rate, self.gap = duration, dtmf_method, clock_rate, digit_gap_s
@@ -98,6 +144,12 @@ class Dialer:
         self._t0 = 0.0
         self._pcm: list[bytes] = []
         self._media = False
+        self.refuse_refer = refuse_refer
+        self.send_refer = send_refer
+        self.xfer_call: SipCall | None = None
+        self.xfer_done = False
+        self.t_refer = 0.0
+        self._old_calls: list[SipCall] = []
 
     def _refuse(self, account, prm) -> None:
         c = SipCall(account, prm.callId)
@@ -122,11 +174,30 @@ class Dialer:
         self.result.frames.append((round(time.monotonic() - self._t0, 4), peak))
         self._pcm.append(data)
 
+    def on_transfer_request(self, prm: pj.OnCallTransferRequestParam) -> None:
+        """A REFER on our call (main thread): refuse it, or let pjsua place the call with our own Call object."""
+        self.result.transfer_to = prm.dstUri
+        if self.refuse_refer or (self.xfer_call is not None and not self.xfer_done):
+            prm.statusCode = self.refuse_refer or 603
+            self.result.transfer_answer = prm.statusCode
+            return
+        if self.xfer_call is not None:  # an earlier transfer failed: keep its objects until the end
+            self._old_calls.append(self.xfer_call)
+        self.t_refer = time.monotonic()
+        self.xfer_done = False
+        self.result.transfer_connected, self.result.transfer_status, self.result.transfer_after_s = False, None, None
+        self.xfer_call = SipCall(self.stack.accounts[0])
+        self.xfer_call.listener = _TransferListener(self)
+        prm.newCall = self.xfer_call
+        self.result.transfer_answer = 202
+
     def on_disconnected(self, code: int, reason: str) -> None:
-        if not self.result.hangup_side:
-            self.result.hangup_side = "remote"
         if not self.result.connected:
             self.result.status_code, self.result.reason = code, reason
+        if self.xfer_call is not None and not self.xfer_done:
+            return  # transferred: the call to the target goes on (and decides when the dial ends)
+        if not self.result.hangup_side:
+            self.result.hangup_side = "remote"
         self.ended.set()
 
     async def _poll(self) -> None:
@@ -153,6 +224,14 @@ class Dialer:
                 self.result.digits.append({"digit": d, "t": round(time.monotonic() - self._t0, 4)})
                 self._send(d)
                 await asyncio.sleep(self.gap)
+        if self.send_refer:
+            self.call.on_transfer_status = self._sent_refer_status
+            self.call.xfer(self.send_refer, pj.CallOpParam(True))
+
+    def _sent_refer_status(self, code: int, reason: str, final: bool) -> bool:
+        if final:
+            self.result.sent_refer_status = code
+        return not final
 
     async def run(self, ring_timeout: float = 15.0) -> DialResult:
         loop = asyncio.get_running_loop()
@@ -163,6 +242,7 @@ class Dialer:
             self.port = CallMediaPort("dial", self.rate, loop, self._on_audio, 40.0, batch_frames=1)
             self.call = SipCall(self.stack.accounts[0])
             self.call.listener = _Listener(self)
+            self.call.on_transfer_request = self.on_transfer_request
             self.call.makeCall(self.uri, pj.CallOpParam(True))
             done = asyncio.ensure_future(self.ended.wait())
             ans = asyncio.ensure_future(self.answered.wait())
@@ -182,8 +262,10 @@ class Dialer:
                     self.result.hangup_side = "local"
                 elif not self.result.status_code:
                     self.result.status_code, self.result.reason = 408, "no answer"
-                with contextlib.suppress(Exception):
-                    self.call.hangup(pj.CallOpParam(True))
+                for c in (self.call, self.xfer_call):
+                    if c is not None and not c.disconnected:
+                        with contextlib.suppress(Exception):
+                            c.hangup(pj.CallOpParam(True))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.ended.wait(), 3.0)
             for t in (done, ans):
@@ -192,8 +274,12 @@ class Dialer:
             await asyncio.sleep(0.3)
             poller.cancel()
             self._write_recording()
+            if self.call is not None:
+                self.call.on_transfer_request = self.call.on_transfer_status = None
             self.port = None
             self.call = None
+            self.xfer_call = None
+            self._old_calls.clear()
             import gc
 
             gc.collect()

@@ -7,6 +7,10 @@
                  ├─ BridgeCommand ─▶ dial the operator (music goes on while it rings)
                  │     ├─ answered ─▶ BridgeUpdate connected, QueueLeft bridged, talk until one side hangs up
                  │     └─ busy / no answer / error ─▶ BridgeUpdate failed, still queued
+                 │   or, with ivr.operator_transfer = "refer", REFER the caller's phone to the operator
+                 │     ├─ answered ─▶ BridgeUpdate connected, QueueLeft bridged, the worker hangs up (transferred)
+                 │     ├─ REFER refused ─▶ BridgeUpdate failed refer_refused…, bridge as above (refer_fallback_bridge)
+                 │     └─ busy / no answer / error ─▶ BridgeUpdate failed, still queued
                  └─ caller hangs up ─▶ QueueLeft hangup (before CallEnded)
 
 Hub commands reach the call through ``CallSession.on_command`` (its ``inbox``); the operator leg
@@ -39,6 +43,7 @@ from ivr.recording import RecordOptions, StereoRecorder, record_and_report, reco
 if TYPE_CHECKING:
     from ivr.bridge import OperatorLeg
     from ivr.flow.context import FlowContext
+    from ivr.refer import ReferTransfer
     from ivr.verbs.handoff import Handoff
 
 log = structlog.get_logger(__name__)
@@ -107,8 +112,8 @@ class QueueWait:
         self.ctx, self.verb, self.ch = ctx, verb, ctx.channel
         self.loop = asyncio.get_running_loop()
         self.left = False
-        self.leg: OperatorLeg | None = None
-        self.leg_events: asyncio.Queue[OperatorLeg] = asyncio.Queue()
+        self.leg: OperatorLeg | ReferTransfer | None = None
+        self.leg_events: asyncio.Queue[OperatorLeg | ReferTransfer] = asyncio.Queue()
         self.music = ctx.prompts.get(verb.hold_music)
         self.music_pos = 0
         self.announced: int | None = None
@@ -228,23 +233,42 @@ class QueueWait:
                         t.cancel()
                     waits.clear()
                     self.leave("bridged")
+                    if getattr(leg, "hands_over", False):  # REFER: the caller talks to the operator without us
+                        return Hangup("transferred")
                     return await self._bridged(leg)
                 if leg is self.leg and leg.state in ("failed", "ended"):
                     self.leg = None
+                    if getattr(leg, "bridge_instead", False):  # the caller's phone refused the REFER
+                        self._dial(leg.cmd)
                     next_announce = max(next_announce, self.loop.time() + 2.0)
 
     def _bridge(self, cmd: BridgeCommand) -> None:
-        from ivr.bridge import OperatorLeg
         from ivr.contract import BridgeUpdate
 
         if self.leg is not None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="busy_dialing")
             return
-        host = getattr(self.ch, "host", None)
-        if host is None:
+        if getattr(self.ch, "host", None) is None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="no_sip")
             return
-        leg = OperatorLeg(self.ch, cmd, host, self.ctx.node, self.leg_events.put_nowait)
+        if self.ctx.extra.get("operator_transfer") == "refer":
+            from ivr.refer import ReferTransfer
+
+            xfer = ReferTransfer(self.ch, cmd, self.ctx.node, self.leg_events.put_nowait,
+                                 bool(self.ctx.extra.get("refer_fallback_bridge", True)))
+            self.leg = xfer
+            if xfer.start():
+                return
+            self.leg = None  # it reported failed; its queued report is ignored
+            if not xfer.bridge_instead:
+                return
+        self._dial(cmd)
+
+    def _dial(self, cmd: BridgeCommand) -> None:
+        """The worker calls the operator's phone itself (ivr/bridge.py)."""
+        from ivr.bridge import OperatorLeg
+
+        leg = OperatorLeg(self.ch, cmd, self.ch.host, self.ctx.node, self.leg_events.put_nowait)
         self.leg = leg
         if not leg.start():
             self.leg = None  # it reported failed (no_slot, dial_error); its queued report is ignored

@@ -115,5 +115,13 @@ class IvrSettings(BaseModel):
     frame_gap_ms: float = Field(40.0, gt=0, description="a frame later than this counts as a gap")
     record_bridged_calls: bool = Field(
         False, description="record bridged calls under home/recordings (stereo WAV: caller left, operator right)")
+    operator_transfer: Literal["bridge", "refer"] = Field("bridge", description=(
+        "how an accepted caller reaches the operator's phone: bridge (the worker calls the phone and joins the two "
+        "calls; both legs transcribed, and recorded with record_bridged_calls) or refer (blind transfer: a REFER "
+        "asks the caller's phone to call the operator itself and the worker drops out; its call slot is free at "
+        "once, but nothing of the conversation is transcribed or recorded)"))
+    refer_fallback_bridge: bool = Field(True, description=(
+        "refer: when the caller's phone refuses the REFER (405, 501, 603, ...), bridge the call instead; false: "
+        "the offer fails (refer_refused) and the caller waits on"))
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
 

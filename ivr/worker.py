@@ -122,6 +122,8 @@ class Worker:
                                      "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
                                      "working_hours": self.office_hours,
                                      "record_bridged_calls": ivr.record_bridged_calls,
+                                     "operator_transfer": ivr.operator_transfer,
+                                     "refer_fallback_bridge": ivr.refer_fallback_bridge,
                                      "recordings_dir": recordings},
                               host=self)
         self.sessions[call_id] = session

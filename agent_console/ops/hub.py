@@ -54,7 +54,7 @@ from agent_console.work_orders import hub_orders
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.service import ensure_auto_order
-from ivr.contract import BridgeCommand, CallEnded, CallEvent, EventBatch, QueueStatus
+from ivr.contract import REFER_REFUSED_BRIDGING, BridgeCommand, CallEnded, CallEvent, EventBatch, QueueStatus
 from knowledge_base.settings import fill_placeholders
 from knowledge_base.store import get_entry
 
@@ -275,6 +275,11 @@ class OpsHub:
                     call.state = "ivr"
                 self._effects(self.router.leave(call.call_id, e.outcome))
         elif t == "bridge_update":
+            if e.state == "failed" and e.reason == REFER_REFUSED_BRIDGING:  # the caller's phone refused the transfer;
+                call.bridge = BridgeInfo(call_id=call.call_id, offer_id=e.offer_id, state="dialing",  # the worker
+                                         reason=e.reason)  # bridges on the same offer: not a failed offer
+                self._emit_call(call, BridgeEvent(bridge=call.bridge))
+                return
             call.bridge = BridgeInfo(call_id=call.call_id, offer_id=e.offer_id, state=e.state, reason=e.reason)
             self._emit_call(call, BridgeEvent(bridge=call.bridge))
             q = self.router.queue.get(call.call_id)

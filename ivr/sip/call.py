@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import pjsua2 as pj
@@ -24,6 +25,10 @@ class SipCall(pj.Call):
         super().__init__(account, call_id)
         self.listener: CallListener | None = None
         self.disconnected = False
+        #: progress of a REFER this call sent (ivr/refer.py): (status code, reason, final) -> want more reports
+        self.on_transfer_status: Callable[[int, str, bool], bool] | None = None
+        #: a REFER this call received (ivr/dial.py): set ``prm.statusCode`` (>= 300 refuses) and ``prm.newCall``
+        self.on_transfer_request: Callable[[pj.OnCallTransferRequestParam], None] | None = None
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 (pjsua2 API)
         try:
@@ -56,3 +61,20 @@ class SipCall(pj.Call):
                 self.listener.on_digit(prm.digit, DTMF_METHODS.get(prm.method, "unknown"))
         except Exception:
             log.exception("dtmf_failed")
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        try:
+            if self.on_transfer_status is not None:
+                prm.cont = bool(self.on_transfer_status(int(prm.statusCode), prm.reason, bool(prm.finalNotify)))
+        except Exception:
+            log.exception("transfer_status_failed")
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        try:
+            if self.on_transfer_request is not None:
+                self.on_transfer_request(prm)
+            else:  # nobody here would carry the new call's audio: refuse rather than reuse this object
+                prm.statusCode = 603
+        except Exception:
+            log.exception("transfer_request_failed")
+            prm.statusCode = 500
