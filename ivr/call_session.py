@@ -103,14 +103,17 @@ class CallSession:
                 log.exception("call_cleanup_failed", call_id=self.call_id)
         self.cleanups.clear()
         self.audio_taps.clear()
-        if self.hangup_cause is not None:
-            cause, side = self.hangup_cause, "ivr"
-        elif status_code >= 300 and status_code not in (487,):
-            cause, side = f"sip_{status_code}", "system"
-        else:
-            cause, side = "caller_hangup", "caller"
+        cause, side = self.end_cause(status_code)
         self.emit(CallEnded, cause=cause, side=side, status_code=status_code, media=self.port.stats)
         self._on_closed(self)
+
+    def end_cause(self, status_code: int) -> tuple[str, str]:
+        """The call record's end: cause and side (caller, ivr, system)."""
+        if self.hangup_cause is not None:
+            return self.hangup_cause, "ivr"
+        if status_code >= 300 and status_code not in (487,):
+            return f"sip_{status_code}", "system"
+        return "caller_hangup", "caller"
 
     # ---- commands from the hub (ivr/hub_commands.py; main thread) ----------------------------
     def on_command(self, cmd: HubCommand) -> None:

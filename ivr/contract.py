@@ -170,6 +170,9 @@ class CallbackOutcome(_Event):
     rating: int | None = Field(None, ge=1, le=5, description="the citizen's satisfaction, 1 (poor) to 5")
     method: Literal["keypad", "speech"] | None = None
     status_code: int | None = None
+    reason: str = Field("", max_length=200, description=(
+        "why, for failed: no_slot / draining (the worker placed no call: the hub puts the order back due, its "
+        "attempt spent), dial_error: ..., or the SIP reason phrase"))
 
 
 class MediaStats(BaseModel):

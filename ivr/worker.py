@@ -20,7 +20,16 @@ import structlog
 
 from ivr.audio import PromptLibrary
 from ivr.call_session import CallSession
-from ivr.contract import CallAnswered, CallEnded, CallOffered, CallRejected, HubCommand
+from ivr.callback import CallbackSession
+from ivr.contract import (
+    CallAnswered,
+    CallbackCommand,
+    CallbackOutcome,
+    CallEnded,
+    CallOffered,
+    CallRejected,
+    HubCommand,
+)
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
@@ -152,11 +161,33 @@ class Worker:
 
     # ---- commands from the hub ----------------------------------------------------------------
     def dispatch(self, cmd: HubCommand) -> None:
+        if isinstance(cmd, CallbackCommand):
+            self.place_callback(cmd)
+            return
         session = self.sessions.get(cmd.call_id)
         if session is None:
             log.info("command_for_unknown_call", type=cmd.type, call_id=cmd.call_id)
             return
         session.on_command(cmd)
+
+    def place_callback(self, cmd: CallbackCommand) -> None:
+        """回访 (ivr/callback.py): call the citizen from the operator leg's account, in one of this worker's call
+        slots; none free (or draining) -> CallbackOutcome failed without a call, and the hub tries again later."""
+        if cmd.call_id in self.sessions:
+            log.info("callback_duplicate", call_id=cmd.call_id)
+            return
+        if self.draining or not self._slot_free():
+            self.emit(CallbackOutcome, call_id=cmd.call_id, order_id=cmd.order_id, attempt=cmd.attempt,
+                      outcome="failed", reason="draining" if self.draining else "no_slot")
+            log.info("callback_refused", call_id=cmd.call_id, order=cmd.order_number, draining=self.draining)
+            return
+        c, account = self.cfg, self.leg_account()
+        session = CallbackSession(SipCall(account), cmd, self.menus.current, self.prompts, self.emit, c.sip.clock_rate,
+                                  c.ivr.frame_gap_ms, c.ivr.max_call_duration_s, self._closed,
+                                  extra={"speech_url": c.speech_url, "hub_url": c.hub_url, "hub_token": c.hub_token},
+                                  host=self)
+        self.sessions[cmd.call_id] = session
+        session.dial(account.getInfo().uri, f"{c.bind_host}:{c.bind_port}")
 
     def _reject(self, call: SipCall, code: int, reason: str) -> None:
         # Answering with an error from inside onIncomingCall trips a pjsip assertion

@@ -4,8 +4,12 @@
 
 Each incoming call takes the next mode (the last one repeats): ``answer`` (200 after
 ``--answer-after`` s, plays ``--play`` in a loop, records what it hears, hangs up after ``--talk`` s
-unless the other side does first), ``busy`` (486), ``ring`` (180, never answers). One JSON line per
-call on stdout when it ends: mode, status, connected, duration_s, record, record_peak.
+unless the other side does first), ``busy`` (486), ``ring`` (180, never answers), ``dtmf:D`` (answers,
+then presses the keys D (RFC 4733) ``--dtmf-after`` s after answering and again every ``--dtmf-every`` s
+until the call ends: a citizen rating a callback). ``--user NUMBER=MODE`` (repeatable) picks the mode by
+the user part of the called URI instead (sip:NUMBER@...). One JSON line per INVITE when it arrives
+(incoming, user, at: wall-clock time) and one per call on stdout when it ends: mode, status, connected,
+duration_s, record, record_peak, dtmf (keys sent).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Answered:
         self.media = False
         self.status = 0
         self.done = False
+        self.sent: list[str] = []
         call.listener = self
 
     def _on_audio(self, data: bytes) -> None:
@@ -67,8 +72,21 @@ class Answered:
         self.connected = True
         self.t0 = time.monotonic()
         self.loop.call_later(self.phone.play_at, self._loop_play)
+        if self.mode.startswith("dtmf:"):
+            self.loop.call_later(self.phone.dtmf_after, self._press)
         if self.phone.talk:
             self.loop.call_later(self.phone.talk, self._hangup)
+
+    def _press(self) -> None:
+        if self.done or self.call.disconnected:
+            return
+        keys = self.mode.split(":", 1)[1]
+        try:
+            self.call.dialDtmf(keys)
+            self.sent.append(keys)
+        except pj.Error as e:
+            print(json.dumps({"dtmf_error": e.info()}), flush=True)
+        self.loop.call_later(self.phone.dtmf_every, self._press)
 
     def _hangup(self) -> None:
         if not self.done and not self.call.disconnected:
@@ -89,6 +107,8 @@ class Phone:
         self.rate = 8000
         self.play_pcm = read_wav(Path(args.play), self.rate) if args.play else None
         self.play_at, self.talk, self.answer_after = args.play_at, args.talk, args.answer_after
+        self.dtmf_after, self.dtmf_every = args.dtmf_after, args.dtmf_every
+        self.by_user = dict(u.split("=", 1) for u in args.user or [])
         self.record_prefix = args.record_prefix
         sip = SipSettings(clock_rate=self.rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"])
         self.stack = SipStack(StackConfig(sip=sip, bind_host="127.0.0.1", bind_port=args.port, rtp_port=args.rtp_port,
@@ -99,8 +119,11 @@ class Phone:
 
     def on_incoming(self, account, prm) -> None:
         call = SipCall(account, prm.callId)
-        mode = self.modes[min(self.n, len(self.modes) - 1)]
+        ci = call.getInfo()
+        user = ci.localUri.split("sip:", 1)[-1].split("@", 1)[0]
+        mode = self.by_user.get(user) or self.modes[min(self.n, len(self.modes) - 1)]
         self.n += 1
+        print(json.dumps({"incoming": self.n, "user": user, "at": time.time()}), flush=True)
         a = Answered(self, call, self.n, mode)
         self.calls.append(a)
         asyncio.get_running_loop().call_soon(self._respond, a)
@@ -129,7 +152,8 @@ class Phone:
         pcm = b"".join(a.pcm)
         out = {"n": a.n, "mode": a.mode, "status": a.status, "connected": a.connected,
                "duration_s": round(time.monotonic() - a.t0, 2) if a.t0 else 0.0,
-               "record_peak": int(np.abs(np.frombuffer(pcm, dtype="<i2")).max()) if pcm else 0, "record": None}
+               "record_peak": int(np.abs(np.frombuffer(pcm, dtype="<i2")).max()) if pcm else 0, "record": None,
+               "dtmf": a.sent}
         if self.record_prefix and a.connected:
             path = Path(f"{self.record_prefix}-{a.n}.wav")
             with wave.open(str(path), "wb") as w:
@@ -173,6 +197,9 @@ def main() -> None:
     p.add_argument("--answer-after", type=float, default=0.3)
     p.add_argument("--talk", type=float, default=0.0, help="hang up after this many seconds (0: never)")
     p.add_argument("--record-prefix")
+    p.add_argument("--dtmf-after", type=float, default=1.0, help="dtmf:D mode: first keys this long after answering")
+    p.add_argument("--dtmf-every", type=float, default=1.5, help="dtmf:D mode: and again this often")
+    p.add_argument("--user", action="append", help="NUMBER=MODE: the mode of calls to sip:NUMBER@...")
     asyncio.run(Phone(p.parse_args()).run())
 
 
