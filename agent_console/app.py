@@ -38,6 +38,7 @@ from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
 from agent_console.pii import MaskingFilter
+from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
 from agent_console.work_orders import scheduler as work_order_scheduler
 from agent_console.work_orders.calendar import WorkCalendar
@@ -71,10 +72,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _mask_logs()
     ensure_ticker(app)
     work_order_scheduler.start(app)
+    work_order_callbacks.start(app)
     try:
         yield
     finally:
-        for name in ("ops_ticker", "work_orders_scheduler"):
+        for name in ("ops_ticker", "work_orders_scheduler", "callbacks_task"):
             task = getattr(app.state, name, None)
             if task is not None:
                 task.cancel()
@@ -105,6 +107,10 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
                            calendar=app.state.work_orders.calendar,
                            offer_timeout_s=config.offer_timeout_s, bridge_ring_timeout_s=config.bridge_ring_timeout_s)
     app.state.ops.work_orders = app.state.work_orders
+    app.state.callbacks = work_order_callbacks.CallbackDispatcher(
+        app.state.sessionmaker, app.state.work_orders, app.state.ops, hours=config.working_hours,
+        worker_max_calls=config.worker_max_calls)
+    app.state.ops.callbacks = app.state.callbacks
     try:
         rebuilt = app.state.ops.rebuild()
         app.state.ops.ensure_auto_orders()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Protocol
 
 from court_cases.settings import CaseSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
 from work_orders.settings import WorkOrderSettings
+
+
+class OfficeHours(Protocol):
+    """When staff work (``ivr.working_hours``): open at ``at`` on ``calendar``'s working days."""
+
+    def is_open(self, at: datetime | None = None, calendar: Any = None) -> bool: ...
 
 
 def _version() -> str:
@@ -35,3 +43,8 @@ class HubConfig:
     work_orders: WorkOrderSettings = field(default_factory=WorkOrderSettings)
     #: HOTLINE_HOME: work-order attachments go under ``attachments/`` (None: a temporary directory)
     home: Path | None = None
+    #: office hours (``ivr.working_hours``) on the work orders' calendar: automatic callbacks only then
+    #: (None: 08:30 to ``work_orders.office_close`` on working days)
+    working_hours: OfficeHours | None = None
+    #: call slots of one IVR worker (``sip.max_calls_per_worker``), for choosing a worker for a callback
+    worker_max_calls: int = 4

@@ -26,7 +26,8 @@ def hub_config(settings: Settings) -> HubConfig:
                      matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
                      cases=settings.cases,
-                     work_orders=settings.work_orders, home=settings.home)
+                     work_orders=settings.work_orders, home=settings.home,
+                     working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:

@@ -5,12 +5,53 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CATEGORIES = ("consult", "query", "urge", "contact_judge", "complaint", "suggestion")
 CATEGORY_NAMES = {"consult": "咨询", "query": "查询", "urge": "催办", "contact_judge": "联络法官",
                   "complaint": "投诉信访", "suggestion": "意见建议"}
 CHANNELS = ("hotline", "web", "walk_in", "letter", "api")
+
+
+class AutoCallbackSettings(BaseModel):
+    """回访 by an outbound call: the hub hands due callbacks to IVR workers, in office hours only (``ivr.working_hours``
+    on the shared calendar of working days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description=(
+        "place due callbacks automatically: an IVR worker calls the citizen, speaks the handler's answer and asks "
+        "for a rating 1-5 (keypad, or speech when the speech service runs)"))
+    target: str = Field("", description=(
+        "SIP URI of the citizen's phone through the trunk or PBX; {number} is the order's phone number "
+        "(digits, a leading + kept), e.g. sip:{number}@pbx.court.example or sip:0{number}@10.0.0.5:5060"))
+    interval_s: float = Field(10.0, ge=0.2, le=3600, description="how often the hub looks for due callbacks")
+    max_concurrent: int = Field(2, ge=1, le=256, description="automatic callbacks in progress at once (all workers)")
+    reserve_slots: int = Field(1, ge=0, le=3, description=(
+        "call slots of each worker kept free for incoming callers: a worker takes a callback only while it has "
+        "more free slots than this"))
+    ring_timeout_s: float = Field(30.0, gt=0, le=120, description=(
+        "a citizen who does not answer within this is not reached"))
+    outcome_timeout_s: float = Field(600.0, ge=30, le=86400, description=(
+        "a callback started but never reported (its worker died) counts as not reached after this, and is due again"))
+
+    @model_validator(mode="after")
+    def _target(self):
+        t = self.target.strip()
+        if t and (not t.lower().startswith(("sip:", "sips:")) or "{number}" not in t):
+            raise ValueError("target must be a sip: or sips: URI with {number} in it, e.g. sip:{number}@pbx")
+        if self.enabled and not t:
+            raise ValueError("set target (e.g. sip:{number}@pbx.court.example) to enable automatic callbacks")
+        return self
+
+    def uri_for(self, phone: str) -> str | None:
+        """The citizen's SIP URI, or None when ``phone`` holds no dialable number."""
+        raw = phone.strip()
+        digits = "".join(ch for ch in raw if ch.isdigit())
+        if not 3 <= len(digits) <= 20:
+            return None
+        number = ("+" if raw.startswith("+") else "") + digits
+        return self.target.strip().replace("{number}", number)
 
 
 class WorkOrderSettings(BaseModel):
@@ -44,6 +85,7 @@ class WorkOrderSettings(BaseModel):
         "网上诉求: submissions accepted per address per hour (captcha-free rate limit)"))
     clock_file: Path | None = Field(None, description=(
         "tests only: the work-order clock reads the current time (ISO 8601) from this file"))
+    auto_callback: AutoCallbackSettings = Field(default_factory=AutoCallbackSettings)
 
     @field_validator("feedback_workdays")
     @classmethod

@@ -149,6 +149,7 @@ class OpsHub:
         self._direct: dict[int, set[Callable[[dict[str, Any]], None]]] = {}
         self._accepted_by: dict[str, int] = {}  # call_id -> user who accepted it (for a restart)
         self.work_orders: WorkOrderContext | None = None  # set by the app (settings, clock, case system)
+        self.callbacks: Any = None  # the automatic callback dispatcher (its outcomes), set by the app
         self._rebuilding = False
 
     # ================================================================== worker events
@@ -181,6 +182,8 @@ class OpsHub:
                                      text=e.text, recording=e.recording)
                 elif hub_orders.wants(e):  # KB-settled calls (即办), messages to a judge, urges, complaints
                     hub_orders.file_for_event(self._orders_ctx(), self.sessions, e, self.persist.submit)
+                elif e.type == "callback_outcome" and self.callbacks is not None:  # 回访: rate or retry later
+                    self.callbacks.on_outcome(e)
             except Exception:  # noqa: BLE001
                 log.exception("ops: enriching a %s event failed", e.type)
         return out
@@ -530,6 +533,20 @@ class OpsHub:
                     "longest_wait_s": round(longest, 1), "operators_by_state": by_state, "operators": operators,
                     "queue": self._queue_event().model_dump(mode="json")["entries"],
                     "workers_connected": self.workers.connected()}
+
+    def worker_calls(self) -> dict[str, list[str]]:
+        """Call slots each worker uses now, as far as its events tell: its live calls, a bridged (or ringing)
+        operator leg counting once more."""
+        out: dict[str, list[str]] = {}
+        with self.lock:
+            for c in self.calls.values():
+                if c.state == "ended":
+                    continue
+                ids = out.setdefault(c.worker, [])
+                ids.append(c.call_id)
+                if c.bridge is not None and c.bridge.state in ("requested", "dialing", "connected"):
+                    ids.append(c.call_id)
+        return out
 
     def live_call(self, call_id: str) -> LiveCall | None:
         with self.lock:

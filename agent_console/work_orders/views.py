@@ -20,7 +20,8 @@ CHANNEL_NAMES = {"hotline": "热线", "web": "网上诉求", "walk_in": "来访"
 MASKED = TEXT_FIELDS | {"feedback", "message"}
 ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "append": "补充内容",
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",
-                                "feedback_overdue": "逾期督办", "callback_due": "待回访"}
+                                "feedback_overdue": "逾期督办", "callback_due": "待回访",
+                                "callback_requeued": "回访未发起"}
 
 
 def mask_id_number(v: str) -> str:
