@@ -302,6 +302,12 @@ def test_callback_and_after_hours_messages_become_work_orders_once(hub):
     (ah,) = adm.get("/api/work_orders", params={"call_id": "ah1"}).json()
     assert ah["callback_due"] == "2026-11-30" and ah["case_number"] == "（2023）粤0305民初1234号"
     assert "ah1.wav" in ah["content"]
+    early = MessageRecorded(call_id="ah2", worker="w0", node="after_hours", purpose="after_hours",
+                            recording="ah2.wav", duration_s=5.0, text="请回电",
+                            ts=datetime(2026, 11, 29, 23, 0, tzinfo=UTC))  # Monday 07:00 in Shanghai
+    post_events(hub, [early, CallEnded(call_id="ah2", worker="w0", cause="caller_hangup", side="caller")])
+    (ah2,) = adm.get("/api/work_orders", params={"call_id": "ah2"}).json()
+    assert ah2["callback_due"] == "2026-11-30"  # before opening on a working day: called back that day
     op = httpx.Client(base_url=hub.url, cookies={"hotline_session": login_cookie(hub, "op6")})
     (masked,) = op.get("/api/work_orders", params={"call_id": "ah1"}).json()
     assert "1234号" not in str(masked) and masked["case_number"] == "（2023）粤0305民初****号"

@@ -214,11 +214,9 @@ class OpsHub:
         return self.work_orders or WorkOrderContext(self.calendar)
 
     def _auto_order(self, call_id: str, kind: str, at: datetime, text: str = "", recording: str = "") -> None:
-        day = self.calendar.local_date(at)
-        if kind == "after_hours":
-            due = self.calendar.next_working_day(day)
-        else:  # a callback: today when it is a working day
-            due = day if self.calendar.is_working_day(day) else self.calendar.next_working_day(day)
+        # the same working day while the office is still to close (a message left at 07:00 on a Monday is
+        # called back that Monday), else the next working day
+        due = self.calendar.shared.same_day_due(at).date()
         live = self.calls.get(call_id)
         with self.sessions() as db:
             order, created = ensure_auto_order(db, self._orders_ctx(), call_id=call_id, kind=kind, at=at,
