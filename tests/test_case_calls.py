@@ -3,7 +3,8 @@ real `hotline serve` (Kamailio, a worker, the hub with its demo cases, the speec
 
 - a correct case number and 查询密码 hear the status: the recording is loud after the last key, and the call
   record names every sentence with its words (``case_status:<i>:<text>``), the secret's keys only as ``•``;
-- a message to the judge is recorded, transcribed and reported as MessageRecorded contact_judge with the case;
+- a message to the judge is recorded, transcribed and reported as MessageRecorded contact_judge with the case,
+  and the hub files it as a work order for the judge's team, due in 2 working days;
 - the judge's team line answers: the caller is bridged to it (the worker's operator-leg bridge);
 - three wrong secrets lock the case and the caller is offered an operator;
 - a case system that refuses connections: the hub's apology and the operator offer.
@@ -16,12 +17,14 @@ import json
 import sqlite3
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.hotline_proc import Hotline
 from tests.sipsupport import Proc, free_udp_port, requires_kamailio
+from work_orders.calendar import WorkCalendar
 
 pytestmark = [pytest.mark.sip, requires_kamailio]
 
@@ -73,6 +76,19 @@ def events(h: Hotline, call_id: str, type_: str) -> list[dict]:
         rows = db.execute("SELECT payload FROM call_events WHERE call_id = ? AND type = ? ORDER BY ts",
                           (call_id, type_)).fetchall()
     return [json.loads(r[0]) for r in rows]
+
+
+def wait_order(h: Hotline, call_id: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(h.home / "hotline.db") as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM work_orders WHERE call_id = ?", (call_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no work order for call {call_id}")
+        time.sleep(0.3)
 
 
 def status_sentence(h: Hotline, number: str) -> str:
@@ -138,6 +154,13 @@ def test_a_message_to_the_judge_is_recorded_with_the_case(line):
     assert (h.home / "recordings" / m["recording"]).exists()
     assert m["text"], m  # the speech service transcribed it
     print(f"\nmessage to the judge: {m['duration_s']} s, heard {m['text']!r}")
+    # the hub files it as a work order for the case's judge's team, due in 2 working days
+    order = wait_order(h, call["call_id"])
+    assert order["category"] == "contact_judge" and order["case_number"] == m["case_number"], order
+    assert order["assignee"] == "民二庭许文法官团队" and order["status"] == "dispatched", order
+    assert json.loads(order["recordings"]) == [m["recording"]] and m["text"] in order["content"], order
+    dispatched, due = (datetime.fromisoformat(order[k]).replace(tzinfo=UTC) for k in ("dispatched_at", "feedback_due"))
+    assert due == WorkCalendar().due_after(dispatched, 2), (dispatched, due)
 
 
 class JudgePhone(Proc):
