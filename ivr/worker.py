@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,20 @@ class WorkerConfig:
     recordings_dir: Path | None = None
     #: working days (China's schedule + the court's holiday file) for ivr.working_hours
     calendar: WorkCalendar | None = None
+
+
+def _safe_to_free(call: object) -> bool:
+    """pjsua2's Call destructor unhooks and hangs up whatever call now holds the object's old pjsua call id
+    (ids are reused: a dropped call cut off about one caller in nine). So an ended Call is freed only while
+    its id is idle and nothing else refers to it, so that it dies here and not in a later garbage collection."""
+    if call is None:
+        return True
+    try:
+        if call.isActive():  # type: ignore[attr-defined]
+            return False
+    except Exception:  # noqa: BLE001 - a Call pjsua no longer knows is idle
+        pass
+    return sys.getrefcount(call) <= 3  # the retired tuple, the caller's variable, getrefcount's argument
 
 
 class _Rejected:
@@ -216,11 +231,13 @@ class Worker:
 
     def retire(self, call: object, port: object | None) -> None:
         """Keep pjsua objects of an ended call alive a little longer (teardown crash, see notes)."""
+        if hasattr(call, "listener"):
+            call.listener = None  # no callbacks after DISCONNECTED; lets the session go without a GC cycle
         self._retired.append((asyncio.get_running_loop().time() + RETIRE_AFTER_S, call, port))
 
     def _reap(self, force: bool = False) -> None:
         now = asyncio.get_running_loop().time()
-        keep = [r for r in self._retired if r[0] > now and not force]
+        keep = [r for r in self._retired if not force and (r[0] > now or not _safe_to_free(r[1]))]
         self._retired = keep  # the rest lose their last reference here, outside any callback
 
     # ---- lifecycle --------------------------------------------------------------------------
