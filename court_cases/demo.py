@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +26,11 @@ from court_cases.models import CaseImport, CaseParty, CaseRecord
 from court_cases.numbers import normalise
 from court_cases.privacy import mask_number
 from court_cases.system import CaseSystemUnavailable, normalise_secret
+from table_import import ImportResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 _CHUNK = 500
-
-
-@dataclass
-class ImportResult:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.created) + len(self.updated) + len(self.unchanged)
-
-    def summary(self) -> dict[str, int]:
-        return {"total": self.total, "created": len(self.created), "updated": len(self.updated),
-                "unchanged": len(self.unchanged), "deleted": len(self.deleted)}
 
 
 # ---------------------------------------------------------------- reading

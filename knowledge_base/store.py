@@ -10,7 +10,6 @@ Errors are :class:`KbError` subclasses whose messages are Simplified Chinese (th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select, update
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from knowledge_base.entry import FaqEntry
 from knowledge_base.models import REVISION_ROW, KbEntry, KbHistory, KbRevision, utcnow
+from table_import import ImportResult
 
 #: the fields of an entry's content (the import/export record)
 CONTENT_FIELDS = ("id", "category", "question", "variants", "answer", "keywords")
@@ -269,22 +269,6 @@ def delete_entry(session: Session, entry_id: str, who: str, *, expected_version:
 
 
 # ---------------------------------------------------------------- bulk import
-
-
-@dataclass
-class ImportResult:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.created) + len(self.updated) + len(self.unchanged)
-
-    def summary(self) -> dict[str, int]:
-        return {"total": self.total, "created": len(self.created), "updated": len(self.updated),
-                "unchanged": len(self.unchanged), "deleted": len(self.deleted)}
 
 
 def apply_import(session: Session, entries: Iterable[FaqEntry], who: str, *, replace: bool = False,

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -182,3 +182,21 @@ def split_list(cell: str) -> list[str]:
 
 def join_list(items: Iterable[str]) -> str:
     return SEPARATOR.join(x.replace("\\", "\\\\").replace(SEPARATOR, "\\" + SEPARATOR) for x in items)
+
+
+@dataclass
+class ImportResult:
+    """What an accepted import did, by key (FAQ id, case number)."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.created) + len(self.updated) + len(self.unchanged)
+
+    def summary(self) -> dict[str, int]:
+        return {"total": self.total, "created": len(self.created), "updated": len(self.updated),
+                "unchanged": len(self.unchanged), "deleted": len(self.deleted)}
