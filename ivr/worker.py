@@ -34,6 +34,7 @@ from ivr.contract import (
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
+from ivr.recording import resume_transcripts
 from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
@@ -138,11 +139,11 @@ class Worker:
             self._reject(call, code, reason)
             return
         ivr = self.cfg.ivr
-        recordings = self.cfg.recordings_dir or self.cfg.spool_dir.parent / "recordings"
+        recordings = self._recordings()
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
                               self.cfg.sip.clock_rate, ivr.frame_gap_ms, ivr.max_call_duration_s, self._closed,
                               extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
-                                     "caller": ci.remoteUri,
+                                     "caller": ci.remoteUri, "worker_name": self.cfg.name,
                                      "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
                                      "working_hours": self.office_hours,
                                      "record_bridged_calls": ivr.record_bridged_calls,
@@ -157,6 +158,9 @@ class Worker:
         self.emit(CallAnswered, call_id=call_id)
         session.ack_timer = asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
         log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
+
+    def _recordings(self) -> Path:
+        return self.cfg.recordings_dir or self.cfg.spool_dir.parent / "recordings"
 
     # ---- call slots and operator legs (ivr.bridge.LegHost) ----------------------------------
     def _slot_free(self) -> bool:
@@ -263,6 +267,10 @@ class Worker:
                                           accounts=c.sip.accounts if c.register_accounts else [],
                                           contact_override=c.contact_override), self.on_incoming)
         tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
+        # messages an earlier run of this worker reported but did not finish transcribing (killed meanwhile)
+        resumed = resume_transcripts(self._recordings(), c.name, c.speech_url, self.emit)
+        if resumed:
+            log.info("transcripts_resumed", count=resumed)
         if self.hub_link is not None:
             tasks.append(loop.create_task(self.hub_link.run()))
         try:
