@@ -51,6 +51,7 @@ def test_an_order_is_filed_from_the_message_and_its_transcript_follows(hub, user
     post_events(hub, [done])
     order = wait_for(lambda: (o := _order(hub, call_id)) and text in o.content and o, what="the transcript")
     assert f"（录音 {recording}）：{text}" in order.content and "转写中" not in order.content, order.content
+    assert order.citizen_phone == "13812345678"  # the caller URI's user part, not 10.0.0.5:5060
     post_events(hub, [done])  # the worker re-sends its spool: stored once, the content unchanged
     post_events(hub, [MessageTranscribed(**{**done.model_dump(), "event_id": "again-" + call_id})])
     time.sleep(0.5)  # the hub's ordered writer

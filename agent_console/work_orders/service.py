@@ -24,6 +24,7 @@ from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, W
 from agent_console.work_orders import orders
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.orders import WorkOrderContext
+from work_orders.dial_plan import caller_number
 from work_orders.rules import Actor
 from zh_text import parse_case_number
 
@@ -108,7 +109,7 @@ def draft_for_call(db: Session, call: Call, *, queue_category: str | None = None
             break
     digits = [call.digits] if call.digits else []
     return Draft(call_id=call.call_id, channel="hotline", category=category, category_source=source,
-                 subcategory="", tags=[], citizen_phone=call.caller or "",
+                 subcategory="", tags=[], citizen_phone=caller_number(call.caller or ""),
                  case_number=find_case_number(caller_lines + digits),
                  content="\n".join(caller_lines), transcript=transcript, notes=call_notes(db, call.call_id),
                  menu_path=menu_path)
@@ -156,7 +157,7 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
     try:
         order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category, subcategory="",
                              tags=tags, settled_at_once=False,
-                             citizen_phone=(call.caller if call is not None else "") or "",
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number(texts), content=line, call_id=call_id,
                              transcript=call_transcript(db, call_id), notes=[], auto_key=key, created_by="hub",
                              callback_due=callback_due, recordings=[recording] if recording else [])
@@ -194,7 +195,7 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
     try:
         order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category,
                              tags=["即办", "知识库解答"], settled_at_once=True,
-                             citizen_phone=(call.caller if call is not None else "") or "",
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number([x["text"] for x in transcript]), content=content,
                              call_id=call_id, transcript=transcript, notes=[], auto_key=key, created_by="hub",
                              note="知识库自动解答，来电人未转人工，即时办结")
@@ -239,7 +240,8 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
     try:
         order = create_order(db, ctx, now=event.ts, actor=HUB, channel="hotline", category=event.purpose,
                              tags=["留言"], settled_at_once=False,
-                             citizen_phone=(call.caller if call is not None else "") or "", case_number=case_number,
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
+                             case_number=case_number,
                              content=line, call_id=event.call_id, transcript=transcript, notes=[], auto_key=key,
                              created_by="hub", recordings=[event.recording] if event.recording else [])
     except IntegrityError:
