@@ -27,6 +27,7 @@ from agent_console.cases.router import internal_router as cases_internal_router
 from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
 from agent_console.dashboard.router import router as dashboard_router
+from agent_console.guards.origin import OriginGuard
 from agent_console.health import router as health_router
 from agent_console.kb.router import router as kb_router
 from agent_console.kb_match import internal_router as kb_internal_router
@@ -101,6 +102,8 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
 
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # added last = runs first: a cross-site request is refused before anything else reads it
+    app.add_middleware(OriginGuard, cookie_name=config.cookie_name, allowed_origins=config.allowed_origins)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
     app.state.work_orders = work_order_context(app, config)
     app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,

@@ -48,3 +48,5 @@ class HubConfig:
     working_hours: OfficeHours | None = None
     #: call slots of one IVR worker (``sip.max_calls_per_worker``), for choosing a worker for a callback
     worker_max_calls: int = 4
+    #: origins besides the hub's own whose pages may send state-changing requests with the session cookie
+    allowed_origins: tuple[str, ...] = ()

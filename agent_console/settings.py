@@ -23,6 +23,9 @@ class HubSettings(BaseModel):
     bridge_ring_timeout_s: float = Field(20.0, gt=0, le=120,
                                          description="how long the worker rings an operator's phone after accept")
     timezone: str = Field("Asia/Shanghai", description="the court's time zone (work-order numbers, due dates)")
+    allowed_origins: list[str] = Field(default_factory=list, description=(
+        "origins (https://host[:port]) besides the hub's own whose pages may send state-changing requests with the "
+        "session cookie (CSRF check on Origin/Referer)"))
 
     @model_validator(mode="before")
     @classmethod

@@ -27,7 +27,8 @@ def hub_config(settings: Settings) -> HubConfig:
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
                      cases=settings.cases,
                      work_orders=settings.work_orders, home=settings.home,
-                     working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker)
+                     working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker,
+                     allowed_origins=tuple(hub.allowed_origins))
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:
