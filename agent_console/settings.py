@@ -26,6 +26,13 @@ class HubSettings(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list, description=(
         "origins (https://host[:port]) besides the hub's own whose pages may send state-changing requests with the "
         "session cookie (CSRF check on Origin/Referer)"))
+    max_body_kb: int = Field(1024, ge=16, le=1 << 20, description=(
+        "largest request body in KB before anything parses it (the KB import, attachments and worker event "
+        "batches have their own limits)"))
+    public_docs: bool = Field(False, description="serve /docs and /openapi.json without a login")
+    public_metrics: bool = Field(False, description="serve /metrics without a login or the worker token")
+    track_per_minute: int = Field(30, ge=1, le=10_000,
+                                  description="public order-tracking lookups per address and minute")
 
     @model_validator(mode="before")
     @classmethod

@@ -28,7 +28,9 @@ def hub_config(settings: Settings) -> HubConfig:
                      cases=settings.cases,
                      work_orders=settings.work_orders, home=settings.home,
                      working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker,
-                     allowed_origins=tuple(hub.allowed_origins))
+                     allowed_origins=tuple(hub.allowed_origins), max_body_bytes=hub.max_body_kb * 1024,
+                     public_docs=hub.public_docs, public_metrics=hub.public_metrics,
+                     track_per_minute=hub.track_per_minute)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:
