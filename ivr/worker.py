@@ -35,6 +35,7 @@ from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
 from ivr.recording import resume_transcripts
+from ivr.rtp_watch import RtpWatch
 from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
@@ -46,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_S = 0.005
 RETIRE_AFTER_S = 2.0  # pjsua objects of an ended call are dropped this long after DISCONNECTED
+RTP_CHECK_S = 1.0  # how often received RTP is sampled for ivr.rtp_timeout_s
 ACK_TIMEOUT_S = 6.0  # a 200 OK never ACKed frees its slot after this, not after pjsip's 32 s
 
 
@@ -245,6 +247,25 @@ class Worker:
         self._retired = keep  # the rest lose their last reference here, outside any callback
 
     # ---- lifecycle --------------------------------------------------------------------------
+    async def _rtp_watch(self) -> None:
+        """Hang up calls whose caller has sent no RTP for ``ivr.rtp_timeout_s`` (ivr/rtp_watch.py)."""
+        watch = RtpWatch(self.cfg.ivr.rtp_timeout_s)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RTP_CHECK_S)
+            watch.keep_only(set(self.sessions))
+            for call_id, session in list(self.sessions.items()):
+                if session.ended or not session.media_ready.is_set():
+                    continue
+                try:
+                    packets = session.call.getStreamStat(0).rtcp.rxStat.pkt
+                except Exception:  # noqa: BLE001 - no stream (yet, or any more): nothing to judge
+                    continue
+                if watch.observe(call_id, packets, loop.time()):
+                    watch.forget(call_id)
+                    log.warning("rtp_timeout", call_id=call_id, timeout_s=watch.timeout_s, packets=packets)
+                    loop.create_task(session.hangup("rtp_timeout"))
+
     async def _menu_watch(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.ivr.menu_reload_interval_s)
@@ -267,6 +288,8 @@ class Worker:
                                           accounts=c.sip.accounts if c.register_accounts else [],
                                           contact_override=c.contact_override), self.on_incoming)
         tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
+        if c.ivr.rtp_timeout_s > 0:
+            tasks.append(loop.create_task(self._rtp_watch()))
         # messages an earlier run of this worker reported but did not finish transcribing (killed meanwhile)
         resumed = resume_transcripts(self._recordings(), c.name, c.speech_url, self.emit)
         if resumed:
