@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("./var"), description="data: database, recordings, prompt cache, logs, models")
     database_url: str | None = Field(None, description="default sqlite:///<home>/hotline.db")
+    run_as: str | None = Field(None, description=(
+        "started as root, `hotline serve` switches to this user after making home theirs (run.sh: hotline)"))
     log: LogSettings = Field(default_factory=LogSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import structlog
 
+from hotline.service_user import ServiceUserError, drop_privileges
 from hotline.settings import Settings
 from ivr.contract import EventBatch, WorkerLost
 from ivr.publisher import deliver_spool
@@ -204,4 +205,12 @@ class Supervisor:
 
 
 def serve(settings: Settings, single_port: int | None = None, config: Path | None = None) -> int:
+    try:
+        user = drop_privileges(settings.run_as, settings.home)
+    except ServiceUserError as e:
+        log.error("service_user_refused", error=str(e))
+        print(f"hotline serve: {e}", file=sys.stderr)
+        return 2
+    if user:
+        log.info("running_as", user=user, uid=os.getuid())
     return asyncio.run(Supervisor(settings, single_port, config).run())
