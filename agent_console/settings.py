@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +17,11 @@ class HubSettings(BaseModel):
     secret_key: str | None = Field(None, min_length=32, description="signs session cookies; generated if unset")
     worker_token: str | None = Field(None, min_length=16, description="shared secret of workers; generated if unset")
     cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only")
+    tls: bool = Field(False, description=(
+        "serve HTTPS: tls_cert/tls_key, or a self-signed certificate made at first start under home/tls (its "
+        "SHA-256 fingerprint is printed); ./run.sh turns this on"))
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS; with tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key for HTTPS; with tls_cert")
     session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
     offer_timeout_s: float = Field(15.0, gt=0, le=300,
                                    description="an operator who neither accepts nor declines an offer this long "
@@ -48,4 +54,4 @@ class HubSettings(BaseModel):
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
