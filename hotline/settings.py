@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         if configured:
             return configured
         f = self.path("secrets") / name
-        if not f.exists():
+        if not f.exists() or not f.read_text().strip():  # an emptied file must not become an empty secret
             f.write_text(secrets.token_urlsafe(32))
             f.chmod(0o600)
         return f.read_text().strip()
