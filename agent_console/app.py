@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from agent_console.auth.router import router as auth_router
+from agent_console.auth.users import session_user
 from agent_console.calls.internal import router as internal_router
 from agent_console.calls.records import count_open_calls
 from agent_console.calls.router import router as calls_router
@@ -27,7 +28,12 @@ from agent_console.cases.router import internal_router as cases_internal_router
 from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
 from agent_console.dashboard.router import router as dashboard_router
+from agent_console.guards.headers import SecurityHeaders
+from agent_console.guards.limits import MULTIPART_SLACK, BodyLimit
+from agent_console.guards.origin import OriginGuard
+from agent_console.guards.private import PrivatePaths
 from agent_console.health import router as health_router
+from agent_console.kb.router import MAX_UPLOAD_BYTES as KB_MAX_UPLOAD_BYTES
 from agent_console.kb.router import router as kb_router
 from agent_console.kb_match import internal_router as kb_internal_router
 from agent_console.kb_match import router as kb_match_router
@@ -50,9 +56,10 @@ from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
-                          "/login", "/api/auth/login",
+#: (``/metrics`` and the API docs need a login too unless ``hub.public_metrics`` / ``hub.public_docs``: PRIVATE_PATHS)
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/api/auth/login",
                           "/submit", "/api/submit", "/track/{number}", "/api/track/{number}"})  # 网上诉求
+PRIVATE_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 #: pages that redirect to /login instead of answering 401
 LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard", "/orders", "/inbox", "/dashboard"})
 #: websockets: a login cookie (operators) or the worker token (workers) in the handshake
@@ -101,6 +108,13 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
 
     app.state.metrics = HubMetrics(open_calls)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(PrivatePaths, public_docs=config.public_docs, public_metrics=config.public_metrics,
+                       cookie_name=config.cookie_name, worker_token=config.worker_token,
+                       logged_in=lambda token: _logged_in(app, token))
+    # the last added runs first: sizes, then a cross-site request is refused before anything reads a body
+    app.add_middleware(OriginGuard, cookie_name=config.cookie_name, allowed_origins=config.allowed_origins)
+    app.add_middleware(BodyLimit, default_bytes=config.max_body_bytes, routes=body_limits(config))
+    app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
     app.state.work_orders = work_order_context(app, config)
     app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,
@@ -126,6 +140,19 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.include_router(cases_router)
     work_order_errors.install(app)
     return app
+
+
+def body_limits(config: HubConfig) -> list[tuple[str, int]]:
+    """The routes that take more than ``max_body_bytes``: file uploads and the workers' event batches."""
+    attachment = int(config.work_orders.attachment_max_mb * 2**20)
+    return [(r"/api/kb/import", KB_MAX_UPLOAD_BYTES + MULTIPART_SLACK),
+            (r"/api/work_orders/\d+/attachments", attachment + MULTIPART_SLACK),
+            (r"/internal/.*", max(config.max_body_bytes, 16 * 2**20))]
+
+
+def _logged_in(app: FastAPI, token: str) -> bool:
+    with app.state.sessionmaker() as db:
+        return session_user(db, token) is not None
 
 
 def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:

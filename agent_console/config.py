@@ -48,3 +48,12 @@ class HubConfig:
     working_hours: OfficeHours | None = None
     #: call slots of one IVR worker (``sip.max_calls_per_worker``), for choosing a worker for a callback
     worker_max_calls: int = 4
+    #: origins besides the hub's own whose pages may send state-changing requests with the session cookie
+    allowed_origins: tuple[str, ...] = ()
+    #: largest request body in general; the KB import, attachments and worker event batches have their own
+    max_body_bytes: int = 1 << 20
+    #: /docs and /metrics without a login (else: a login, or the worker token for /metrics)
+    public_docs: bool = False
+    public_metrics: bool = False
+    #: public order tracking (/track, /api/track) per address and minute
+    track_per_minute: int = 30

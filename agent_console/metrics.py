@@ -27,6 +27,10 @@ class HubMetrics:
                                        registry=self.registry)
 
 
+#: methods the hub serves; any other becomes the label "other" (a client's made-up methods must not grow the registry)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts requests by method, route template (not raw path) and status."""
 
@@ -53,6 +57,7 @@ class MetricsMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
+            method = method if method in KNOWN_METHODS else "other"
             self.metrics.http_requests.labels(method=method, route=path, status=str(status_code)).inc()
             elapsed = time.perf_counter() - started
             self.metrics.http_duration.labels(method=method, route=path).observe(elapsed)

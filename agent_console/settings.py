@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +17,11 @@ class HubSettings(BaseModel):
     secret_key: str | None = Field(None, min_length=32, description="signs session cookies; generated if unset")
     worker_token: str | None = Field(None, min_length=16, description="shared secret of workers; generated if unset")
     cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only")
+    tls: bool = Field(False, description=(
+        "serve HTTPS: tls_cert/tls_key, or a self-signed certificate made at first start under home/tls (its "
+        "SHA-256 fingerprint is printed); ./run.sh turns this on"))
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS; with tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key for HTTPS; with tls_cert")
     session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
     offer_timeout_s: float = Field(15.0, gt=0, le=300,
                                    description="an operator who neither accepts nor declines an offer this long "
@@ -23,6 +29,16 @@ class HubSettings(BaseModel):
     bridge_ring_timeout_s: float = Field(20.0, gt=0, le=120,
                                          description="how long the worker rings an operator's phone after accept")
     timezone: str = Field("Asia/Shanghai", description="the court's time zone (work-order numbers, due dates)")
+    allowed_origins: list[str] = Field(default_factory=list, description=(
+        "origins (https://host[:port]) besides the hub's own whose pages may send state-changing requests with the "
+        "session cookie (CSRF check on Origin/Referer)"))
+    max_body_kb: int = Field(1024, ge=16, le=1 << 20, description=(
+        "largest request body in KB before anything parses it (the KB import, attachments and worker event "
+        "batches have their own limits)"))
+    public_docs: bool = Field(False, description="serve /docs and /openapi.json without a login")
+    public_metrics: bool = Field(False, description="serve /metrics without a login or the worker token")
+    track_per_minute: int = Field(30, ge=1, le=10_000,
+                                  description="public order-tracking lookups per address and minute")
 
     @model_validator(mode="before")
     @classmethod
@@ -38,4 +54,4 @@ class HubSettings(BaseModel):
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from hotline.doctor_spool import spool_check
 from hotline.settings import Settings
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
@@ -153,6 +154,7 @@ def check_all(s: Settings) -> list[Check]:
     for tool in ("sipp", "baresip"):
         if not shutil.which(tool):
             add(Check(tool, INFO, "not installed (only the tests need it)", "apt-get install sip-tester baresip"))
+    add(Check(*spool_check(s.path("spool"))))  # events the hub refused (issue 15): hotline/doctor_spool.py
     return out
 
 

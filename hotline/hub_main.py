@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import structlog
@@ -13,6 +14,7 @@ from agent_console.config import HubConfig
 from court_cases.demo import load_demo_if_empty
 from court_cases.io import DEMO_CASES_PATH, CaseImportError
 from hotline.db import make_engine, session_factory, upgrade_engine
+from hotline.hub_tls import HubCertificate, ensure_certificate
 from hotline.settings import Settings
 from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
 
@@ -27,7 +29,10 @@ def hub_config(settings: Settings) -> HubConfig:
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
                      cases=settings.cases,
                      work_orders=settings.work_orders, home=settings.home,
-                     working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker)
+                     working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker,
+                     allowed_origins=tuple(hub.allowed_origins), max_body_bytes=hub.max_body_kb * 1024,
+                     public_docs=hub.public_docs, public_metrics=hub.public_metrics,
+                     track_per_minute=hub.track_per_minute)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:
@@ -71,10 +76,22 @@ def build_server(settings: Settings) -> uvicorn.Server:
     load_default_kb(engine)
     load_demo_cases(settings, engine)
     app = create_app(hub_config(settings), engine)
+    tls: dict[str, str] = {}
+    if settings.hub.tls:
+        cert = ensure_certificate(settings.home, settings.hub.host, settings.hub.tls_cert, settings.hub.tls_key)
+        announce_certificate(cert)
+        tls = {"ssl_certfile": str(cert.cert), "ssl_keyfile": str(cert.key)}
     # log_config=None: logging is configured by the composition root (hotline.logs), not by uvicorn
     config = uvicorn.Config(app, host=settings.hub.host, port=settings.hub.port, log_level=settings.log.level,
-                            access_log=settings.log.level == "debug", log_config=None)
+                            access_log=settings.log.level == "debug", log_config=None, **tls)
     return uvicorn.Server(config)
+
+
+def announce_certificate(cert: HubCertificate) -> None:
+    """The fingerprint on stderr and in the log: staff compare it with the browser's before trusting the hub."""
+    what = "generated a self-signed certificate" if cert.generated else "certificate"
+    print(f"hub HTTPS {what}: {cert.cert}\n  SHA-256 fingerprint {cert.fingerprint}", file=sys.stderr, flush=True)
+    log.info("hub https", cert=str(cert.cert), sha256=cert.fingerprint, generated=cert.generated)
 
 
 def run_hub(settings: Settings) -> None:

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("./var"), description="data: database, recordings, prompt cache, logs, models")
     database_url: str | None = Field(None, description="default sqlite:///<home>/hotline.db")
+    run_as: str | None = Field(None, description=(
+        "started as root, `hotline serve` switches to this user after making home theirs (run.sh: hotline)"))
     log: LogSettings = Field(default_factory=LogSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
         if configured:
             return configured
         f = self.path("secrets") / name
-        if not f.exists():
+        if not f.exists() or not f.read_text().strip():  # an emptied file must not become an empty secret
             f.write_text(secrets.token_urlsafe(32))
             f.chmod(0o600)
         return f.read_text().strip()

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import structlog
 
+from hotline.hub_tls import ensure_certificate
+from hotline.service_user import ServiceUserError, drop_privileges
 from hotline.settings import Settings
 from ivr.contract import EventBatch, WorkerLost
 from ivr.publisher import deliver_spool
@@ -204,4 +206,19 @@ class Supervisor:
 
 
 def serve(settings: Settings, single_port: int | None = None, config: Path | None = None) -> int:
+    try:
+        user = drop_privileges(settings.run_as, settings.home)
+    except ServiceUserError as e:
+        log.error("service_user_refused", error=str(e))
+        print(f"hotline serve: {e}", file=sys.stderr)
+        return 2
+    if user:
+        log.info("running_as", user=user, uid=os.getuid())
+    if settings.hub.tls:  # made once here, before the hub and workers start; they all trust exactly this certificate
+        try:
+            cert = ensure_certificate(settings.home, settings.hub.host, settings.hub.tls_cert, settings.hub.tls_key)
+        except (OSError, ValueError) as e:
+            print(f"hotline serve: hub HTTPS: {e}", file=sys.stderr)
+            return 2
+        os.environ["SSL_CERT_FILE"] = str(cert.cert)
     return asyncio.run(Supervisor(settings, single_port, config).run())

@@ -158,6 +158,23 @@ class MessageRecorded(_Event):
     duration_s: float
     text: str = Field("", description="the transcript of the message ('' when nothing was recognized)")
     case_number: str = Field("", description="the verified case the message is about (menus 3 and 4), canonical form")
+    transcript_pending: bool = Field(False, description=(
+        "the transcript follows as a MessageTranscribed (the message is reported the moment the caller finishes, "
+        "so a worker that dies while the speech service decodes it loses nothing)"))
+
+
+MessagePurpose = Literal["after_hours", "callback", "contact_judge", "urge", "complaint", "suggestion"]
+
+
+class MessageTranscribed(_Event):
+    """The transcript of a message reported earlier (``message_event_id`` is its MessageRecorded's event id)."""
+
+    type: Literal["message_transcribed"] = "message_transcribed"
+    node: str
+    message_event_id: str
+    purpose: MessagePurpose
+    recording: str
+    text: str = Field("", description="'' when nothing was recognized or the speech service failed")
 
 
 class CallbackOutcome(_Event):
@@ -210,7 +227,7 @@ class WorkerLost(BaseModel):
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
     | SpeechHeard | KbDecided | HandoffRequested | QueueJoined | QueueLeft | BridgeUpdate | MessageRecorded
-    | CallbackOutcome | CallEnded | WorkerLost,
+    | MessageTranscribed | CallbackOutcome | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 

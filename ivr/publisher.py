@@ -1,14 +1,22 @@
 """Call events from a worker to the hub, never lost: a local spool first, then HTTP.
 
-Every event is appended to ``<spool>/<worker>.jsonl`` before it is sent; ``<worker>.offset``
-records how many bytes the hub has acknowledged. A restarted worker (or the supervisor, after a
-crash) resends the rest; the hub ignores event ids it already has.
+Every event is appended to ``<spool>/<worker>.jsonl`` and fsynced before ``emit`` returns (a power cut
+after an event was reported loses nothing); ``<worker>.offset`` records how many bytes the hub has
+acknowledged. A restarted worker (or the supervisor, after a crash) resends the rest; the hub ignores
+event ids it already has.
+
+An event the hub refuses for what it is (a 4xx other than 401/403/408/429: the same event would be
+refused forever) must not block the events behind it: a refused batch is sent again one event at a time,
+and each event refused on its own goes to ``<spool>/<worker>.dead.jsonl`` (with the status and the hub's
+reason), is counted, and the spool goes on. ``hotline doctor`` reports the dead-letter files
+(:func:`dead_letter_count`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections import deque
 from pathlib import Path
@@ -21,6 +29,26 @@ log = structlog.get_logger(__name__)
 
 BATCH = 200
 COMPACT_BYTES = 1 << 20
+#: hub answers that say "try again later" or "not you" rather than "this event is wrong"
+TRANSIENT_4XX = frozenset({401, 403, 408, 409, 425, 429})
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def dead_letter_count(directory: Path) -> dict[str, int]:
+    """Events each worker's hub refused, by worker (from the dead-letter files under ``directory``)."""
+    out: dict[str, int] = {}
+    for f in sorted(directory.glob("*.dead.jsonl")):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            out[f.name.removesuffix(".dead.jsonl")] = sum(1 for line in fh if line.endswith(b"\n"))
+    return {k: v for k, v in out.items() if v}
 
 
 class Spool:
@@ -28,6 +56,8 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{worker}.jsonl"
         self.offset_path = directory / f"{worker}.offset"
+        self.dead_path = directory / f"{worker}.dead.jsonl"
+        self.dead = 0  # events sent to the dead-letter file by this process
         self.offset = int(self.offset_path.read_text() or 0) if self.offset_path.exists() else 0
         self.pending: deque[tuple[str, int]] = deque()
         if self.path.exists():
@@ -42,6 +72,7 @@ class Spool:
         raw = line.encode() + b"\n"
         self._f.write(raw)
         self._f.flush()
+        os.fsync(self._f.fileno())
         self.pending.append((line, len(raw)))
 
     def batch(self) -> list[str]:
@@ -54,9 +85,19 @@ class Spool:
         if not self.pending and self.offset >= COMPACT_BYTES:
             self._f.truncate(0)
             self.offset = 0
-        tmp = self.offset_path.with_suffix(".tmp")
-        tmp.write_text(str(self.offset))
-        os.replace(tmp, self.offset_path)
+        _fsync_write(self.offset_path, str(self.offset))
+
+    def bury(self, status: int, reason: str) -> None:
+        """The first pending event goes to the dead-letter file (fsynced), then counts as delivered."""
+        line, _ = self.pending[0]
+        record = json.dumps({"status": status, "reason": reason[:500], "event": json.loads(line)},
+                            ensure_ascii=False)
+        with self.dead_path.open("a", encoding="utf-8") as f:
+            f.write(record + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.dead += 1
+        self.ack(1)
 
     def close(self) -> None:
         self._f.close()
@@ -69,6 +110,7 @@ def _body(lines: list[str]) -> bytes:
 class EventPublisher:
     def __init__(self, spool: Spool, hub_url: str | None, token: str | None):
         self.spool = spool
+        self._one_by_one = 0  # events still to send singly after a refused batch
         self.url = f"{hub_url.rstrip('/')}/internal/events" if hub_url else None
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
@@ -79,6 +121,8 @@ class EventPublisher:
 
     async def _send(self, client: httpx.AsyncClient) -> bool:
         lines = self.spool.batch()
+        if self._one_by_one:
+            lines = lines[:1]
         if not lines:
             return True
         if self.url is None:  # no hub configured (bare worker): the spool file is the record
@@ -89,10 +133,20 @@ class EventPublisher:
         except httpx.HTTPError as e:
             log.warning("hub_unreachable", error=str(e), pending=len(self.spool.pending))
             return False
-        if r.status_code != 200:
-            log.error("hub_refused_events", status=r.status_code, body=r.text[:300])
-            return False
-        self.spool.ack(len(lines))
+        if r.status_code == 200:
+            self.spool.ack(len(lines))
+            self._one_by_one = max(0, self._one_by_one - len(lines))
+            return True
+        log.error("hub_refused_events", status=r.status_code, body=r.text[:300], events=len(lines))
+        if not 400 <= r.status_code < 500 or r.status_code in TRANSIENT_4XX:
+            return False  # the hub is unwell or we are not let in: the same events again later
+        if len(lines) > 1:  # which one? each of this batch on its own
+            self._one_by_one = len(lines)
+            return True
+        self.spool.bury(r.status_code, r.text)
+        self._one_by_one = max(0, self._one_by_one - 1)
+        log.error("event_dead_lettered", status=r.status_code, file=self.spool.dead_path.name,
+                  dead=self.spool.dead)
         return True
 
     async def run(self) -> None:

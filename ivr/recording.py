@@ -1,24 +1,28 @@
 """Recorded messages (beep, speak, # or silence ends it) and the stereo recording of a bridged call.
 
 A message is written to ``<recordings>/<call_id>-<purpose>.wav`` (PCM16 mono at the bridge clock)
-and announced with ``MessageRecorded`` once the speech service has transcribed it (or at once when
-there is none). A caller who hangs up while speaking has still left a message: what was recorded
-so far is kept and reported.
+and announced with ``MessageRecorded`` at once; the speech service's transcript follows as
+``MessageTranscribed`` (resumed after a worker restart, so a crash during transcription loses nothing).
+A caller who hangs up while speaking has still left a message: what was recorded so far is kept
+and reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import uuid
 import wave
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import structlog
 
-from ivr.contract import DigitsReceived, MessageRecorded
+from ivr.contract import DigitsReceived, MessageRecorded, MessageTranscribed
+from ivr.speech_client import SpeechUnavailable, transcribe_pcm
 
 if TYPE_CHECKING:
     from ivr.flow.context import FlowContext
@@ -129,39 +133,102 @@ def _save(path: Path, pcm: list[bytes], rate: int, voiced: float, ended_by: str)
 
 
 def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
-    """Emit MessageRecorded, after transcription when the speech service is there (in a task that
-    outlives the call: the caller usually hangs up right after the goodbye)."""
+    """Emit MessageRecorded now (the event is in the spool before the caller hears the goodbye); when the
+    speech service is there, the transcript follows as MessageTranscribed from a task that outlives the call.
+
+    A marker file under ``<recordings>/.transcribe/<worker>/`` names the message until its transcript is
+    spooled, so a worker killed meanwhile transcribes it after its restart (:func:`resume_transcripts`)."""
     url = ctx.extra.get("speech_url")
     node, emit, rate = ctx.node, ctx.emit, ctx.prompts.rate
     # a message to the judge or an urge is about the case checked in this call (ivr/case_dialog.py)
     case = ctx.extra.get("verified_case") if purpose in CASE_PURPOSES else None
     case_number = str(getattr(case, "case_number", "") or "")
+    pending = bool(url) and msg.voiced_s > 0.3
+    message_id = uuid.uuid4().hex
+    emit(MessageRecorded, event_id=message_id, node=node, purpose=purpose, recording=msg.path.name,
+         duration_s=msg.duration_s, text="", case_number=case_number, transcript_pending=pending)
+    if not pending:
+        return
+    job = TranscriptJob(call_id=str(ctx.channel.call_id), message_event_id=message_id, node=node, purpose=purpose,
+                        recording=msg.path.name, rate=rate)
+    marker = job.save(_pending_dir(msg.path.parent, str(ctx.extra.get("worker_name") or "worker")))
 
     def done(text: str) -> None:
-        emit(MessageRecorded, node=node, purpose=purpose, recording=msg.path.name, duration_s=msg.duration_s,
-             text=text, case_number=case_number)
+        emit(MessageTranscribed, message_event_id=message_id, node=node, purpose=purpose,
+             recording=msg.path.name, text=text)
 
-    if not url or msg.voiced_s <= 0.3:
-        done("")
-        return
+    _start(transcribe_job(url, msg.path, rate, done, marker))
 
-    async def finish() -> None:
-        from ivr.speech_client import SpeechUnavailable, transcribe_pcm
 
-        text = ""
-        try:
-            with wave.open(str(msg.path), "rb") as w:
-                pcm = w.readframes(w.getnframes())
-            text = await transcribe_pcm(url, pcm, rate)
-        except (SpeechUnavailable, OSError, wave.Error) as e:
-            log.warning("message_not_transcribed", file=msg.path.name, error=str(e))
-        except Exception:
-            log.exception("message_transcription_failed", file=msg.path.name)
-        done(text)
+@dataclass(frozen=True)
+class TranscriptJob:
+    """A message whose transcript is not spooled yet (what a restarted worker needs to send it)."""
 
-    task = asyncio.get_running_loop().create_task(finish())
+    call_id: str
+    message_event_id: str
+    node: str
+    purpose: str
+    recording: str
+    rate: int
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.message_event_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+
+def _pending_dir(recordings: Path, worker: str) -> Path:
+    return recordings / ".transcribe" / worker
+
+
+def _start(coro) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
     _finishing.add(task)
     task.add_done_callback(_finishing.discard)
+
+
+async def transcribe_job(url: str, wav: Path, rate: int, done, marker: Path) -> None:
+    """Transcribe ``wav``, hand the text to ``done`` (which spools it), then drop the marker."""
+    text = ""
+    try:
+        with wave.open(str(wav), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+        text = await transcribe_pcm(url, pcm, rate)
+    except (SpeechUnavailable, OSError, wave.Error) as e:
+        log.warning("message_not_transcribed", file=wav.name, error=str(e))
+    except Exception:
+        log.exception("message_transcription_failed", file=wav.name)
+    done(text)
+    marker.unlink(missing_ok=True)
+
+
+def resume_transcripts(recordings: Path, worker: str, url: str | None, emit) -> int:
+    """At a worker's start: transcribe the messages an earlier run of this worker reported but did not finish
+    (``emit(event_cls, **fields)`` as the worker's). Returns how many were resumed."""
+    found = sorted(_pending_dir(recordings, worker).glob("*.json"))
+    for marker in found:
+        try:
+            job = TranscriptJob(**json.loads(marker.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("transcript_marker_unreadable", file=marker.name, error=str(e))
+            marker.unlink(missing_ok=True)
+            continue
+
+        def done(text: str, job: TranscriptJob = job) -> None:
+            emit(MessageTranscribed, call_id=job.call_id, message_event_id=job.message_event_id, node=job.node,
+                 purpose=job.purpose, recording=job.recording, text=text)
+
+        wav = recordings / job.recording
+        if not url:  # no speech service any more: an empty transcript closes the message's "转写中"
+            done("")
+            marker.unlink(missing_ok=True)
+            continue
+        log.info("transcript_resumed", file=job.recording)
+        _start(transcribe_job(url, wav, job.rate, done, marker))
+    return len(found)
 
 
 async def record_and_report(ctx: FlowContext, opts: RecordOptions, confirm: bool = False,

@@ -113,6 +113,9 @@ class IvrSettings(BaseModel):
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, wait this long for calls to end")
     max_call_duration_s: float = Field(1800.0, gt=0, description="a call is ended after this long in the IVR (s)")
     frame_gap_ms: float = Field(40.0, gt=0, description="a frame later than this counts as a gap")
+    rtp_timeout_s: float = Field(60.0, ge=0, description=(
+        "a call whose caller sends no RTP this long is hung up (cause rtp_timeout; 0 = never). Phones that stop "
+        "sending during silence (VAD without comfort noise) need more than the longest silence"))
     record_bridged_calls: bool = Field(
         False, description="record bridged calls under home/recordings (stereo WAV: caller left, operator right)")
     operator_transfer: Literal["bridge", "refer"] = Field("bridge", description=(

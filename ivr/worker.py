@@ -34,6 +34,8 @@ from ivr.contract import (
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
+from ivr.recording import resume_transcripts
+from ivr.rtp_watch import RtpWatch
 from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
@@ -45,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_S = 0.005
 RETIRE_AFTER_S = 2.0  # pjsua objects of an ended call are dropped this long after DISCONNECTED
+RTP_CHECK_S = 1.0  # how often received RTP is sampled for ivr.rtp_timeout_s
 ACK_TIMEOUT_S = 6.0  # a 200 OK never ACKed frees its slot after this, not after pjsip's 32 s
 
 
@@ -138,11 +141,11 @@ class Worker:
             self._reject(call, code, reason)
             return
         ivr = self.cfg.ivr
-        recordings = self.cfg.recordings_dir or self.cfg.spool_dir.parent / "recordings"
+        recordings = self._recordings()
         session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
                               self.cfg.sip.clock_rate, ivr.frame_gap_ms, ivr.max_call_duration_s, self._closed,
                               extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
-                                     "caller": ci.remoteUri,
+                                     "caller": ci.remoteUri, "worker_name": self.cfg.name,
                                      "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
                                      "working_hours": self.office_hours,
                                      "record_bridged_calls": ivr.record_bridged_calls,
@@ -157,6 +160,9 @@ class Worker:
         self.emit(CallAnswered, call_id=call_id)
         session.ack_timer = asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, session.check_confirmed)
         log.info("call_answered", call_id=call_id, source=source, active=len(self.sessions))
+
+    def _recordings(self) -> Path:
+        return self.cfg.recordings_dir or self.cfg.spool_dir.parent / "recordings"
 
     # ---- call slots and operator legs (ivr.bridge.LegHost) ----------------------------------
     def _slot_free(self) -> bool:
@@ -241,6 +247,25 @@ class Worker:
         self._retired = keep  # the rest lose their last reference here, outside any callback
 
     # ---- lifecycle --------------------------------------------------------------------------
+    async def _rtp_watch(self) -> None:
+        """Hang up calls whose caller has sent no RTP for ``ivr.rtp_timeout_s`` (ivr/rtp_watch.py)."""
+        watch = RtpWatch(self.cfg.ivr.rtp_timeout_s)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RTP_CHECK_S)
+            watch.keep_only(set(self.sessions))
+            for call_id, session in list(self.sessions.items()):
+                if session.ended or not session.media_ready.is_set():
+                    continue
+                try:
+                    packets = session.call.getStreamStat(0).rtcp.rxStat.pkt
+                except Exception:  # noqa: BLE001 - no stream (yet, or any more): nothing to judge
+                    continue
+                if watch.observe(call_id, packets, loop.time()):
+                    watch.forget(call_id)
+                    log.warning("rtp_timeout", call_id=call_id, timeout_s=watch.timeout_s, packets=packets)
+                    loop.create_task(session.hangup("rtp_timeout"))
+
     async def _menu_watch(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.ivr.menu_reload_interval_s)
@@ -263,6 +288,12 @@ class Worker:
                                           accounts=c.sip.accounts if c.register_accounts else [],
                                           contact_override=c.contact_override), self.on_incoming)
         tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
+        if c.ivr.rtp_timeout_s > 0:
+            tasks.append(loop.create_task(self._rtp_watch()))
+        # messages an earlier run of this worker reported but did not finish transcribing (killed meanwhile)
+        resumed = resume_transcripts(self._recordings(), c.name, c.speech_url, self.emit)
+        if resumed:
+            log.info("transcripts_resumed", count=resumed)
         if self.hub_link is not None:
             tasks.append(loop.create_task(self.hub_link.run()))
         try:

@@ -162,6 +162,9 @@ def render(
         children=children,
         log_level=log_level,
         ctl_socket=str(ctl) if len(str(ctl)) <= _MAX_UNIX_SOCKET else None,
+        max_per_source=sip.max_calls_per_source,
+        max_per_caller=sip.max_calls_per_caller,
+        dialog_timeout_s=max_call_s,
     )
     cfg = run_dir / CFG_NAME
     cfg.write_text(text)

@@ -63,6 +63,11 @@ class SipSettings(BaseModel):
     accounts: list[SipAccount] = Field(default_factory=list, description="registrations, see [[sip.accounts]] below")
     kamailio_binary: str = Field("kamailio", description="Kamailio executable (Debian package kamailio)")
     probing_interval_s: int = Field(2, ge=1, le=60, description="Kamailio pings each worker this often (s)")
+    max_calls_per_source: int = Field(0, ge=0, le=10_000, description=(
+        "concurrent calls Kamailio lets in from one source address (486 beyond; 0 = no limit: a PBX or trunk sends "
+        "every caller from one address)"))
+    max_calls_per_caller: int = Field(2, ge=0, le=10_000, description=(
+        "concurrent calls Kamailio lets in with one caller ID (the From user; 486 beyond; 0 = no limit)"))
 
     @field_validator("codecs")
     @classmethod

@@ -110,6 +110,10 @@ def test_an_after_hours_message_becomes_a_work_order_with_a_callback_the_next_wo
         (call,) = h.wait_calls(lambda c: len(c) == 1 and c[0]["status"] == "ended", timeout=15)
         call_id = call["call_id"]
         order = wait_order(h.home / "hotline.db", call_id, timeout=20)
+        deadline = time.monotonic() + 30
+        while speech and "）：" not in order["content"] and time.monotonic() < deadline:
+            time.sleep(0.3)  # the message is reported at once; its transcript follows (MessageTranscribed)
+            order = wait_order(h.home / "hotline.db", call_id, timeout=5)
         with sqlite3.connect(h.home / "hotline.db") as db:
             events = [dict(json.loads(p), type=t) for t, p in db.execute(
                 "SELECT type, payload FROM call_events WHERE call_id = ? ORDER BY ts, received_at", (call_id,))]
@@ -122,6 +126,9 @@ def test_an_after_hours_message_becomes_a_work_order_with_a_callback_the_next_wo
     assert "queue_joined" not in types, types
     assert [e["outcome"] for e in events if e["type"] == "queue_left"] == ["after_hours"]
     (msg,) = [e for e in events if e["type"] == "message_recorded"]
+    transcribed = [e for e in events if e["type"] == "message_transcribed"]
+    assert msg["transcript_pending"] == speech and len(transcribed) == int(speech), (msg, transcribed)
+    msg["text"] = transcribed[0]["text"] if speech else msg["text"]
     assert msg["purpose"] == "after_hours" and msg["recording"] == f"{call_id}-after_hours.wav", msg
     assert call["end_cause"] == "after_hours_message", call
     with wave.open(str(h.home / "recordings" / msg["recording"])) as w:

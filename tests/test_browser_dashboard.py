@@ -35,7 +35,7 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    with browser(tmp_path_factory.mktemp("chromium")) as b:
+    with browser(tmp_path_factory.mktemp("chromium"), csp=False) as b:
         yield b
 
 

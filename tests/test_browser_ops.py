@@ -64,7 +64,7 @@ def lines(page) -> list[str]:
 
 
 def test_operator_takes_a_call_and_files_the_work_order(hub, worker, tmp_path):
-    with browser(tmp_path) as b:
+    with browser(tmp_path, csp=False) as b:
         page, frames = operator_page(b, hub, "op1")
         post_events(hub, queued_call("bc1", caller=PHONE, said=f"我的电话{PHONE}，想问立案{XSS}"))
         page.wait_for_selector("#offer:not([hidden])")
@@ -127,7 +127,7 @@ def test_operator_takes_a_call_and_files_the_work_order(hub, worker, tmp_path):
 
 
 def test_reconnect_mid_call_shows_every_line_once(hub, worker, tmp_path):
-    with browser(tmp_path) as b:
+    with browser(tmp_path, csp=False) as b:
         page, _ = operator_page(b, hub, "op2")
         connect_call(hub, worker, page, "bc2", "我想问开庭时间")
         k = {"call_id": "bc2", "worker": "w0", "node": "bridge"}

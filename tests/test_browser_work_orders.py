@@ -56,7 +56,7 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
                                                    "content": f"催立案，电话{PHONE}{XSS}", "citizen_phone": PHONE})
     assert o.status_code == 201, o.text
     oid = o.json()["id"]
-    with browser(tmp_path) as b:
+    with browser(tmp_path, csp=False) as b:
         sup = b.new_page()
         login_as(sup, hub, "sup", "/")
         sup.goto(f"{hub.url}/orders")
@@ -126,7 +126,7 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
 
 
 def test_walk_in_entry_form_and_refusals_on_the_page(hub, users, tmp_path):
-    with browser(tmp_path) as b:
+    with browser(tmp_path, csp=False) as b:
         page = b.new_page()
         login_as(page, hub, "sup", "/")
         page.goto(f"{hub.url}/orders#tab=entry")
@@ -153,7 +153,7 @@ def test_walk_in_entry_form_and_refusals_on_the_page(hub, users, tmp_path):
 
 
 def test_public_form_files_an_order_and_tracking_shows_its_progress(hub, users, tmp_path):
-    with browser(tmp_path) as b:
+    with browser(tmp_path, csp=False) as b:
         page = b.new_page()
         page.goto(f"{hub.url}/submit")
         page.select_option("#category", "suggestion")

@@ -145,10 +145,12 @@ def test_a_message_to_the_judge_is_recorded_with_the_case(line):
     assert call["menu_path"] == ["welcome", "main", "contact_judge"], call
     assert call["end_cause"] == "message_recorded" and call["prompts"][-1] == "judge_message_goodbye", call
     deadline = time.monotonic() + 30
-    while not (msgs := events(h, call["call_id"], "message_recorded")) and time.monotonic() < deadline:
-        time.sleep(0.5)  # reported once transcribed
-    assert len(msgs) == 1, msgs
-    m = msgs[0]
+    while not (texts := events(h, call["call_id"], "message_transcribed")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the message is reported at once, its transcript follows
+    msgs = events(h, call["call_id"], "message_recorded")
+    assert len(msgs) == 1 and len(texts) == 1, (msgs, texts)
+    m = dict(msgs[0], text=texts[0]["text"])
+    assert msgs[0]["transcript_pending"] and texts[0]["message_event_id"] == m["event_id"], (msgs, texts)
     assert m["purpose"] == "contact_judge" and m["case_number"] == "（2026）粤0305民初2468号", m
     assert m["recording"] == f"{call['call_id']}-contact_judge.wav" and m["duration_s"] > 3, m
     assert (h.home / "recordings" / m["recording"]).exists()
@@ -156,6 +158,10 @@ def test_a_message_to_the_judge_is_recorded_with_the_case(line):
     print(f"\nmessage to the judge: {m['duration_s']} s, heard {m['text']!r}")
     # the hub files it as a work order for the case's judge's team, due in 2 working days
     order = wait_order(h, call["call_id"])
+    deadline = time.monotonic() + 10
+    while m["text"] not in order["content"] and time.monotonic() < deadline:
+        time.sleep(0.3)  # the transcript replaces "（转写中）" on the hub's writer
+        order = wait_order(h, call["call_id"])
     assert order["category"] == "contact_judge" and order["case_number"] == m["case_number"], order
     assert order["assignee"] == "民二庭许文法官团队" and order["status"] == "dispatched", order
     assert json.loads(order["recordings"]) == [m["recording"]] and m["text"] in order["content"], order

@@ -200,12 +200,28 @@ def test_public_endpoints(hub):
     h = c.get("/healthz")
     assert h.status_code == 200
     assert h.json()["status"] == "ok" and h.json()["database"] is True and h.json()["version"]
+    # the API docs and metrics need a login (hub.public_docs / hub.public_metrics), or for /metrics the worker token
+    for path in ("/docs", "/openapi.json", "/metrics"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.json()["detail"] == "请先登录", path
+    assert c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert login(c, "hd").status_code == 200
     assert c.get("/docs").status_code == 200
     spec = c.get("/openapi.json").json()
     assert {"/api/auth/login", "/api/calls", "/internal/events", "/healthz"} <= set(spec["paths"])
     m = c.get("/metrics")
     assert m.status_code == 200 and "hotline_hub_calls_open 0.0" in m.text
     assert 'hotline_hub_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in m.text
+
+
+def test_docs_and_metrics_can_be_made_public(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'pub.db'}")
+    upgrade_engine(engine)
+    app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False, public_docs=True,
+                               public_metrics=True), engine)
+    c = client(app)
+    assert c.get("/docs").status_code == 200 and c.get("/metrics").status_code == 200
+    engine.dispose()
 
 
 def test_password_guessing_is_throttled_per_username(hub):

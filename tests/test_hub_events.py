@@ -150,7 +150,7 @@ def test_out_of_order_and_duplicates(hub, c):
     rec = c.get("/api/calls/c1").json()
     assert rec["status"] == "ended" and rec["digits"] == "1923" and rec["end_cause"] == "caller_hangup"
 
-    m = c.get("/metrics").text
+    m = c.get("/metrics", headers=AUTH).text
     assert 'hotline_hub_events_ingested_total{type="menu_entered"} 3.0' in m
     assert f"hotline_hub_events_duplicate_total {len(events) + 1}.0" in m
 
@@ -219,7 +219,7 @@ def test_worker_lost_closes_open_calls_of_that_worker_only(hub, c):
     assert recs["e"]["status"] == "ended" and recs["e"]["end_cause"] == "worker_lost"
     assert [x["call_id"] for x in c.get("/api/calls?limit=3").json()] == ["d", "e", "c"]
 
-    m = c.get("/metrics").text
+    m = c.get("/metrics", headers=AUTH).text
     assert "hotline_hub_calls_open 2.0" in m  # c and d
 
 

@@ -171,6 +171,33 @@ def test_maxload_caps_each_worker_and_load_is_released(front_door: FrontDoor) ->
     assert [w.received("INVITE") for w in fd.workers] == [4, 4]
 
 
+def test_concurrent_calls_are_limited_per_source_address(front_door: FrontDoor) -> None:
+    """Issue 15: 3 calls at once from one address; the 4th gets 486 although the workers have room (2 x 4)."""
+    fd = front_door.start(settings(workers=2, max_calls_per_source=3, max_calls_per_caller=0))
+    assert "route(LIMITS)" in (fd.run_dir / "kamailio.cfg").read_text()
+    proc, statuses = fd.call(calls=4, rate=100, limit=4, duration_ms=2500, name="src")
+    assert statuses.count(486) == 1, statuses
+    assert sum(w.received("INVITE") for w in fd.workers) == 3
+    # the BYEs freed the count
+    proc, statuses = fd.call(calls=3, rate=100, limit=3, duration_ms=200, name="src2")
+    assert proc.returncode == 0, statuses
+
+
+def test_concurrent_calls_are_limited_per_caller_id(front_door: FrontDoor) -> None:
+    """Issue 15: one caller ID (the From user) may hold 2 calls at once; the 3rd gets 486."""
+    scenario = fd_scenario = front_door.run_dir / "uac_same_caller.xml"
+    text = (ss.SIPP_DIR / "uac_call.xml").read_text().replace("sip:caller[call_number]@", "sip:13800000002@")
+    fd_scenario.write_text(text)
+    fd = front_door.start(settings(workers=2, max_calls_per_caller=2))
+    proc, statuses = fd.call(calls=3, rate=100, limit=3, duration_ms=2500, name="same", scenario=str(scenario))
+    assert statuses.count(486) == 1, statuses
+    assert sum(w.received("INVITE") for w in fd.workers) == 2
+    proc, statuses = fd.call(calls=2, rate=100, limit=2, duration_ms=200, name="same2", scenario=str(scenario))
+    assert proc.returncode == 0, statuses
+    proc, statuses = fd.call(calls=3, rate=100, limit=3, duration_ms=1500, name="others")  # distinct callers
+    assert proc.returncode == 0, statuses
+
+
 def test_unresponsive_worker_fails_over(front_door: FrontDoor) -> None:
     """A worker that stops answering: the INVITE sent to it times out (3 s) and goes to the other."""
     sip = settings(workers=2, probing_interval_s=60)  # no probe during the test

@@ -139,7 +139,7 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
                   "--sip-uri", phone.uri)
         assert r.returncode == 0, r.stderr
         hub_url = f"http://127.0.0.1:{h.hub_port}"
-        with browser(tmp_path) as b:
+        with browser(tmp_path, csp=False) as b:
             page = b.new_page()
             login(page, hub_url, "op1")
             page.wait_for_selector("#conn.ok")

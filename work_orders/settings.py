@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from work_orders import dial_plan
+
 CATEGORIES = ("consult", "query", "urge", "contact_judge", "complaint", "suggestion")
 CATEGORY_NAMES = {"consult": "咨询", "query": "查询", "urge": "催办", "contact_judge": "联络法官",
                   "complaint": "投诉信访", "suggestion": "意见建议"}
@@ -45,13 +47,10 @@ class AutoCallbackSettings(BaseModel):
         return self
 
     def uri_for(self, phone: str) -> str | None:
-        """The citizen's SIP URI, or None when ``phone`` holds no dialable number."""
-        raw = phone.strip()
-        digits = "".join(ch for ch in raw if ch.isdigit())
-        if not 3 <= len(digits) <= 20:
-            return None
-        number = ("+" if raw.startswith("+") else "") + digits
-        return self.target.strip().replace("{number}", number)
+        """The citizen's SIP URI, or None when ``phone`` is not a mainland number the dial plan allows
+        (``work_orders.dial_plan``: no international, short or premium-rate numbers)."""
+        verdict = dial_plan.check(phone)
+        return self.target.strip().replace("{number}", verdict.number) if verdict.ok else None
 
 
 class WorkOrderSettings(BaseModel):

@@ -22,7 +22,8 @@ _bearer = HTTPBearer(auto_error=False, description="the worker token")
 def require_worker(request: Request,
                    creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     expected: str = request.app.state.config.worker_token
-    if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
+    # an empty configured token lets nobody in (it would match an empty bearer token)
+    if creds is None or not expected or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing worker token",
                             headers={"WWW-Authenticate": "Bearer"})
 

@@ -31,6 +31,9 @@ from ivr.contract import WorkerHello
 log = logging.getLogger(__name__)
 router = APIRouter()
 HELLO_TIMEOUT_S = 10.0
+#: an open console socket re-reads its login this often: logged out, disabled or no longer a console role ->
+#: the socket closes (code 4401) within this many seconds (plus one database read)
+SESSION_RECHECK_S = 2.0
 
 
 async def deny(ws: WebSocket, status_code: int, detail: str) -> None:
@@ -138,6 +141,7 @@ async def operator_ws(ws: WebSocket) -> None:
         await conn.send(_masked(user.role, snap.model_dump(mode="json")))
         cursor = snap.last_seq
     pump = asyncio.create_task(_pump(hub, conn, cursor))
+    watch = asyncio.create_task(_watch_session(ws, conn, user.role))
     try:
         while True:
             raw = await ws.receive_text()
@@ -159,11 +163,31 @@ async def operator_ws(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await pump
+        for task in (pump, watch):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         unsubscribe()
         hub.detach(user.id, conn.say)
+
+
+async def _watch_session(ws: WebSocket, conn: _Conn, role: str) -> None:
+    """Close the socket once its login ends (logout, disabled account, expired session, role changed)."""
+    while True:
+        await asyncio.sleep(SESSION_RECHECK_S)
+        try:
+            now = await run_in_threadpool(_user, ws)
+        except Exception:  # noqa: BLE001 - a database hiccup is not a logout; look again next time
+            log.exception("ops: could not re-check an operator session")
+            continue
+        if now is None or now.role != role or now.role not in CONSOLE_ROLES:
+            log.info("ops: closing the console socket of %s: session ended", conn.user.username)
+            with contextlib.suppress(Exception):
+                ended = ErrorEvent(code="session_ended", message="登录已失效，请重新登录")
+                await conn.send(ended.model_dump(mode="json"))
+            with contextlib.suppress(Exception):
+                await ws.close(code=4401, reason="session ended")
+            return
 
 
 # ------------------------------------------------------------------------------------- workers

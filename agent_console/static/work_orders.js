@@ -75,6 +75,8 @@ const WO = (() => {
     field(dl, "受理时间", fmt(o.created_at));
     field(dl, "来电人", o.citizen_name);
     field(dl, "联系电话", o.citizen_phone);
+    field(dl, "回访号码", o.callback_number ? o.callback_number + "（自动回访将拨打此号码）"
+      : (o.callback_refusal || ""));
     field(dl, "身份证号", o.citizen_id_number);
     field(dl, "案号", o.case_number);
     field(dl, "承办部门", o.assignee);

@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from agent_console.models import CallEventRecord, WorkOrder, WorkOrderHistory, utcnow
 from agent_console.work_orders.orders import Conflict, WorkOrderContext, apply_change, record
 from ivr.contract import CallbackCommand, CallbackOutcome
+from work_orders import dial_plan
 from work_orders.rules import Actor, Refused
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,10 @@ class CallbackDispatcher:
         for order_id, phone in self._due(now, room * 4 + 10):
             if len(sent) >= room:
                 break
-            target = self.settings.uri_for(phone)
+            verdict = dial_plan.check(phone)
+            target = self.settings.uri_for(phone) if verdict.ok else None
             if target is None:
-                self._say_once(f"phone:{order_id}", logging.WARNING,
-                               "callbacks: order %s has no dialable phone number; left to staff", order_id)
+                self._refuse(order_id, verdict.reason or "号码不可拨打", now)
                 continue
             worker = self.pick_worker()
             if worker is None:
@@ -302,6 +303,24 @@ class CallbackDispatcher:
                 except Conflict:
                     db.rollback()
         return False
+
+    def _refuse(self, order_id: int, reason: str, now: datetime) -> None:
+        """The dial plan refuses the order's number: no automatic call; the order leaves the automatic queue with
+        the reason in its history (staff call back by hand, or correct the number and set it due again)."""
+        log.warning("callbacks: order %s not called back automatically: %s", order_id, reason)
+        for _ in range(3):
+            with self.sessions() as db:
+                order = db.get(WorkOrder, order_id, populate_existing=True)
+                if order is None or order.next_callback_at is None:
+                    return
+                try:
+                    record(db, order, actor=AUTO, action="callback_refused", at=now,
+                           fields={"next_callback_at": None}, note=f"不予自动回访：{reason}；请人工回访",
+                           alerts=["supervisor"])
+                    db.commit()
+                    return
+                except Conflict:
+                    db.rollback()
 
     def _say_once(self, key: str, level: int, msg: str, *args: Any) -> None:
         now = self.monotonic()

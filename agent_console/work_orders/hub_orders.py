@@ -6,6 +6,8 @@
   recording's file name, dispatched to the case's judge's team (联络法官) or department (催办), or to the
   supervisors (投诉), with the category's feedback deadline. The case system may be slow or down, so these
   are filed on the hub's background writer; a case that cannot be looked up leaves the order for a supervisor.
+  The worker reports the message the moment the caller finishes; its transcript follows as a
+  ``MessageTranscribed`` and replaces the order's "（转写中）".
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from agent_console.work_orders.orders import WorkOrderContext
-from agent_console.work_orders.service import kb_settled_order, message_order
+from agent_console.work_orders.service import attach_transcript, kb_settled_order, message_order
 
 log = logging.getLogger(__name__)
 MESSAGE_PURPOSES = frozenset({"contact_judge", "urge", "complaint", "suggestion"})
@@ -26,6 +28,7 @@ KB_CAUSE = "answered_by_kb"
 
 def wants(e: Any) -> bool:
     return ((e.type == "message_recorded" and e.purpose in MESSAGE_PURPOSES)
+            or e.type == "message_transcribed"
             or (e.type == "call_ended" and e.cause == KB_CAUSE))
 
 
@@ -38,7 +41,16 @@ def file_for_event(ctx: WorkOrderContext, sessions: Callable[[], Session], e: An
         if created:
             log.info("work orders: %s settled at once by the knowledge base (call %s)", order.number, e.call_id)
         return
+    if e.type == "message_transcribed":  # after its message's order (the same ordered writer)
+        submit(lambda db: _transcript(db, e))
+        return
     submit(lambda db: _message(ctx, db, e))
+
+
+def _transcript(db: Session, e: Any) -> None:
+    order = attach_transcript(db, event=e, message_order_purposes=MESSAGE_PURPOSES)
+    if order is None:
+        log.warning("work orders: transcript of %s (call %s) has no order to go to", e.recording, e.call_id)
 
 
 def _message(ctx: WorkOrderContext, db: Session, e: Any) -> None:

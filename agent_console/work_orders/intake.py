@@ -166,8 +166,27 @@ def track_info(db: Session, number: str) -> dict[str, Any] | None:
             "steps": seen}
 
 
+MSG_TRACK_TOO_MANY = "查询过于频繁，请稍后再试"
+
+
+def track_throttled(request: Request) -> JSONResponse | None:
+    """Order numbers are sequential per day: lookups per address and minute are limited (``hub.track_per_minute``)
+    so nobody walks through a day's orders. A 429 in Chinese, or None to go on."""
+    app = request.app
+    lim = getattr(app.state, "track_limit", None)
+    if lim is None:
+        lim = app.state.track_limit = RateLimit(app.state.config.track_per_minute, window_s=60.0)
+    wait = lim.take(request.client.host if request.client else "-")
+    if wait <= 0:
+        return None
+    return JSONResponse({"detail": MSG_TRACK_TOO_MANY, "code": "rate_limited"}, status_code=429,
+                        headers={"Retry-After": str(int(wait) + 1)})
+
+
 @router.get("/api/track/{number}", summary="Public progress of an order (no personal data)")
-def track_json(number: str, db: Session = Depends(get_db)) -> Any:
+def track_json(number: str, request: Request, db: Session = Depends(get_db)) -> Any:
+    if (refused := track_throttled(request)) is not None:
+        return refused
     info = track_info(db, number)
     if info is None:
         return JSONResponse({"detail": "未找到该工单编号"}, status_code=404)
@@ -186,6 +205,8 @@ def submit_page() -> HTMLResponse:
 
 @pages.get("/track/{number}", response_class=HTMLResponse)
 def track_page(number: str, request: Request, db: Session = Depends(get_db)) -> HTMLResponse:
+    if (refused := track_throttled(request)) is not None:
+        return HTMLResponse(f"<p>{MSG_TRACK_TOO_MANY}</p>", status_code=429, headers=dict(refused.headers))
     info = track_info(db, number)
     ctx = ctx_of(request)
     e = html.escape

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -188,8 +188,9 @@ def begin_write(db: Session) -> None:
 
 def next_number(db: Session, day: date) -> str:
     prefix = format_number(day, 1)[:-4]
+    # the numeric maximum: "…-10000" sorts before "…-9999" as text, so the longest number comes first
     last = db.scalar(select(WorkOrder.number).where(WorkOrder.number.like(prefix + "%"))
-                     .order_by(WorkOrder.number.desc()).limit(1))
+                     .order_by(func.length(WorkOrder.number).desc(), WorkOrder.number.desc()).limit(1))
     n = int(last.rsplit("-", 1)[1]) + 1 if last else 1
     return format_number(day, n)
 

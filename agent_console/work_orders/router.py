@@ -50,6 +50,7 @@ from agent_console.work_orders.service import (
 )
 from agent_console.work_orders.views import attachment_out, history_out, notice_out, order_out
 from work_orders import taxonomy as tx
+from work_orders.dial_plan import caller_number
 from work_orders.rules import MOVES, STATES, Actor, Refused
 from work_orders.settings import CATEGORIES
 
@@ -216,7 +217,7 @@ def file_work_order(body: WorkOrderIn, request: Request, db: Session = Depends(g
             raise HTTPException(status.HTTP_404_NOT_FOUND, MSG_NO_CALL)
         transcript, notes = call_transcript(db, call.call_id), call_notes(db, call.call_id)
         if not phone or looks_masked(phone):
-            phone = call.caller or ""
+            phone = caller_number(call.caller or "")  # the SIP URI's user part, never its host or port
         if looks_masked(case_number):
             case_number = find_case_number([x["text"] for x in transcript] + [call.digits or ""])
     elif looks_masked(phone) or looks_masked(case_number):

@@ -24,6 +24,7 @@ from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, W
 from agent_console.work_orders import orders
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.orders import WorkOrderContext
+from work_orders.dial_plan import caller_number
 from work_orders.rules import Actor
 from zh_text import parse_case_number
 
@@ -108,13 +109,15 @@ def draft_for_call(db: Session, call: Call, *, queue_category: str | None = None
             break
     digits = [call.digits] if call.digits else []
     return Draft(call_id=call.call_id, channel="hotline", category=category, category_source=source,
-                 subcategory="", tags=[], citizen_phone=call.caller or "",
+                 subcategory="", tags=[], citizen_phone=caller_number(call.caller or ""),
                  case_number=find_case_number(caller_lines + digits),
                  content="\n".join(caller_lines), transcript=transcript, notes=call_notes(db, call.call_id),
                  menu_path=menu_path)
 
 
 HUB = Actor("hub", "system")
+TRANSCRIBING = "（转写中）"  # the message is reported before its transcript (MessageTranscribed follows)
+NOTHING_HEARD = "（未识别出文字）"
 MESSAGE_LINES = {"callback": "来电人在排队时选择回电", "after_hours": "非工作时间来电留言", "message": "来电人留言"}
 PURPOSE_NAMES = {"contact_judge": "联络法官留言", "urge": "催办留言", "complaint": "投诉留言",
                  "suggestion": "意见建议留言"}
@@ -154,7 +157,7 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
     try:
         order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category, subcategory="",
                              tags=tags, settled_at_once=False,
-                             citizen_phone=(call.caller if call is not None else "") or "",
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number(texts), content=line, call_id=call_id,
                              transcript=call_transcript(db, call_id), notes=[], auto_key=key, created_by="hub",
                              callback_due=callback_due, recordings=[recording] if recording else [])
@@ -192,7 +195,7 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
     try:
         order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category,
                              tags=["即办", "知识库解答"], settled_at_once=True,
-                             citizen_phone=(call.caller if call is not None else "") or "",
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number([x["text"] for x in transcript]), content=content,
                              call_id=call_id, transcript=transcript, notes=[], auto_key=key, created_by="hub",
                              note="知识库自动解答，来电人未转人工，即时办结")
@@ -231,13 +234,14 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
         return existing, False
     call = db.get(Call, event.call_id)
     transcript = call_transcript(db, event.call_id)
-    said = event.text or "（未识别出文字）"
+    said = event.text or (TRANSCRIBING if getattr(event, "transcript_pending", False) else NOTHING_HEARD)
     line = f"{PURPOSE_NAMES.get(event.purpose, '来电留言')}（录音 {event.recording}）：{said}"
     case_number = event.case_number or find_case_number([event.text] + [x["text"] for x in transcript])
     try:
         order = create_order(db, ctx, now=event.ts, actor=HUB, channel="hotline", category=event.purpose,
                              tags=["留言"], settled_at_once=False,
-                             citizen_phone=(call.caller if call is not None else "") or "", case_number=case_number,
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
+                             case_number=case_number,
                              content=line, call_id=event.call_id, transcript=transcript, notes=[], auto_key=key,
                              created_by="hub", recordings=[event.recording] if event.recording else [])
     except IntegrityError:
@@ -253,6 +257,35 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
         ensure_department(db, assignee, "judge_team" if event.purpose == "contact_judge" else "department")
     orders.apply_change(db, order, "dispatch", HUB, {"assignee": assignee}, ctx, event.ts)
     return order, True
+
+
+def attach_transcript(db: Session, *, event: Any, message_order_purposes: frozenset[str]) -> WorkOrder | None:
+    """A ``MessageTranscribed``: the transcript goes where its message's order says "（转写中）" (or after the
+    recording's name), once however often it arrives. None when no order holds that message. The caller commits."""
+    key = (f"msg:{event.message_event_id}" if event.purpose in message_order_purposes else f"auto:{event.call_id}")
+    order = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    if order is None:
+        return None
+    said = event.text or NOTHING_HEARD
+    named = f"（录音 {event.recording}）"
+    content = order.content or ""
+    if f"{named}：{TRANSCRIBING}" in content:
+        content = content.replace(f"{named}：{TRANSCRIBING}", f"{named}：{said}", 1)
+    elif named in content and f"{named}：" not in content:
+        content = content.replace(named, f"{named}：{said}", 1)
+    elif f"{named}：{said}" not in content:
+        content = (content + "\n" + f"留言转写{named}：{said}").strip()
+    fields: dict[str, Any] = {}
+    if content != order.content:
+        fields["content"] = content
+    if not order.case_number and event.text:
+        found = find_case_number([event.text])
+        if found:
+            fields["case_number"] = found
+    if fields:
+        orders.record(db, order, actor=HUB, action="append", at=event.ts, fields=fields,
+                      note=f"留言转写：{said}")
+    return order
 
 
 def ensure_department(db: Session, name: str, kind: str) -> None:

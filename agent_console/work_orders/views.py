@@ -12,16 +12,17 @@ from typing import Any
 from agent_console.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
 from agent_console.pii import TEXT_FIELDS, mask_fields, mask_text, sees_clear
 from court_cases.privacy import mask_name
+from work_orders import dial_plan
 from work_orders.reminders import KIND_NAMES, Timeline, is_overdue
 from work_orders.rules import ACTION_NAMES, STATE_NAMES
 from work_orders.settings import CATEGORY_NAMES
 
 CHANNEL_NAMES = {"hotline": "热线", "web": "网上诉求", "walk_in": "来访", "letter": "来信", "api": "外部系统"}
-MASKED = TEXT_FIELDS | {"feedback", "message"}
+MASKED = TEXT_FIELDS | {"feedback", "message", "callback_number", "callback_refusal"}
 ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "append": "补充内容",
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",
                                 "feedback_overdue": "逾期督办", "callback_due": "待回访",
-                                "callback_requeued": "回访未发起"}
+                                "callback_requeued": "回访未发起", "callback_refused": "不予自动回访"}
 
 
 def mask_id_number(v: str) -> str:
@@ -63,6 +64,9 @@ def order_out(order: WorkOrder, role: str, *, now: datetime, calendar: Any, full
         "next_callback_at": order.next_callback_at, "rating": order.rating, "rated_at": order.rated_at,
         "reopen_count": order.reopen_count,
     }
+    # the number an automatic callback would dial (or why it will not), visible before the first call
+    verdict = dial_plan.check(order.citizen_phone or "")
+    d["callback_number"], d["callback_refusal"] = verdict.number, verdict.reason
     if full:
         d["transcript"] = list(order.transcript or [])
         d["notes"] = list(order.notes or [])
