@@ -13,6 +13,13 @@ if [ "$(id -u)" = 0 ]; then
   if [ -n "$HOTLINE_RUN_AS" ] && ! id -u "$HOTLINE_RUN_AS" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin "$HOTLINE_RUN_AS"
   fi
+  # Python and the checkout must be readable by that user (not the case under /root, e.g. a pyenv Python):
+  # then say so and stay root rather than not start at all.
+  if [ -n "$HOTLINE_RUN_AS" ] && ! runuser -u "$HOTLINE_RUN_AS" -- .venv/bin/python -c 'import hotline' 2>/dev/null; then
+    echo "run.sh: user $HOTLINE_RUN_AS cannot run $(readlink -f .venv/bin/python) with this checkout;" \
+         "running as root (move Python and the checkout out of /root to run unprivileged)" >&2
+    HOTLINE_RUN_AS=""
+  fi
   [ -n "$HOTLINE_RUN_AS" ] || unset HOTLINE_RUN_AS
 fi
 exec .venv/bin/hotline serve "$@"
