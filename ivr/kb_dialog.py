@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+ANSWER_TIMEOUT_S = 20.0  # a long answer not yet in the voice's cache renders in several seconds on a busy host
+
 ITEM_GAP_S = 0.12  # between the rendered list items (each is trimmed of its edge silence)
 
 
@@ -92,7 +94,8 @@ async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, 
 
 
 async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_timeout_s: float) -> DialogResult:
-    clip = await render(ctx, text or "", f"kb_answer:{faq_id}")
+    # answers are rendered ahead by the speech service; one edited seconds ago may still be rendering there
+    clip = await render(ctx, text or "", f"kb_answer:{faq_id}", timeout=ANSWER_TIMEOUT_S)
     if clip is None:
         return DialogResult("handoff")
     await ctx.play_clip(clip, True, PromptPlayed, clip.name)

@@ -89,7 +89,8 @@ def prompts():
 
 
 @pytest.fixture(autouse=True)
-def voice(monkeypatch):
+def voice(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # messages recorded in menus 5 and 6 land in ./recordings
     said: list[str] = []
 
     async def synthesize(url, text, rate, timeout=20.0):
