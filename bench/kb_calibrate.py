@@ -1,0 +1,186 @@
+"""Fit the matcher's calibrated decision on the TUNING data only and write knowledge_base/data/calibration.json.
+
+Tuning data: tests/data/kb_eval.jsonl and, when present, tests/data/kb_eval_more.jsonl (both against the default
+KB; "also" lists other acceptable ids) and tests/data/nav_tune.jsonl (spoken menu navigation against the main
+menu's options). The held-out files (kb_heldout_*, nav_heldout*) are never read here.
+
+1. The weight of the lexical score in the ranking (cosine + w × lexical) is chosen by top-1 on the tuning data.
+2. Two logistic regressions (scikit-learn) on the best entry's features (knowledge_base.calibration.FEATURES):
+   "the best entry is right" and "the right entry is among the first three"; out-of-fold probabilities by
+   5-fold stratified cross-validation.
+3. Thresholds from the out-of-fold probabilities: ``answer`` = the lowest p whose answers reach the target
+   precision (default 0.99, above the 0.98 goal to leave room for unseen data); then confirm / offer / clarify
+   window by a grid that maximises resolution minus half the share of out-of-scope questions offered a choice.
+4. Fit both regressions on all tuning rows; write coefficients, thresholds and the CV figures.
+
+    .venv/bin/python bench/kb_calibrate.py [--target 0.99] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+from kb_tuning import CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402
+
+from knowledge_base import calibration  # noqa: E402
+from knowledge_base.calibration import FEATURES, Calibration, Logistic  # noqa: E402
+from knowledge_base.embedding import MODEL_NAME, get_embedder  # noqa: E402
+from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
+from knowledge_base.settings import MatcherSettings  # noqa: E402
+
+LEX_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+
+
+def placeholder(lex_weight: float) -> Calibration:
+    zero = Logistic(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.zeros(len(FEATURES)), 0.0)
+    return Calibration(0, MODEL_NAME, lex_weight, zero, zero, 1.0, 1.0, 1.0, 0.0, {})
+
+
+def analyse_all(rows: list[dict], matchers: dict[str, Matcher]) -> list[tuple[dict, object, list[str]]]:
+    out = []
+    for r in rows:
+        m = matchers[r.get("menu") or ""]
+        a = m.analyse(r["text"], r.get("asr_confidence"))
+        out.append((r, a, [m.faq_ids[i] for i in a.order]))
+    return out
+
+
+def right_ids(r: dict) -> set[str]:
+    return {r["expected"], *r.get("also", [])} if r["expected"] else set()
+
+
+def simulate(rows, p, p3, answer, confirm, offer, window) -> dict:
+    """The decision on out-of-fold probabilities (the same rule as Matcher._decide)."""
+    n_in = n_oos = answered = right = resolved = oos_wrong = oos_offered = handoff = 0
+    for (r, a, ids), pi, p3i in zip(rows, p, p3, strict=True):
+        ok = right_ids(r)
+        n_in += bool(ok)
+        n_oos += not ok
+        if a.x is None:
+            handoff += 1
+            continue
+        if pi >= answer:
+            answered += 1
+            right += ids[0] in ok
+            resolved += ids[0] in ok
+            oos_wrong += not ok
+            continue
+        close = [i for i, v in zip(ids, a.rank_score, strict=True) if v >= a.rank_score[0] - window][:3]
+        if pi >= confirm and len(close) == 1:
+            offered = [ids[0]]
+        elif p3i >= offer:
+            offered = close if len(close) >= 2 else ids[:2]
+        else:
+            handoff += 1
+            continue
+        resolved += bool(ok & set(offered))
+        oos_offered += not ok
+    return {"precision": right / answered if answered else 1.0, "answer_recall": right / max(n_in, 1),
+            "resolution": resolved / max(n_in, 1), "oos_answered": oos_wrong / max(n_oos, 1),
+            "oos_offered": oos_offered / max(n_oos, 1), "handoff_share": handoff / max(len(rows), 1),
+            "answered": answered, "in_scope": n_in, "out_of_scope": n_oos}
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", type=float, default=0.99, help="precision of direct answers to reach in CV")
+    ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    ap.add_argument("--out", type=Path, default=calibration.DEFAULT_PATH)
+    args = ap.parse_args()
+
+    settings = MatcherSettings()
+    rows, sources = load_tuning()
+    emb = CachedEmbedder(get_embedder())
+    entries = load_entries(default_kb_path())
+    menus = {"": [], "main": main_menu_intents()}
+    print(f"tuning rows: {len(rows)} from {', '.join(sources)}")
+
+    best = None
+    for w in LEX_WEIGHTS:
+        base = Matcher.build(entries, settings, embedder=emb, cal=placeholder(w))
+        matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
+        done = analyse_all(rows, matchers)
+        ins = [(r, ids) for r, _, ids in done if right_ids(r)]
+        top1 = sum(bool(ids) and ids[0] in right_ids(r) for r, ids in ins) / len(ins)
+        top3 = sum(bool(right_ids(r) & set(ids[:3])) for r, ids in ins) / len(ins)
+        print(f"lex_weight {w:4.2f}: top1 {top1:.4f} top3 {top3:.4f}")
+        if best is None or (top1, top3) > best[1:3]:
+            best = (w, top1, top3, done)
+    w, top1, top3, done = best
+    print(f"chosen lex_weight {w} (top1 {top1:.4f}, top3 {top3:.4f})")
+
+    usable = [d for d in done if d[1].x is not None]
+    X = np.stack([d[1].x for d in usable])
+    y1 = np.array([bool(d[2]) and d[2][0] in right_ids(d[0]) for d in usable], dtype=int)
+    y3 = np.array([bool(right_ids(d[0]) & set(d[2][:3])) for d in usable], dtype=int)
+    cv = StratifiedKFold(5, shuffle=True, random_state=12368)
+
+    def model():
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+
+    oof1 = np.zeros(len(done))
+    oof3 = np.zeros(len(done))
+    idx = [i for i, d in enumerate(done) if d[1].x is not None]
+    oof1[idx] = cross_val_predict(model(), X, y1, cv=cv, method="predict_proba")[:, 1]
+    oof3[idx] = cross_val_predict(model(), X, y3, cv=cv, method="predict_proba")[:, 1]
+
+    # answer threshold: the lowest p whose answers reach the target precision (OOF)
+    answer = 1.0
+    for t in sorted(set(np.round(oof1[idx], 3)) | {0.5}, reverse=True):
+        sim = simulate(done, oof1, oof3, t, 2.0, 2.0, 0.0)
+        if sim["answered"] >= 20 and sim["precision"] >= args.target:
+            answer = float(t)  # the lowest threshold whose answers still reach the target
+    scores = []
+    for confirm in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        if confirm > answer:
+            continue
+        for offer in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            for window in (0.005, 0.01, 0.02, 0.03, 0.05):
+                sim = simulate(done, oof1, oof3, answer, confirm, offer, window)
+                scores.append((sim["resolution"] - 0.5 * sim["oos_offered"], confirm, offer, window, sim))
+    _, confirm, offer, window, cv_fig = max(scores, key=lambda s: s[0])
+    print(f"thresholds (CV): answer p >= {answer:.3f}, confirm p >= {confirm}, offer p(top3) >= {offer}, "
+          f"clarify window {window}")
+    print("CV figures:", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()}))
+
+    def fit(y: np.ndarray) -> Logistic:
+        m = model().fit(X, y)
+        sc, lr = m[0], m[1]
+        return Logistic(sc.mean_, sc.scale_, lr.coef_[0], float(lr.intercept_[0]))
+
+    old_version = 0
+    if args.out.is_file():
+        with contextlib.suppress(ValueError):
+            old_version = calibration.load(args.out).version
+    figures = {"tuning_rows": len(rows), "sources": sources, "top1": round(top1, 4), "top3": round(top3, 4),
+               "cv": {k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()},
+               "target_precision": args.target}
+    cal = Calibration(old_version + 1, MODEL_NAME, w, fit(y1), fit(y3), round(answer, 3), confirm, offer, window,
+                      figures)
+    coef = dict(zip(FEATURES, np.round(cal.top.coef, 3).tolist(), strict=True))
+    print("coefficients p(top):", coef)
+    if args.dry_run:
+        return
+    calibration.save(replace(cal), args.out)
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
+
+
+if __name__ == "__main__":
+    main()
