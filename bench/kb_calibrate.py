@@ -106,10 +106,10 @@ def main() -> None:
     args = ap.parse_args()
 
     settings = MatcherSettings()
-    rows, sources = load_tuning()
+    menus = {"": [], "main": main_menu_intents()}
+    rows, sources = load_tuning(nav=bool(menus["main"]))
     emb = CachedEmbedder(get_embedder())
     entries = load_entries(default_kb_path())
-    menus = {"": [], "main": main_menu_intents()}
     print(f"tuning rows: {len(rows)} from {', '.join(sources)}")
 
     best = None

@@ -27,24 +27,29 @@ def normalise_row(r: dict, nav: bool) -> dict:
     """One labelled utterance: text, expected (an entry id, option:<key>, or None), also, kind, menu."""
     out = dict(r)
     exp = r.get("expected")
-    if nav:
+    if nav:  # nav files label the menu key ("1".."6", "0", "*"), "kb" for a question, null for neither
         out["menu"] = r.get("menu", "main")
-        key = r.get("option", r.get("expected_option"))
-        if key is not None and exp is None:
-            exp = f"option:{key}"
-        elif isinstance(exp, str) and exp and ":" not in exp and exp in r.get("options", [exp]) and exp.isdigit():
-            exp = f"option:{exp}"
+        exp = None if exp in (None, "kb") else f"option:{exp}"
+        if r.get("expected") == "kb":
+            out["kb_question"] = True
+        out["also"] = [f"option:{a}" for a in r.get("also", []) if a != "kb"]
+        out.setdefault("kind", "navigation")
+        out["expected"] = exp
+        return out
     out["expected"] = exp or None
     out["also"] = list(r.get("also", []))
     out.setdefault("kind", "navigation" if nav else "unknown")
     return out
 
 
-def load_tuning() -> tuple[list[dict], list[str]]:
+def load_tuning(nav: bool = True) -> tuple[list[dict], list[str]]:
+    """The tuning rows; ``nav`` False leaves out nav_tune.jsonl (the menu YAML has no phrases to rank)."""
     rows: list[dict] = []
     sources: list[str] = []
     for name in TUNING:
         path = DATA / name
+        if name.startswith("nav") and not nav:
+            continue
         if path.is_file():
             rows += [normalise_row(r, name.startswith("nav")) for r in read_jsonl(path)]
             sources.append(name)
