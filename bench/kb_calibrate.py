@@ -19,10 +19,8 @@ menu's options). The held-out files (kb_heldout_*, nav_heldout*) are never read 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +30,31 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-from kb_tuning import CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402
+from kb_tuning import MENU, CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402
 
 from knowledge_base import calibration  # noqa: E402
-from knowledge_base.calibration import FEATURES, Calibration, Logistic  # noqa: E402
-from knowledge_base.embedding import MODEL_NAME, get_embedder  # noqa: E402
+from knowledge_base.calibration import FEATURES, Calibration, Logistic, Rule  # noqa: E402
+from knowledge_base.embedding import MODEL_NAME, SEED_PATH, entry_texts, get_embedder, write_seed  # noqa: E402
 from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
 from knowledge_base.settings import MatcherSettings  # noqa: E402
 
-LEX_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+LEX_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def placeholder(lex_weight: float) -> Calibration:
+OPTION_BONUSES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+
+
+def placeholder(lex_weight: float, option_bonus: float = 0.0) -> Calibration:
     zero = Logistic(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.zeros(len(FEATURES)), 0.0)
-    return Calibration(0, MODEL_NAME, lex_weight, zero, zero, 1.0, 1.0, 1.0, 0.0, {})
+    rule = Rule(zero, zero, 1.0, 1.0, 1.0, 0.0, {})
+    return Calibration(0, MODEL_NAME, lex_weight, option_bonus, rule, rule)
+
+
+def top_right(r: dict, ids: list[str]) -> bool:
+    """The first entry is right; for a question asked at a menu ("kb"): it is an entry, not an option."""
+    if r.get("kb_question"):
+        return bool(ids) and not ids[0].startswith("option:")
+    return bool(ids) and ids[0] in right_ids(r)
 
 
 def analyse_all(rows: list[dict], matchers: dict[str, Matcher]) -> list[tuple[dict, object, list[str]]]:
@@ -94,19 +103,15 @@ def simulate(rows, p, p3, answer, confirm, offer, window) -> dict:
 
 
 def main() -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", type=float, default=0.99, help="precision of direct answers to reach in CV")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     ap.add_argument("--out", type=Path, default=calibration.DEFAULT_PATH)
+    ap.add_argument("--menu", type=Path, default=MENU, help="menu YAML whose main node's phrases rank the options")
     args = ap.parse_args()
 
     settings = MatcherSettings()
-    menus = {"": [], "main": main_menu_intents()}
+    menus = {"": [], "main": main_menu_intents(args.menu)}
     rows, sources = load_tuning(nav=bool(menus["main"]))
     emb = CachedEmbedder(get_embedder())
     entries = load_entries(default_kb_path())
@@ -114,38 +119,65 @@ def main() -> None:
 
     best = None
     for w in LEX_WEIGHTS:
-        base = Matcher.build(entries, settings, embedder=emb, cal=placeholder(w))
-        matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
-        done = analyse_all(rows, matchers)
-        ins = [(r, ids) for r, _, ids in done if right_ids(r)]
-        top1 = sum(bool(ids) and ids[0] in right_ids(r) for r, ids in ins) / len(ins)
-        top3 = sum(bool(right_ids(r) & set(ids[:3])) for r, ids in ins) / len(ins)
-        print(f"lex_weight {w:4.2f}: top1 {top1:.4f} top3 {top3:.4f}")
-        if best is None or (top1, top3) > best[1:3]:
-            best = (w, top1, top3, done)
-    w, top1, top3, done = best
-    print(f"chosen lex_weight {w} (top1 {top1:.4f}, top3 {top3:.4f})")
+        for bonus in OPTION_BONUSES if menus["main"] else (0.0,):
+            base = Matcher.build(entries, settings, embedder=emb, cal=placeholder(w, bonus))
+            matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
+            done = analyse_all(rows, matchers)
+            ins = [(r, ids) for r, _, ids in done if right_ids(r) or r.get("kb_question")]
+            top1 = sum(top_right(r, ids) for r, ids in ins) / len(ins)
+            top3 = sum(bool(right_ids(r) & set(ids[:3])) or top_right(r, ids) for r, ids in ins) / len(ins)
+            print(f"lex_weight {w:4.2f} option_bonus {bonus:4.2f}: top1 {top1:.4f} top3 {top3:.4f}")
+            if best is None or (top1, top3) > best[2:4]:
+                best = (w, bonus, top1, top3, done)
+    w, bonus, top1, top3, done = best
+    print(f"chosen lex_weight {w}, option_bonus {bonus} (top1 {top1:.4f}, top3 {top3:.4f})")
+
+    # a question asked at the menu ("kb" in nav files) names no entry: only an option winning it is known wrong
+    done = [d for d in done if not (d[0].get("kb_question") and d[2] and not d[2][0].startswith("option:"))]
+    faq = fit_rule("faq", [d for d in done if not d[0].get("menu")], args.target)
+    nav = [d for d in done if d[0].get("menu")]
+    menu = fit_rule("menu", nav, args.target) if len(nav) >= 50 else faq
+    cal = Calibration(calibration.stored_version(args.out) + 1, MODEL_NAME, w, bonus, faq, menu)
+    for rule in (faq, menu):
+        rule.figures.update({"top1": round(top1, 4), "top3": round(top3, 4), "sources": sources,
+                             "target_precision": args.target})
+    if args.dry_run:
+        return
+    calibration.save(cal, args.out)
+    texts = [t for e in entries for t in entry_texts(e.title or "", e.question, e.variants)]
+    texts += [t for o in menus["main"] for t in (o.title, *o.phrases)]
+    write_seed(emb.inner, texts)
+    print(f"wrote {SEED_PATH.relative_to(ROOT)} ({len(set(texts))} texts of the default KB and the main menu)")
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
+
+
+def _model():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+
+
+def fit_rule(name: str, done: list, target: float) -> Rule:
+    """Out-of-fold probabilities (5-fold stratified CV), thresholds from them, then the fit on all rows."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     usable = [d for d in done if d[1].x is not None]
     X = np.stack([d[1].x for d in usable])
     y1 = np.array([bool(d[2]) and d[2][0] in right_ids(d[0]) for d in usable], dtype=int)
     y3 = np.array([bool(right_ids(d[0]) & set(d[2][:3])) for d in usable], dtype=int)
     cv = StratifiedKFold(5, shuffle=True, random_state=12368)
-
-    def model():
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
-
     oof1 = np.zeros(len(done))
     oof3 = np.zeros(len(done))
     idx = [i for i, d in enumerate(done) if d[1].x is not None]
-    oof1[idx] = cross_val_predict(model(), X, y1, cv=cv, method="predict_proba")[:, 1]
-    oof3[idx] = cross_val_predict(model(), X, y3, cv=cv, method="predict_proba")[:, 1]
+    oof1[idx] = cross_val_predict(_model(), X, y1, cv=cv, method="predict_proba")[:, 1]
+    oof3[idx] = cross_val_predict(_model(), X, y3, cv=cv, method="predict_proba")[:, 1]
 
-    # answer threshold: the lowest p whose answers reach the target precision (OOF)
     answer = 1.0
     for t in sorted(set(np.round(oof1[idx], 3)) | {0.5}, reverse=True):
         sim = simulate(done, oof1, oof3, t, 2.0, 2.0, 0.0)
-        if sim["answered"] >= 20 and sim["precision"] >= args.target:
+        if sim["answered"] >= 10 and sim["precision"] >= target:
             answer = float(t)  # the lowest threshold whose answers still reach the target
     scores = []
     for confirm in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
@@ -156,30 +188,19 @@ def main() -> None:
                 sim = simulate(done, oof1, oof3, answer, confirm, offer, window)
                 scores.append((sim["resolution"] - 0.5 * sim["oos_offered"], confirm, offer, window, sim))
     _, confirm, offer, window, cv_fig = max(scores, key=lambda s: s[0])
-    print(f"thresholds (CV): answer p >= {answer:.3f}, confirm p >= {confirm}, offer p(top3) >= {offer}, "
-          f"clarify window {window}")
-    print("CV figures:", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()}))
+    cv_fig = {k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()}
+    print(f"[{name}] {len(done)} rows; thresholds (CV): answer p >= {answer:.3f}, confirm p >= {confirm}, "
+          f"offer p(top3) >= {offer}, clarify window {window}")
+    print(f"[{name}] CV figures: {json.dumps(cv_fig)}")
 
     def fit(y: np.ndarray) -> Logistic:
-        m = model().fit(X, y)
+        m = _model().fit(X, y)
         sc, lr = m[0], m[1]
         return Logistic(sc.mean_, sc.scale_, lr.coef_[0], float(lr.intercept_[0]))
 
-    old_version = 0
-    if args.out.is_file():
-        with contextlib.suppress(ValueError):
-            old_version = calibration.load(args.out).version
-    figures = {"tuning_rows": len(rows), "sources": sources, "top1": round(top1, 4), "top3": round(top3, 4),
-               "cv": {k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()},
-               "target_precision": args.target}
-    cal = Calibration(old_version + 1, MODEL_NAME, w, fit(y1), fit(y3), round(answer, 3), confirm, offer, window,
-                      figures)
-    coef = dict(zip(FEATURES, np.round(cal.top.coef, 3).tolist(), strict=True))
-    print("coefficients p(top):", coef)
-    if args.dry_run:
-        return
-    calibration.save(replace(cal), args.out)
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
+    rule = Rule(fit(y1), fit(y3), round(answer, 3), confirm, offer, window, {"rows": len(done), "cv": cv_fig})
+    print(f"[{name}] coefficients p(top):", dict(zip(FEATURES, np.round(rule.top.coef, 3).tolist(), strict=True)))
+    return rule
 
 
 if __name__ == "__main__":

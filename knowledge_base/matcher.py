@@ -169,7 +169,7 @@ class Matcher:
     """Ranks FAQ entries for a query; build with :meth:`build`, never mutated afterwards."""
 
     __slots__ = ("settings", "_norm", "_ids", "_codes", "_keywords", "_start", "_index", "_entries", "_pos",
-                 "_sem", "_sem_start", "_embedder", "_cal", "_intent_cache", "_intent_lock")
+                 "_sem", "_sem_start", "_embedder", "_cal", "_intent_cache", "_intent_lock", "_n_options")
 
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError("use Matcher.build(entries, settings)")
@@ -226,6 +226,10 @@ class Matcher:
         object.__setattr__(self, "_index", Bm25Index(docs, np.asarray(doc_entry, dtype=np.int32)))
         object.__setattr__(self, "_entries", tuple(kept))
         object.__setattr__(self, "_pos", {i: n for n, i in enumerate(ids)})
+        n_options = sum(1 for i in ids if i.startswith(OPTION_PREFIX))
+        if n_options and not all(i.startswith(OPTION_PREFIX) for i in ids[len(ids) - n_options:]):
+            raise ValueError("menu options must come after the entries")
+        object.__setattr__(self, "_n_options", n_options)
         object.__setattr__(self, "_intent_cache", {})
         object.__setattr__(self, "_intent_lock", threading.Lock())
         sem = sem_start = None
@@ -387,6 +391,8 @@ class Matcher:
         for i, v in lex.items():
             lexv[i] = v
         comb = sem + cal.lex_weight * lexv
+        if self._n_options:
+            comb[-self._n_options:] += cal.option_bonus  # options come last (with_intents)
         n = len(self._ids)
         k = min(n, 10)
         top = np.argpartition(-comb, k - 1)[:k] if k < n else np.arange(n)
@@ -408,6 +414,7 @@ class Matcher:
             math.log1p(len(norm)),
             1.0 if asr_confidence is None else float(asr_confidence),
             0.0 if asr_confidence is None else 1.0,
+            1.0 if self._ids[b].startswith(OPTION_PREFIX) else 0.0,
         ], dtype=np.float64)
         return Analysis(norm, None, [int(i) for i in top], [float(comb[i]) for i in top], x, lex)
 
@@ -429,8 +436,8 @@ class Matcher:
                            probability=None if p is None else round(p, 4))
 
     def _decide(self, text: str, a: Analysis) -> MatchResult:
-        cal = self._cal
-        assert cal is not None
+        assert self._cal is not None
+        cal = self._cal.menu if self._n_options else self._cal.faq
         if a.early is not None or a.x is None:
             detail = {"empty": "nothing left after removing fillers",
                       "too_short": f"fewer than {self.settings.min_query_chars} characters after removing fillers",
