@@ -41,6 +41,8 @@ _NUMBER = {"一": 1, "1": 1, "壹": 1, "幺": 1, "二": 2, "2": 2, "两": 2, "�
 # "第二个", "二", "第2项", "选二", "按2", "二号", "是第二个吧"; whisper may write 個 for 个
 _ORDINAL_RE = re.compile(r"^(?:我)?(?:要|选|选择|按|是)?(?:第)?([一二两三四五六七八九零壹贰叁幺俩0-9])"
                          r"(?:个|個|项|條|条|号)?(?:吧|呢|啊)?$")
+_ORDINAL_IN_RE = re.compile(r"第([一二两三四五六七八九壹贰叁0-9])(?:个|個|项|條|条)")
+SHORT_REPLY = 8  # characters: a longer reply naming "第二个" is likely about something else
 _NONE_WORDS = ("都不是", "都不对", "都没有", "都不", "哪个都不", "一个都不", "没有我要", "不是这些", "转人工", "人工",
                "找人", "工作人员")
 _FILLERS = re.compile(r"^(?:嗯|呃|啊|哦|那个|就是|我想问的是|我问的是|我要问)+|(?:那个|那一个|这个|的|吧|呢|啊)+$")
@@ -56,6 +58,8 @@ def spoken_number(text: str) -> int | None:
     """A digit the caller said as a whole reply: "第二个" / "二" / "第2个" / "按2" -> 2; None otherwise."""
     t = _FILLERS.sub("", normalize(text))
     m = _ORDINAL_RE.match(t)
+    if m is None and len(t) <= SHORT_REPLY:  # "我先第二个", "第二个版": the recognizer garbles the words around it
+        m = _ORDINAL_IN_RE.search(t)
     return _NUMBER[m.group(1)] if m else None
 
 

@@ -327,7 +327,9 @@ def test_menu_yaml_plain_and_rich_choices_and_bad_ones(prompts):
 @pytest.mark.parametrize("text,titles,expected", [
     ("第二个", 3, 2), ("二", 3, 2), ("第2个。", 3, 2), ("嗯，第一个吧", 3, 1), ("第三個", 3, 3), ("两个", 3, 2),
     ("退费那个", 3, 2), ("诉讼费减免", 3, 3), ("都不是", 3, 0), ("都不对", 2, 0), ("转人工", 3, 0), ("零", 3, 0),
-    ("第三个", 2, None), ("诉讼费", 3, None), ("今天星期几", 3, None), ("", 3, None),
+    ("我先第二个。", 3, 2), ("第二个版", 3, 2), ("写第2个", 3, 2), ("都不许", 3, 0),
+    ("第三个", 2, None), ("我想问第二个案子开庭以后的第三个问题", 3, None),
+    ("诉讼费", 3, None), ("今天星期几", 3, None), ("", 3, None),
 ])
 def test_reading_a_spoken_pick(text, titles, expected):
     from ivr.kb_phrases import pick
