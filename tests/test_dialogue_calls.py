@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -93,8 +94,22 @@ def call(h: Hotline, *args: str, duration: float) -> tuple[dict, dict, list[tupl
         events = [(t, json.loads(p)) for t, p in db.execute(
             "SELECT type, payload FROM call_events WHERE call_id = ? ORDER BY ts", (record["call_id"],))]
     print(f"\ncall {record['call_id'][:8]}: {time.monotonic() - started:.1f} s, path {record['menu_path']}, "
-          f"said {[t['text'] for t in record['transcript']]}, end {record['end_cause']}")
+          f"said {[t['text'] for t in record['transcript']]}, end {record['end_cause']}; {reply_timing(events)}")
     return out, record, events
+
+
+def reply_timing(events) -> str:
+    """From the recognizer's first final to the start of each prompt that answers it (worker clock)."""
+    finals = [p for t, p in events if t == "speech_heard" and p["kind"] == "final"]
+    if not finals:
+        return "nothing said"
+    heard = datetime.fromisoformat(finals[0]["ts"]).timestamp()
+    parts = []
+    for p in of(events, "prompt_played"):
+        start = datetime.fromisoformat(p["ts"]).timestamp() - p["played_ms"] / 1000
+        if start >= heard - 0.05 and len(parts) < 3:
+            parts.append(f"{p['prompt'][:24]} at +{start - heard:.2f} s ({p['played_ms']}/{p['duration_ms']} ms)")
+    return f"final latency {finals[0].get('latency_s')} s, then " + ", ".join(parts)
 
 
 def of(events, kind: str) -> list[dict]:
