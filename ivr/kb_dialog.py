@@ -1,15 +1,41 @@
-"""The short dialogue around a knowledge-base answer: confirm if unsure, speak, ask if it settled it."""
+"""The short dialogue around a knowledge-base answer: confirm or clarify when unsure, speak, ask if it settled it.
+
+    hub decision ─ answer ─────────────────────────────────────────────▶ the answer ─▶ "解决了请按1，转人工请按0"
+                 ─ confirm ─ "您是想问：…吗？是请按1，不是请按2" (是/对/不是 said works too) ─ yes ─▶ the answer
+                 ─ clarify ─ "您是想问：一，…；二，…；三，…？请说序号或按键" ─ 1-3 pressed or said ("第二个",
+                             "退费那个") ─▶ that answer;  0 / "都不是" / silence / unclear ─▶ staff
+                 ─ handoff (or no voice, no hub) ─▶ staff
+
+At most one question is asked back; after it the caller has an answer or a person. The list starts at once: its
+lead is a rendered prompt, the items are sentences the speech service rendered ahead ("二，诉讼费退费；"), joined
+while the lead plays. Items may be menu options ("option:<key>") when the question came from a menu that listens;
+picking one returns that option to the menu.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
 from ivr.audio import Clip
-from ivr.contract import KbDecided
-from ivr.hub_client import KbUnavailable, kb_match
-from ivr.speech_client import SpeechUnavailable, synthesize
+from ivr.contract import DigitsReceived, KbClarified, KbDecided, PromptPlayed
+from ivr.hearing import Reply, hear_or_key
+from ivr.hub_client import MAX_QUERY, KbChoice, KbMatch, KbUnavailable, kb_match
+from ivr.kb_phrases import (
+    CLARIFY_LEAD,
+    CLARIFY_TAIL,
+    FOLLOW_UP_PROMPT,
+    MENU_CLARIFY_LEAD,
+    confirm_sentence,
+    list_fragment,
+    option_confirm_sentence,
+    pick,
+    yes_no,
+)
+from ivr.phrases import render
 
 if TYPE_CHECKING:
     from ivr.flow.context import FlowContext
@@ -17,26 +43,20 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-FOLLOW_UP = "解决了请按1，转人工请按0。"
-CONFIRM = "您是想问：{question}吗？是请按1，不是请按2。"
-MAX_QUERY = 500  # the hub's match request takes at most this many characters
+ANSWER_TIMEOUT_S = 20.0  # a long answer not yet in the voice's cache renders in several seconds on a busy host
+
+ITEM_GAP_S = 0.12  # between the rendered list items (each is trimmed of its edge silence)
 
 
-async def _say(ctx: FlowContext, text: str, name: str) -> None:
-    from ivr.contract import PromptPlayed
+@dataclass(frozen=True)
+class DialogResult:
+    outcome: Literal["settled", "handoff", "option"]
+    option: str | None = None  # the menu option's key, for "option"
 
-    pcm = await synthesize(ctx.extra["speech_url"], text, ctx.prompts.rate)
-    await ctx.play_clip(Clip(name, pcm, ctx.prompts.rate), True, PromptPlayed, name)
 
-
-async def _key(ctx: FlowContext, verb: KbAnswer, allowed: str) -> str | None:
-    from ivr.contract import DigitsReceived
-
-    got = await ctx.channel.next_digit(verb.key_timeout_s)
-    if got is None:
-        return None
-    ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-    return got[0] if got[0] in allowed else None
+def decided(ctx: FlowContext, m: KbMatch, question: str) -> None:
+    ctx.emit(KbDecided, node=ctx.node, decision=m.decision, faq_id=m.faq_id, score=m.score, margin=m.margin,
+             reason=m.reason[:200], query=question[:MAX_QUERY], offered=m.offered_ids()[:3])
 
 
 async def answer_dialog(ctx: FlowContext, verb: KbAnswer) -> str:
@@ -47,25 +67,111 @@ async def answer_dialog(ctx: FlowContext, verb: KbAnswer) -> str:
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
                  query=question[:MAX_QUERY])
         return "handoff"
+    confidence = ctx.vars.get(f"{verb.question.strip('{}')}_confidence")
     try:
-        m = await kb_match(hub, token, question)
+        m = await kb_match(hub, token, question, asr_confidence=float(confidence) if confidence else None)
     except KbUnavailable as e:
         log.warning("kb_unavailable", call_id=ctx.channel.call_id, error=str(e))
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="kb_unavailable", query=question[:MAX_QUERY])
         return "handoff"
-    ctx.emit(KbDecided, node=ctx.node, decision=m["decision"], faq_id=m.get("faq_id"), score=m.get("score"),
-             margin=m.get("margin"), reason=str(m.get("reason", ""))[:200], query=question[:MAX_QUERY])
-    if m["decision"] == "handoff" or not m.get("answer_text"):
-        return "handoff"
-    try:
-        ctx.channel.flush_digits()
-        if m["decision"] == "confirm":
-            await _say(ctx, CONFIRM.format(question=m.get("question_text") or ""), f"kb_confirm:{m['faq_id']}")
-            if await _key(ctx, verb, "12") != "1":
-                return "handoff"
-        await _say(ctx, m["answer_text"], f"kb_answer:{m['faq_id']}")
-        await _say(ctx, FOLLOW_UP, "kb_follow_up")
-        return "settled" if await _key(ctx, verb, "10") == "1" else "handoff"
-    except SpeechUnavailable as e:
-        log.warning("voice_unavailable", call_id=ctx.channel.call_id, error=str(e))
-        return "handoff"
+    decided(ctx, m, question)
+    result = await converse(ctx, m, key_timeout_s=verb.key_timeout_s, listen=verb.listen)
+    return "settled" if result.outcome == "settled" else "handoff"
+
+
+async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, listen: bool = True) -> DialogResult:
+    """Everything after the hub's decision ``m``; the caller's keys from before are dropped."""
+    ctx.channel.flush_digits()
+    if m.decision == "answer":
+        if m.option is not None:
+            return DialogResult("option", m.option)
+        return await _answer(ctx, m.faq_id, m.answer_text, key_timeout_s)
+    if m.decision == "confirm":
+        return await _confirm(ctx, m, key_timeout_s, listen)
+    if m.decision == "clarify":
+        return await _clarify(ctx, m, key_timeout_s, listen)
+    return DialogResult("handoff")
+
+
+async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_timeout_s: float) -> DialogResult:
+    # answers are rendered ahead by the speech service; one edited seconds ago may still be rendering there
+    clip = await render(ctx, text or "", f"kb_answer:{faq_id}", timeout=ANSWER_TIMEOUT_S)
+    if clip is None:
+        return DialogResult("handoff")
+    await ctx.play_clip(clip, True, PromptPlayed, clip.name)
+    await ctx.play(FOLLOW_UP_PROMPT, barge_in=True)
+    got = await ctx.channel.next_digit(key_timeout_s)
+    if got is not None:
+        ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+    return DialogResult("settled" if got is not None and got[0] == "1" else "handoff")
+
+
+def _choices(m: KbMatch) -> list[KbChoice]:
+    """The offered items with titles, in spoken order (an older hub's confirm: its own entry)."""
+    by_id = {c.id: c for c in m.choices}
+    out = [by_id[i] for i in m.offered_ids() if i in by_id]
+    if not out and m.decision == "confirm" and m.faq_id:
+        out = [KbChoice(id=m.faq_id, title=m.question_text or "", answer_text=m.answer_text)]
+    return out
+
+
+async def _picked(ctx: FlowContext, item: KbChoice, m: KbMatch, key_timeout_s: float) -> DialogResult:
+    if item.option is not None:
+        return DialogResult("option", item.option)
+    text = item.answer_text or (m.answer_text if item.id == m.faq_id else None)
+    return await _answer(ctx, item.id, text, key_timeout_s)
+
+
+def _clarified(ctx: FlowContext, offered: list[KbChoice], picked: KbChoice | None, reply: Reply) -> None:
+    method = {"key": "keypad", "speech": "speech"}.get(reply.kind, "none")
+    ctx.emit(KbClarified, node=ctx.node, offered=[c.id for c in offered], picked=picked.id if picked else None,
+             method=method, text=reply.text[:500])
+
+
+async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool) -> DialogResult:
+    items = _choices(m)
+    if not items:
+        return DialogResult("handoff")
+    item = items[0]
+    text = option_confirm_sentence(item.title) if item.option is not None else \
+        confirm_sentence(m.question_text if item.id == m.faq_id and m.question_text else item.title)
+    clip = await render(ctx, text, f"kb_confirm:{item.id}")
+    if clip is None:
+        return DialogResult("handoff")
+    reply = await hear_or_key(ctx, [clip], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
+    yes = reply.key == "1" if reply.kind == "key" else yes_no(reply.text) if reply.kind == "speech" else None
+    _clarified(ctx, items[:1], item if yes else None, reply)
+    return await _picked(ctx, item, m, key_timeout_s) if yes else DialogResult("handoff")
+
+
+async def _list_clip(ctx: FlowContext, items: list[KbChoice]) -> Clip | None:
+    """"一，<title>；二，<title>；…" then "请说序号或按键。" as one clip (items rendered ahead, fetched at once)."""
+    parts = await asyncio.gather(*(render(ctx, list_fragment(i + 1, c.title), c.id) for i, c in enumerate(items)))
+    if any(p is None for p in parts):
+        return None
+    gap = ctx.prompts.silence(ITEM_GAP_S).pcm
+    pcm = gap.join(p.pcm for p in parts if p is not None) + gap + ctx.prompts.get(CLARIFY_TAIL).pcm
+    return Clip("kb_clarify:" + ",".join(c.id for c in items), pcm, ctx.prompts.rate)
+
+
+async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool) -> DialogResult:
+    items = _choices(m)[:3]
+    if len(items) < 2 or any(not c.title.strip() for c in items):
+        log.warning("kb_clarify_without_titles", call_id=ctx.channel.call_id, offered=m.offered_ids())
+        return DialogResult("handoff")
+    lead = MENU_CLARIFY_LEAD if all(c.option is not None for c in items) else CLARIFY_LEAD
+    rest = asyncio.create_task(_list_clip(ctx, items))
+    reply = await hear_or_key(ctx, [ctx.prompts.get(lead), rest], listen=listen, no_input_s=key_timeout_s,
+                              max_utterance_s=6.0)
+    if not rest.done():
+        rest.cancel()  # the caller answered before the list was rendered
+    elif not rest.cancelled() and rest.result() is None and reply.kind == "none":
+        return DialogResult("handoff")  # the voice could not speak the list
+    n: int | None = None
+    if reply.kind == "key":
+        n = int(reply.key) if reply.key.isdigit() and int(reply.key) <= len(items) else None
+    elif reply.kind == "speech":
+        n = pick(reply.text, [c.title for c in items])
+    item = items[n - 1] if n else None
+    _clarified(ctx, items, item, reply)
+    return await _picked(ctx, item, m, key_timeout_s) if item is not None else DialogResult("handoff")

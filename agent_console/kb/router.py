@@ -69,6 +69,7 @@ class EntryOut(BaseModel):
     variants: list[str]
     answer: str
     keywords: list[str]
+    title: str
     enabled: bool
     version: int
     updated_by: str
@@ -113,6 +114,11 @@ class ImportOut(BaseModel):
 
 class RevisionOut(BaseModel):
     revision: int
+
+
+def _embedder(request: Request) -> Any:
+    """The hub's embedding model (None with kb.semantic = false): an entry's vectors are computed as it is saved."""
+    return getattr(request.app.state.kb_matcher, "embedder", None)
 
 
 def _kb_http_error(e: KbError) -> HTTPException:
@@ -204,12 +210,12 @@ def get_kb(entry_id: str, db: Session = Depends(get_db)) -> KbEntry:
 @router.post("/entries", response_model=EntryOut, status_code=status.HTTP_201_CREATED,
              summary="Create an FAQ entry (admin)", responses={409: {"description": "该编号已存在"}},
              openapi_extra=_entry_schema({"enabled": {"type": "boolean", "default": True}}))
-def create_kb(user: User = Depends(admins), body: dict[str, Any] = Depends(json_object),
+def create_kb(request: Request, user: User = Depends(admins), body: dict[str, Any] = Depends(json_object),
               db: Session = Depends(get_db)) -> KbEntry:
     enabled = _enabled_from(body)
     data = _entry_from(body)
     try:
-        entry = create_entry(db, data, user.username, enabled=enabled)
+        entry = create_entry(db, data, user.username, enabled=enabled, embedder=_embedder(request))
         db.commit()
     except KbError as e:
         db.rollback()
@@ -220,13 +226,14 @@ def create_kb(user: User = Depends(admins), body: dict[str, Any] = Depends(json_
 @router.put("/entries/{entry_id}", response_model=EntryOut, summary="Replace an entry's content (admin)",
             responses={409: {"description": "已被他人修改（版本不符）"}},
             openapi_extra=_entry_schema({"version": {"type": "integer", "description": "the version edited"}}))
-def update_kb(entry_id: str, user: User = Depends(admins), body: dict[str, Any] = Depends(json_object),
-              db: Session = Depends(get_db)) -> KbEntry:
+def update_kb(entry_id: str, request: Request, user: User = Depends(admins),
+              body: dict[str, Any] = Depends(json_object), db: Session = Depends(get_db)) -> KbEntry:
     version = _version_from(body, required=True)
     body.setdefault("id", entry_id)
     data = _entry_from(body)
     try:
-        entry = update_entry(db, entry_id, data, user.username, expected_version=version)
+        entry = update_entry(db, entry_id, data, user.username, expected_version=version,
+                             embedder=_embedder(request))
         db.commit()
     except KbError as e:
         db.rollback()
@@ -295,7 +302,8 @@ def diff_kb(entry_id: str, from_version: int = Query(..., alias="from", ge=1),
 @router.post("/import", response_model=ImportOut,
              summary="Import a .json/.csv/.xlsx file (admin): all validated first; upsert by id or ?replace=true",
              responses={422: {"description": "rejected, nothing changed: detail + errors [{row, field, message}]"}})
-def import_kb(user: User = Depends(admins), file: UploadFile | None = File(None), replace: bool = Query(False),
+def import_kb(request: Request, user: User = Depends(admins), file: UploadFile | None = File(None),
+              replace: bool = Query(False),
               format: str | None = Query(None, description="json, csv or xlsx (default: the file name's extension)"),
               db: Session = Depends(get_db)) -> Any:
     if file is None:
@@ -308,7 +316,7 @@ def import_kb(user: User = Depends(admins), file: UploadFile | None = File(None)
     if len(data) > MAX_UPLOAD_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"文件太大（最大 {MAX_UPLOAD_BYTES // 2**20} MB）")
     try:
-        result = import_bytes(db, data, fmt, user.username, replace=replace)
+        result = import_bytes(db, data, fmt, user.username, replace=replace, embedder=_embedder(request))
         db.commit()
     except KbImportError as e:
         db.rollback()

@@ -254,9 +254,13 @@ class OpsHub:
                     self._emit_call(call, SuggestionsEvent(call_id=call.call_id, line_id=line.line_id,
                                                            query=line.text, items=extra))
         elif t == "kb_decided":
-            call.kb = {"decision": e.decision, "faq_id": e.faq_id, "score": e.score, "reason": e.reason}
+            call.kb = {"decision": e.decision, "faq_id": e.faq_id, "score": e.score, "reason": e.reason,
+                       "offered": list(e.offered)}
             if extra:
                 call.kb_category = extra
+            self._emit_call(call, CallViewEvent(call_id=call.call_id, kb=call.kb))
+        elif t == "kb_clarified":  # the caller's answer to "您是想问：一，…；二，…？": the entry picked or none
+            call.kb = {**(call.kb or {}), "picked": e.picked, "picked_by": e.method}
             self._emit_call(call, CallViewEvent(call_id=call.call_id, kb=call.kb))
         elif t == "handoff_requested":
             call.reason = e.reason

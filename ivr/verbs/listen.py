@@ -51,6 +51,8 @@ class Listen(Verb):
             result = await listen_once(ctx, self, prompts)
             if result.kind == "final" and result.text:
                 ctx.vars[self.store] = result.text
+                if result.confidence is not None:  # the knowledge base weighs what the recognizer was unsure of
+                    ctx.vars[f"{self.store}_confidence"] = f"{result.confidence:.3f}"
                 return None
             if result.kind in ("busy", "unavailable"):
                 return self._fail(f"asr_{result.kind}")

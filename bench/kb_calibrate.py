@@ -1,0 +1,207 @@
+"""Fit the matcher's calibrated decision on the TUNING data only and write knowledge_base/data/calibration.json.
+
+Tuning data: tests/data/kb_eval.jsonl and, when present, tests/data/kb_eval_more.jsonl (both against the default
+KB; "also" lists other acceptable ids) and tests/data/nav_tune.jsonl (spoken menu navigation against the main
+menu's options). The held-out files (kb_heldout_*, nav_heldout*) are never read here.
+
+1. The weight of the lexical score in the ranking (cosine + w × lexical) is chosen by top-1 on the tuning data.
+2. Two logistic regressions (scikit-learn) on the best entry's features (knowledge_base.calibration.FEATURES):
+   "the best entry is right" and "the right entry is among the first three"; out-of-fold probabilities by
+   5-fold stratified cross-validation.
+3. Thresholds from the out-of-fold probabilities: ``answer`` = the lowest p whose answers reach the target
+   precision (default 0.99, above the 0.98 goal to leave room for unseen data); then confirm / offer / clarify
+   window by a grid that maximises resolution minus half the share of out-of-scope questions offered a choice.
+4. Fit both regressions on all tuning rows; write coefficients, thresholds and the CV figures.
+
+    .venv/bin/python bench/kb_calibrate.py [--target 0.99] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+from kb_tuning import MENU, CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402
+
+from knowledge_base import calibration  # noqa: E402
+from knowledge_base.calibration import FEATURES, Calibration, Logistic, Rule  # noqa: E402
+from knowledge_base.embedding import MODEL_NAME, SEED_PATH, entry_texts, get_embedder, write_seed  # noqa: E402
+from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
+from knowledge_base.settings import MatcherSettings  # noqa: E402
+
+LEX_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+OPTION_BONUSES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+
+
+def placeholder(lex_weight: float, option_bonus: float = 0.0) -> Calibration:
+    zero = Logistic(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.zeros(len(FEATURES)), 0.0)
+    rule = Rule(zero, zero, 1.0, 1.0, 1.0, 0.0, {})
+    return Calibration(0, MODEL_NAME, lex_weight, option_bonus, rule, rule)
+
+
+def top_right(r: dict, ids: list[str]) -> bool:
+    """The first entry is right; for a question asked at a menu ("kb"): it is an entry, not an option."""
+    if r.get("kb_question"):
+        return bool(ids) and not ids[0].startswith("option:")
+    return bool(ids) and ids[0] in right_ids(r)
+
+
+def analyse_all(rows: list[dict], matchers: dict[str, Matcher]) -> list[tuple[dict, object, list[str]]]:
+    out = []
+    for r in rows:
+        m = matchers[r.get("menu") or ""]
+        a = m.analyse(r["text"], r.get("asr_confidence"))
+        out.append((r, a, [m.faq_ids[i] for i in a.order]))
+    return out
+
+
+def right_ids(r: dict) -> set[str]:
+    return {r["expected"], *r.get("also", [])} if r["expected"] else set()
+
+
+def simulate(rows, p, p3, answer, confirm, offer, window) -> dict:
+    """The decision on out-of-fold probabilities (the same rule as Matcher._decide)."""
+    n_in = n_oos = answered = right = resolved = oos_wrong = oos_offered = handoff = 0
+    for (r, a, ids), pi, p3i in zip(rows, p, p3, strict=True):
+        ok = right_ids(r)
+        n_in += bool(ok)
+        n_oos += not ok
+        if a.x is None:
+            handoff += 1
+            continue
+        if pi >= answer:
+            answered += 1
+            right += ids[0] in ok
+            resolved += ids[0] in ok
+            oos_wrong += not ok
+            continue
+        close = [i for i, v in zip(ids, a.rank_score, strict=True) if v >= a.rank_score[0] - window][:3]
+        if pi >= confirm and len(close) == 1:
+            offered = [ids[0]]
+        elif p3i >= offer:
+            offered = close if len(close) >= 2 else ids[:2]
+        else:
+            handoff += 1
+            continue
+        resolved += bool(ok & set(offered))
+        oos_offered += not ok
+    return {"precision": right / answered if answered else 1.0, "answer_recall": right / max(n_in, 1),
+            "resolution": resolved / max(n_in, 1), "oos_answered": oos_wrong / max(n_oos, 1),
+            "oos_offered": oos_offered / max(n_oos, 1), "handoff_share": handoff / max(len(rows), 1),
+            "answered": answered, "in_scope": n_in, "out_of_scope": n_oos}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", type=float, default=0.99, help="precision of direct answers to reach in CV")
+    ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    ap.add_argument("--out", type=Path, default=calibration.DEFAULT_PATH)
+    ap.add_argument("--menu", type=Path, default=MENU, help="menu YAML whose main node's phrases rank the options")
+    args = ap.parse_args()
+
+    settings = MatcherSettings()
+    menus = {"": [], "main": main_menu_intents(args.menu)}
+    rows, sources = load_tuning(nav=bool(menus["main"]))
+    emb = CachedEmbedder(get_embedder())
+    entries = load_entries(default_kb_path())
+    print(f"tuning rows: {len(rows)} from {', '.join(sources)}")
+
+    best = None
+    for w in LEX_WEIGHTS:
+        for bonus in OPTION_BONUSES if menus["main"] else (0.0,):
+            base = Matcher.build(entries, settings, embedder=emb, cal=placeholder(w, bonus))
+            matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
+            done = analyse_all(rows, matchers)
+            ins = [(r, ids) for r, _, ids in done if right_ids(r) or r.get("kb_question")]
+            top1 = sum(top_right(r, ids) for r, ids in ins) / len(ins)
+            top3 = sum(bool(right_ids(r) & set(ids[:3])) or top_right(r, ids) for r, ids in ins) / len(ins)
+            print(f"lex_weight {w:4.2f} option_bonus {bonus:4.2f}: top1 {top1:.4f} top3 {top3:.4f}")
+            if best is None or (top1, top3) > best[2:4]:
+                best = (w, bonus, top1, top3, done)
+    w, bonus, top1, top3, done = best
+    print(f"chosen lex_weight {w}, option_bonus {bonus} (top1 {top1:.4f}, top3 {top3:.4f})")
+
+    # a question asked at the menu ("kb" in nav files) names no entry: only an option winning it is known wrong
+    done = [d for d in done if not (d[0].get("kb_question") and d[2] and not d[2][0].startswith("option:"))]
+    faq = fit_rule("faq", [d for d in done if not d[0].get("menu")], args.target)
+    nav = [d for d in done if d[0].get("menu")]
+    menu = fit_rule("menu", nav, args.target) if len(nav) >= 50 else faq
+    cal = Calibration(calibration.stored_version(args.out) + 1, MODEL_NAME, w, bonus, faq, menu)
+    for rule in (faq, menu):
+        rule.figures.update({"top1": round(top1, 4), "top3": round(top3, 4), "sources": sources,
+                             "target_precision": args.target})
+    if args.dry_run:
+        return
+    calibration.save(cal, args.out)
+    texts = [t for e in entries for t in entry_texts(e.title or "", e.question, e.variants)]
+    texts += [t for o in menus["main"] for t in (o.title, *o.phrases)]
+    write_seed(emb.inner, texts)
+    print(f"wrote {SEED_PATH.relative_to(ROOT)} ({len(set(texts))} texts of the default KB and the main menu)")
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
+
+
+def _model():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+
+
+def fit_rule(name: str, done: list, target: float) -> Rule:
+    """Out-of-fold probabilities (5-fold stratified CV), thresholds from them, then the fit on all rows."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    usable = [d for d in done if d[1].x is not None]
+    X = np.stack([d[1].x for d in usable])
+    y1 = np.array([bool(d[2]) and d[2][0] in right_ids(d[0]) for d in usable], dtype=int)
+    y3 = np.array([bool(right_ids(d[0]) & set(d[2][:3])) for d in usable], dtype=int)
+    cv = StratifiedKFold(5, shuffle=True, random_state=12368)
+    oof1 = np.zeros(len(done))
+    oof3 = np.zeros(len(done))
+    idx = [i for i, d in enumerate(done) if d[1].x is not None]
+    oof1[idx] = cross_val_predict(_model(), X, y1, cv=cv, method="predict_proba")[:, 1]
+    oof3[idx] = cross_val_predict(_model(), X, y3, cv=cv, method="predict_proba")[:, 1]
+
+    answer = 1.0
+    for t in sorted(set(np.round(oof1[idx], 3)) | {0.5}, reverse=True):
+        sim = simulate(done, oof1, oof3, t, 2.0, 2.0, 0.0)
+        if sim["answered"] >= 10 and sim["precision"] >= target:
+            answer = float(t)  # the lowest threshold whose answers still reach the target
+    scores = []
+    for confirm in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        if confirm > answer:
+            continue
+        for offer in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            for window in (0.005, 0.01, 0.02, 0.03, 0.05):
+                sim = simulate(done, oof1, oof3, answer, confirm, offer, window)
+                scores.append((sim["resolution"] - 0.5 * sim["oos_offered"], confirm, offer, window, sim))
+    _, confirm, offer, window, cv_fig = max(scores, key=lambda s: s[0])
+    cv_fig = {k: round(v, 4) if isinstance(v, float) else v for k, v in cv_fig.items()}
+    print(f"[{name}] {len(done)} rows; thresholds (CV): answer p >= {answer:.3f}, confirm p >= {confirm}, "
+          f"offer p(top3) >= {offer}, clarify window {window}")
+    print(f"[{name}] CV figures: {json.dumps(cv_fig)}")
+
+    def fit(y: np.ndarray) -> Logistic:
+        m = _model().fit(X, y)
+        sc, lr = m[0], m[1]
+        return Logistic(sc.mean_, sc.scale_, lr.coef_[0], float(lr.intercept_[0]))
+
+    rule = Rule(fit(y1), fit(y3), round(answer, 3), confirm, offer, window, {"rows": len(done), "cv": cv_fig})
+    print(f"[{name}] coefficients p(top):", dict(zip(FEATURES, np.round(rule.top.coef, 3).tolist(), strict=True)))
+    return rule
+
+
+if __name__ == "__main__":
+    main()

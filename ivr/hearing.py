@@ -1,0 +1,139 @@
+"""Keys and speech at once: prompts play, and the first key or spoken reply ends them and is returned.
+
+Used by menus that listen (``gather`` with ``speech: true``) and by the knowledge-base dialogue (the list
+"您是想问：一，…；二，…？请说序号或按键", the yes/no confirm). A key stops the prompt on the next frame, as does
+the start of speech (barge-in); a key wins when both come. Prompts may still be rendering when the call reaches
+them (``asyncio.Task``s that give a clip): each plays as soon as it is there, the first at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+
+from ivr.audio import Clip
+from ivr.contract import DigitsReceived, PromptPlayed, SpeechHeard
+from ivr.speech_client import Heard, SpeechUnavailable, recognize
+
+if TYPE_CHECKING:
+    from ivr.flow.context import FlowContext
+
+log = structlog.get_logger(__name__)
+
+LISTEN_HORIZON_S = 120.0  # the recognizer's own no-input clock is not used: the prompt's end starts ours
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: Literal["key", "speech", "none"]
+    key: str = ""
+    text: str = ""
+    confidence: float | None = None
+    speech_down: bool = False  # the recognizer was unreachable or busy (keys still worked)
+
+
+def can_listen(ctx: FlowContext) -> bool:
+    return bool(ctx.extra.get("speech_url")) and hasattr(ctx.channel, "audio_chunks")
+
+
+async def _hear(ctx: FlowContext, speaking: asyncio.Event, max_utterance_s: float, end_silence_ms: int) -> Heard:
+    """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable."""
+    channel = ctx.channel
+    config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
+              "end_silence_ms": end_silence_ms}
+    last_partial = ""
+    try:
+        async for heard in recognize(ctx.extra["speech_url"], channel.audio_chunks(), channel.rate, config):
+            if heard.kind == "started":
+                speaking.set()
+                channel.stop_prompt()  # barge-in by voice
+                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
+            elif heard.kind == "partial":
+                if heard.text != last_partial:
+                    last_partial = heard.text
+                    ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
+            else:
+                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
+                         audio_s=heard.audio_s, latency_s=heard.latency_s)
+                return heard
+    except SpeechUnavailable as e:
+        log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
+        ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
+        return Heard("unavailable")
+    return Heard("no_input")
+
+
+async def _play(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], speaking: asyncio.Event) -> None:
+    for item in clips:
+        clip = item if isinstance(item, Clip) else await item
+        if clip is None or speaking.is_set():
+            continue
+        if (await ctx.play_clip(clip, True, PromptPlayed, clip.name)).interrupted or speaking.is_set():
+            return
+
+
+def _key(ctx: FlowContext, got: tuple[str, str]) -> Reply:
+    ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+    return Reply("key", key=got[0])
+
+
+async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], *, listen: bool = True,
+                      no_input_s: float = 6.0, max_utterance_s: float = 10.0, end_silence_ms: int = 600) -> Reply:
+    """Play ``clips`` while waiting for a key and (with ``listen`` and a speech service) for speech. After the last
+    clip the caller has ``no_input_s`` to begin; someone who began speaking is heard to the end."""
+    channel = ctx.channel
+    speaking = asyncio.Event()
+    player = asyncio.create_task(_play(ctx, clips, speaking))
+    hearing = asyncio.create_task(_hear(ctx, speaking, max_utterance_s, end_silence_ms)) \
+        if listen and can_listen(ctx) else None
+    keying: asyncio.Task | None = None
+    deadline: float | None = None
+    extended = False
+    speech_down = False
+    try:
+        while True:
+            if keying is None or keying.done():
+                keying = asyncio.create_task(channel.next_digit(
+                    LISTEN_HORIZON_S if deadline is None else max(0.05, deadline - time.monotonic())))
+            waiting = {keying} | ({hearing} if hearing is not None else set())
+            if not player.done():
+                waiting.add(player)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if keying in done:
+                if keying.result() is not None:
+                    return _key(ctx, keying.result())
+                keying = None
+                await asyncio.sleep(0.02)  # a channel that answers at once that nothing came: do not spin
+            if hearing is not None and hearing in done:
+                heard = hearing.result()
+                hearing = None
+                if heard.kind == "final" and heard.text.strip():
+                    got = await channel.next_digit(0.01) if channel.has_digits() else None
+                    if got is not None:  # a key wins when both come
+                        return _key(ctx, got)
+                    return Reply("speech", text=heard.text.strip(), confidence=heard.confidence)
+                speech_down = heard.kind in ("busy", "unavailable")
+                if heard.kind == "no_input" and player.done():
+                    return Reply("none")
+            if player.done() and deadline is None:
+                deadline = time.monotonic() + no_input_s
+            if deadline is not None and time.monotonic() >= deadline:
+                if hearing is not None and speaking.is_set() and not extended:
+                    extended = True
+                    deadline = time.monotonic() + max_utterance_s + 3.0  # heard to the end of the utterance
+                    continue
+                return Reply("none", speech_down=speech_down)
+    finally:
+        if not player.done():
+            channel.stop_prompt()
+        for t in (player, hearing, keying):
+            if t is not None and not t.done():
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
