@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # appended: bench/asr.py must not shadow the asr package
 
 
 from kb_tuning import MENU, CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402

@@ -437,6 +437,8 @@ class Matcher:
 
     def _decide(self, text: str, a: Analysis) -> MatchResult:
         assert self._cal is not None
+        # at a menu the menu's rule decides also when an entry is on top: answering an entry where the caller
+        # named a service (案件进度查询 → the FAQ on how to query) is a wrong answer there
         cal = self._cal.menu if self._n_options else self._cal.faq
         if a.early is not None or a.x is None:
             detail = {"empty": "nothing left after removing fillers",
@@ -497,7 +499,7 @@ class Matcher:
         else:
             reason = (f"low_margin: margin {margin:.2f} < {s.answer_margin:.2f} over {scored[1].faq_id}")
         return MatchResult(query=text, decision="confirm", faq_id=top.faq_id, score=top.score, margin=margin,
-                           reason=reason, candidates=cands)
+                           reason=reason, candidates=cands, offered=[top.faq_id])
 
 
 def _entry_vectors(entries: Sequence[Any], embedder: QueryEmbedder) -> tuple[np.ndarray, np.ndarray]:
