@@ -266,7 +266,8 @@ def test_cli_ask_args_stdin_and_menu(tmp_path, monkeypatch, embedder):
     assert r.exit_code == 0, r.output
     complaint, phone = (json.loads(x) for x in r.output.splitlines())
     assert (complaint["decision"], complaint["option"], complaint["faq_id"]) == ("answer", "5", None), complaint
-    assert (phone["decision"], phone["option"], phone["faq_id"]) == ("answer", None, "F062"), phone
+    # a question at the menu goes to the knowledge base (the menu's stricter rule may ask which entry)
+    assert phone["option"] is None and ([phone["faq_id"]] if phone["faq_id"] else phone["offered"])[0] == "F062"
     r = CliRunner().invoke(app, ["ask", "--menu", "nowhere", "--config", str(cfg), "我要投诉"])
     assert r.exit_code == 2 and "nowhere" in r.output
 
@@ -305,6 +306,7 @@ def heldout(embedder) -> dict:
     return bench.run(m, rows)
 
 
+@pytest.mark.timeout(900)  # ~800 queries embedded one by one (~30 s on an idle core; far more on a loaded one)
 def test_heldout_figures(heldout):
     # measured on 779 questions against 83 unseen entries: precision 0.985, answer recall 0.363, resolution 0.827,
     # out of scope answered 0.000, handoff share 0.365 (goals 0.98 / 0.60 / 0.90 / 0.01: recall and resolution
@@ -318,6 +320,7 @@ def test_heldout_figures(heldout):
     assert heldout["by_kind"]["asr_noise"]["resolution"] >= 0.93  # the lexical half absorbs recognizer errors
 
 
+@pytest.mark.timeout(900)
 def test_heldout_navigation(semantic):
     intents = load_menu_intents(ROOT / "ivr" / "menus" / "default.yaml", "main")
     if not intents:
