@@ -151,7 +151,7 @@ def main() -> None:
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
 
 
-def _model():
+def _model():  # scikit-learn is imported only here: the package applies the JSON coefficients with numpy
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
