@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # appended: bench/asr.py must not shadow the asr package
 
 
 from kb_tuning import MENU, CachedEmbedder, load_tuning, main_menu_intents  # noqa: E402
@@ -151,7 +151,7 @@ def main() -> None:
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
 
 
-def _model():
+def _model():  # scikit-learn is imported only here: the package applies the JSON coefficients with numpy
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -30,9 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # appended: bench/asr.py must not shadow the asr package
 
-from kb_tuning import DATA, MENU, CachedEmbedder, load_tuning, main_menu_intents, normalise_row  # noqa: E402
+from kb_tuning import DATA, MENU, CachedEmbedder, load_tuning, main_menu_intents, normalise_row, read_jsonl  # noqa: E402, F401
 
 from knowledge_base import calibration  # noqa: E402
 from knowledge_base.embedding import get_embedder  # noqa: E402

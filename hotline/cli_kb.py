@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError
 
-from hotline.cli_db import ConfigOption, fail, open_session
+from hotline.cli_db import ConfigOption, fail, load, open_session
+from knowledge_base.embedding import EmbeddingModelError, get_embedder
 from knowledge_base.entry import CATEGORIES
 from knowledge_base.io import KbImportError, export_bytes, format_of, read_file
 from knowledge_base.store import KbError, apply_import, list_entries
@@ -88,10 +89,14 @@ def import_cmd(
             entries = read_file(file, _Bar(progress, "校验 / validating"))
         except KbImportError as e:
             raise rejected(e, file) from None
+        try:  # the vectors are computed here, with the import, not by the hub's next rebuild
+            embedder = get_embedder() if load(config).kb.semantic else None
+        except EmbeddingModelError as e:
+            raise fail(str(e)) from None
         with open_session(config) as db:
             try:
                 result = apply_import(db, entries, cli_user(), replace=replace,
-                                      progress=_Bar(progress, "写入 / writing"))
+                                      progress=_Bar(progress, "写入 / writing"), embedder=embedder)
                 db.commit()
             except (KbError, SQLAlchemyError) as e:
                 db.rollback()

@@ -47,15 +47,17 @@ class MatcherSettings(BaseModel):
         "specific (e.g. 我想咨询法院的事) and is handed off as vague"))
     unknown_run: int = Field(2, ge=1, le=20, description=(
         "a query with this many consecutive sound pairs that no FAQ text contains holds a word the knowledge "
-        "base has never seen (检察院, 水电费, 护照): never answered directly, at most confirmed"))
+        "base has never seen (检察院, 水电费, 护照): lexical-only mode: never answered directly, at most confirmed; "
+        "semantic mode: the share of such characters is one of the calibrated features"))
     top_k: int = Field(12, ge=1, le=500, description="entries retrieved by BM25 and re-scored")
     candidates_shown: int = Field(5, ge=1, le=50, description="candidates listed in a result")
     fuzzy_pinyin: bool = Field(True, description=(
         "treat zh/z, ch/c, sh/s, ing/in, eng/en as the same sound (absorbs recognizer and accent "
         "confusions such as 上述 for 上诉)"))
     fold_synonyms: bool = Field(True, description=(
-        "fold colloquial wordings into the knowledge base's own (knowledge_base/data/synonyms.txt: 告他 → 起诉, "
-        "啥 → 什么) in FAQ texts and queries"))
+        "lexical-only mode: fold colloquial wordings into the knowledge base's own (knowledge_base/data/synonyms.txt: "
+        "告他 → 起诉, 啥 → 什么) in FAQ texts and queries (the semantic mode does not: the table was fitted to "
+        "the old evaluation set and adds nothing measurable there)"))
     weight_coverage: float = Field(0.35, ge=0, le=2, description=(
         "weight of the share of the query's information (idf of its sound pairs) found in the entry's "
         "best-matching text"))

@@ -77,7 +77,7 @@ class ClusterCandidate(BaseModel):
 
     faq_id: str
     score: float
-    decision: Literal["answer", "confirm", "handoff"]
+    decision: Literal["answer", "confirm", "clarify", "handoff"]
 
 
 class Cluster(BaseModel):

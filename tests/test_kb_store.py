@@ -109,7 +109,7 @@ def test_update_is_optimistic_and_history_records_who_and_when(db):
     assert rows[1].after == {"id": "F001", "category": "consult", "question": "怎么立案？",
                              "variants": ["如何立案", "网上立案怎么弄"],
                              "answer": "请携带起诉状和身份证明到立案窗口办理。", "keywords": ["立案"],
-                             "enabled": True, "version": 2}
+                             "title": "怎么立案", "enabled": True, "version": 2}
     assert t0 - timedelta(seconds=1) <= rows[1].at <= utcnow() and rows[1].at.tzinfo is not None
 
 
@@ -134,10 +134,12 @@ def test_enable_disable_delete_recreate_and_diff(db):
     assert history(db, "F001")[-1].after is None
 
     assert diff(db, "F001", 1, 2) == {"enabled": {"before": True, "after": False}}
+    # the title was left out, so it follows the question (made from it)
     assert diff(db, "F001", 1, 4) == {"question": {"before": "怎么立案？", "after": "怎么起诉立案？"},
-                                      "keywords": {"before": ["立案"], "after": ["立案", "起诉"]}}
+                                      "keywords": {"before": ["立案"], "after": ["立案", "起诉"]},
+                                      "title": {"before": "怎么立案", "after": "怎么起诉立案"}}
     assert set(diff(db, "F001", 4, 5)) == {"id", "category", "question", "variants", "answer", "keywords",
-                                            "enabled"}
+                                            "title", "enabled"}
     with pytest.raises(VersionNotFound):
         diff(db, "F001", 1, 9)
 
