@@ -79,6 +79,9 @@ class WorkOrderSettings(BaseModel):
     max_extension_workdays: int = Field(10, ge=1, le=60, description="most working days one extension may add")
     taxonomy_file: Path | None = Field(None, description=(
         "YAML subcategory tree per category and the tag list (default: the bundled work_orders/data/taxonomy.yaml)"))
+    suggest_classification: bool = Field(True, description=(
+        "suggest category, subcategory and tags from an order's text (the knowledge base's embedding model) on the "
+        "operator's form and on orders the hub files"))
     supervision_team: str = Field("督办", min_length=1, max_length=128, description=(
         "assignee of complaints the hub files itself: the supervisors, never the judge's own team"))
     judge_team_format: str = Field("{department}{judge}法官团队", description=(

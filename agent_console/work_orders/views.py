@@ -22,7 +22,7 @@ ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "a
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",
                                 "feedback_overdue": "逾期督办", "callback_due": "待回访",
                                 "callback_requeued": "回访未发起", "sign_reminder": "签收提醒",
-                                "sign_overdue": "超时未签收"}
+                                "sign_overdue": "超时未签收", "suggest": "分类建议"}
 
 
 def mask_id_number(v: str) -> str:
