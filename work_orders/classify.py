@@ -5,17 +5,20 @@ How (fitted and measured by ``bench/classify_fit.py`` on ``tests/data/orders_tun
 from ``bench/classify_eval.py``):
 
 - **category** (the caller's intent: asking how, asking a status, urging, reaching the judge, complaining,
-  suggesting) — a logistic regression over the text's e5 vector and its character 1-3-grams (intent words such as
-  催、投诉、建议、转告 carry much of it), blended with the best path score of each category;
-- **path** within the category — nearest labelled examples (mean of the top similarities of each path's
+  suggesting) and **second-level subcategory** — two logistic regressions each, one over the text's e5 vector, one
+  over its character 1-2-grams plus counts of intent words (:data:`INTENT_CUES`: 催、投诉、建议、转告 …), their
+  probabilities averaged; the subcategory's is blended with its best path score (``path_weight``);
+- **path** below the subcategory — nearest labelled examples (mean of the top similarities of each path's
   examples) plus the similarity to the node's own name ("催办：催执行，执行款发放"), so a node a court adds by
   importing its taxonomy is found by its name before it has examples;
 - **tags** — a similarity-weighted vote of the nearest examples, plus tags whose word appears in the text;
 - **confidence** — a logistic calibration (fitted on cross-validated predictions) of the chance that category and
   second-level subcategory are both right.
 
-The labelled examples are the tuning set, bundled as ``data/order_examples.jsonl``; examples whose path is not in
-the current taxonomy are cut to their longest valid prefix (or dropped), so a replaced taxonomy keeps working.
+The labelled examples are the tuning set, bundled as ``data/order_examples.jsonl`` with their vectors and the fitted
+regressions (``classify_vectors.npz``, ``classify_fitted.npz``, used while they match); examples whose path is not
+in the current taxonomy are cut to their longest valid prefix, so a replaced taxonomy keeps working (refitted on
+first use).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -396,7 +399,3 @@ def for_taxonomy(taxonomy: Taxonomy, examples_path: Path = EXAMPLES_PATH) -> Cla
             _cache.clear()  # one taxonomy at a time: a re-read file replaces the old one
             _cache[key] = c
         return c
-
-
-def params_dict(p: Params) -> dict[str, Any]:
-    return asdict(p)
