@@ -13,6 +13,7 @@ from hotline.cli_db import db_app, load
 from hotline.cli_departments import departments_app
 from hotline.cli_kb import kb_app
 from hotline.cli_models import models_app
+from hotline.cli_orders import orders_app
 from hotline.cli_tts import tts_app
 from hotline.cli_users import users_app
 
@@ -24,6 +25,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(cases_app, name="cases")
 app.add_typer(departments_app, name="departments")
+app.add_typer(orders_app, name="orders")
 app.add_typer(models_app, name="models")
 app.add_typer(asr_app, name="asr")
 app.add_typer(tts_app, name="tts")

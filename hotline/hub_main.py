@@ -18,6 +18,7 @@ from hotline.hub_tls import HubCertificate, ensure_certificate
 from hotline.settings import Settings
 from knowledge_base.embedding import check_model
 from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
+from work_orders.taxonomy import court_file
 
 log = structlog.get_logger("hotline.hub")
 
@@ -29,7 +30,8 @@ def hub_config(settings: Settings) -> HubConfig:
                      matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
                      bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
                      cases=settings.cases,
-                     work_orders=settings.work_orders, home=settings.home,
+                     work_orders=settings.work_orders.model_copy(update={"taxonomy_file": court_file(
+                         settings.work_orders.taxonomy_file, settings.home)}), home=settings.home,
                      working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker,
                      allowed_origins=tuple(hub.allowed_origins), max_body_bytes=hub.max_body_kb * 1024,
                      public_docs=hub.public_docs, public_metrics=hub.public_metrics,

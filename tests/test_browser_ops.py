@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder
+from agent_console.models import WorkOrder, WorkOrderHistory
 from hotline.db import make_engine, session_factory
 from ivr.contract import BridgeUpdate, CallEnded, SpeechHeard
 from tests.browser import browser, login, requires_chromium
@@ -103,6 +103,10 @@ def test_operator_takes_a_call_and_files_the_work_order(hub, worker, tmp_path):
         page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'")
         page.wait_for_function("document.querySelector('#wo-content').value.length > 0")
         assert page.input_value("#wo-category") == "consult"
+        # pre-filled with the suggested classification (issue 16); the operator corrects the subcategory
+        suggested = page.input_value("#wo-subcategory")  # the caller asked about 立案 and 诉讼费
+        assert suggested.split("/")[0] in ("立案", "诉讼费"), suggested
+        assert f"系统建议：咨询 / {suggested}" in page.inner_text("#wo-suggestion")
         page.fill("#wo-subcategory", "诉讼费")
         page.fill("#wo-tags", "缴费，立案")
         page.click("#wo-submit")
@@ -121,6 +125,11 @@ def test_operator_takes_a_call_and_files_the_work_order(hub, worker, tmp_path):
             wo = db.scalars(select(WorkOrder).where(WorkOrder.number == number)).one()
             assert wo.call_id == "bc1" and wo.citizen_phone == PHONE and wo.tags == ["缴费", "立案"]
             assert wo.subcategory == "诉讼费" and len(wo.notes) == 2 and wo.created_by == "op1"
+            (kept,) = db.scalars(select(WorkOrderHistory).where(WorkOrderHistory.order_id == wo.id,
+                                                                WorkOrderHistory.action == "suggest")).all()
+            # the draft may be fetched again as the call's last words arrive: the last suggestion shown is kept
+            assert kept.changes["subcategory"][0].split("/")[0] in ("立案", "诉讼费"), kept.changes
+            assert kept.changes["subcategory"][1] == "诉讼费" and kept.note.endswith("已更正")
             assert [x["text"] for x in wo.transcript][-2:] == ["您好，12368为您服务", "诉讼费怎么交"]
     finally:
         engine.dispose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder
+from agent_console.models import WorkOrder, WorkOrderHistory
 from tests.browser import browser, login, requires_chromium
 from tests.ops_support import PASSWORD
 from tests.work_order_support import at, database, staff, wo_hub
@@ -131,11 +131,19 @@ def test_walk_in_entry_form_and_refusals_on_the_page(hub, users, tmp_path):
         login_as(page, hub, "sup", "/")
         page.goto(f"{hub.url}/orders#tab=entry")
         page.select_option("#entry select[name=channel]", "walk_in")
+        # the suggestion for the text fills category, subcategory and tags (issue 16); the clerk corrects them
+        page.fill("#entry textarea[name=content]", "来访咨询退费流程")
+        page.click("#entry-suggest")
+        page.wait_for_function("document.querySelector('#entry-suggestion').textContent"
+                               " || document.querySelector('#entry-error').textContent")
+        shown = page.inner_text("#entry-suggestion")
+        assert shown.startswith("系统建议："), page.inner_text("#entry-error")
+        suggested_category, suggested = page.input_value("#entry-category"), page.input_value("#entry-subcategory")
+        assert suggested and f"/ {suggested}（置信度" in shown  # the fields hold what is shown
         page.select_option("#entry-category", "consult")
         page.select_option("#entry-subcategory", "诉讼费/退费")
         page.fill("#entry input[name=tags]", "退费，火星")
         page.fill("#entry input[name=citizen_name]", "赵六")
-        page.fill("#entry textarea[name=content]", "来访咨询退费流程")
         page.click("#entry button[type=submit]")
         page.wait_for_function("document.querySelector('#entry-error').textContent.includes('未知的标签：火星')")
         page.fill("#entry input[name=tags]", "退费，来访")
@@ -150,6 +158,10 @@ def test_walk_in_entry_form_and_refusals_on_the_page(hub, users, tmp_path):
         o = db.scalar(select(WorkOrder).where(WorkOrder.number == number))
         assert o.channel == "walk_in" and o.subcategory == "诉讼费/退费" and o.tags == ["退费", "来访"]
         assert o.citizen_name == "赵六" and o.status == "closed"
+        (kept,) = db.scalars(select(WorkOrderHistory).where(WorkOrderHistory.order_id == o.id,
+                                                            WorkOrderHistory.action == "suggest")).all()
+        assert kept.changes["category"] == [suggested_category, "consult"]
+        assert kept.changes["subcategory"] == [suggested, "诉讼费/退费"]
 
 
 def test_public_form_files_an_order_and_tracking_shows_its_progress(hub, users, tmp_path):

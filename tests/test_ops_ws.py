@@ -160,6 +160,8 @@ def test_offer_accept_bridge_talk_wrap_up_and_work_order(hub, worker):
     api = httpx.Client(base_url=hub.url, cookies={"hotline_session": cookie})
     draft = api.get("/api/calls/flow1/work_order_draft").json()
     assert draft["category"] == "consult" and draft["category_source"] == "menu"
+    # pre-filled with the suggested classification within the menu's category (issue 16)
+    assert draft["suggestion"]["category"] == "consult" and draft["subcategory"] == "诉讼费/缴费", draft
     assert draft["citizen_phone"] == "138****5678" and "13812345678" not in str(draft)
     assert [x["speaker"] for x in draft["transcript"]] == ["caller", "operator", "caller"]
     r = api.post("/api/work_orders", json={"call_id": "flow1", "category": draft["category"], "subcategory": "立案",

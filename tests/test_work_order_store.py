@@ -147,10 +147,11 @@ def test_concurrent_scheduler_passes_store_each_job_once(store):
     for t in threads:
         t.join()
     stored = [k for r in results for k in r]
-    assert len(stored) == len(set(stored)) == 10 + 10 * 2  # dispatch_overdue ×10; reminder + overdue ×10
+    # dispatch_overdue ×10; 签收 reminder + escalation and feedback reminder + overdue ×10 (all unsigned)
+    assert len(stored) == len(set(stored)) == 10 + 10 * 4
     assert scheduler.run_once(sessions, ctx) == []
     with sessions() as db:
-        assert db.scalar(select(func.count(WorkOrderNotice.id))) == 30 + 10  # + the dispatch alerts
+        assert db.scalar(select(func.count(WorkOrderNotice.id))) == 50 + 10  # + the dispatch alerts
         assert db.scalar(select(func.count(WorkOrder.id)).where(WorkOrder.overdue.is_(True))) == 20
 
 

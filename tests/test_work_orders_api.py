@@ -279,6 +279,13 @@ def test_messages_go_to_the_cases_judge_team_department_or_supervisors(hub, user
     assert urge.assignee == "执行局" and urge.feedback_due == at(2026, 12, 3, 17, 30)
     assert complaint.assignee == "督办" and complaint.category == "complaint"  # never the judge's own team
     assert unknown.status == "received" and unknown.assignee is None
+    # each gets the suggested subcategory and tags within the purpose the caller chose, kept in its history
+    assert (urge.subcategory, complaint.subcategory) == ("催执行/执行款发放", "工作作风/服务态度")
+    assert judge.subcategory == "约见法官/电话沟通" and "留言" in judge.tags and "法官联系" in judge.tags
+    with database(hub) as db:
+        lines = db.scalars(select(WorkOrderHistory).where(WorkOrderHistory.action == "suggest", WorkOrderHistory
+                                                          .order_id.in_([o.id for o in got.values()]))).all()
+    assert len(lines) == 4 and all(h.role == "system" and len(set(h.changes["category"])) == 1 for h in lines)
     with database(hub) as db:
         note = db.scalars(select(WorkOrderHistory.note).where(WorkOrderHistory.order_id == unknown.id)).all()
     assert any("未关联已核实的案件" in n for n in note)

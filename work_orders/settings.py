@@ -63,6 +63,13 @@ class WorkOrderSettings(BaseModel):
     holiday_file: Path | None = Field(None, description=(
         "YAML with 'holidays' and 'workdays' lists (YYYY-MM-DD) added to China's official schedule"))
     office_close: time = Field(time(17, 30), description="deadlines fall on this time of their day")
+    office_open: time = Field(time(8, 30), description=(
+        "office minutes (the 签收 deadline) run from this time to office_close on working days"))
+    sign_minutes: int = Field(10, ge=0, le=7 * 480, description=(
+        "签收: a dispatched order must be signed by its assignee within this many office minutes, else the assignee "
+        "is reminded (0: no 签收 deadline)"))
+    sign_escalate_minutes: int = Field(30, ge=1, le=14 * 480, description=(
+        "still unsigned this many office minutes after dispatch: escalated to the supervisors (督办)"))
     remind_before_hours: float = Field(4.0, ge=0, le=240, description=(
         "提醒: the assignee is reminded this long before a deadline"))
     poor_rating_max: int = Field(2, ge=1, le=4, description="a callback rating at or below this reopens the order")
@@ -71,6 +78,9 @@ class WorkOrderSettings(BaseModel):
     max_extension_workdays: int = Field(10, ge=1, le=60, description="most working days one extension may add")
     taxonomy_file: Path | None = Field(None, description=(
         "YAML subcategory tree per category and the tag list (default: the bundled work_orders/data/taxonomy.yaml)"))
+    suggest_classification: bool = Field(True, description=(
+        "suggest category, subcategory and tags from an order's text (the knowledge base's embedding model) on the "
+        "operator's form and on orders the hub files"))
     supervision_team: str = Field("督办", min_length=1, max_length=128, description=(
         "assignee of complaints the hub files itself: the supervisors, never the judge's own team"))
     judge_team_format: str = Field("{department}{judge}法官团队", description=(
@@ -85,6 +95,14 @@ class WorkOrderSettings(BaseModel):
     clock_file: Path | None = Field(None, description=(
         "tests only: the work-order clock reads the current time (ISO 8601) from this file"))
     auto_callback: AutoCallbackSettings = Field(default_factory=AutoCallbackSettings)
+
+    @model_validator(mode="after")
+    def _sign_times(self):
+        if self.office_open >= self.office_close:
+            raise ValueError("office_open must be before office_close")
+        if self.sign_minutes and self.sign_escalate_minutes <= self.sign_minutes:
+            raise ValueError("sign_escalate_minutes must be more than sign_minutes (the reminder comes first)")
+        return self
 
     @field_validator("feedback_workdays")
     @classmethod

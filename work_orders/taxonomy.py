@@ -26,6 +26,8 @@ import yaml
 from work_orders.settings import CATEGORIES, CATEGORY_NAMES
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "taxonomy.yaml"
+#: where ``hotline orders taxonomy import`` puts the court's file when ``taxonomy_file`` is unset
+IMPORTED_NAME = "taxonomy.yaml"
 SEP = "/"
 MAX_PATH = 255
 MAX_NAME = 64
@@ -189,3 +191,12 @@ def load(path: Path | None = None) -> Taxonomy:
     except OSError as e:
         raise TaxonomyError(f"{p}: cannot read the taxonomy file: {e}") from None
     return _load(p, mtime)
+
+
+def court_file(taxonomy_file: Path | None, home: Path) -> Path | None:
+    """The court's taxonomy file: ``work_orders.taxonomy_file``, else ``<home>/taxonomy.yaml`` once imported
+    (``hotline orders taxonomy import``), else None (the bundled one)."""
+    if taxonomy_file is not None:
+        return Path(taxonomy_file)
+    imported = Path(home) / IMPORTED_NAME
+    return imported if imported.exists() else None

@@ -137,6 +137,8 @@ def _fields_of(change: Change, order: WorkOrder, ctx: WorkOrderContext, now: dat
         f["overdue"] = False
     if change.action in ("dispatch", "answer", "return", "settle", "close_unreached"):
         f["overdue"] = False
+    if change.action == "accept":  # 签收 ends a 签收 escalation; an overdue answer stays on the 督办 list
+        f["overdue"] = bool(order.feedback_due and order.feedback_due < now)
     if change.action == "approve_extension" and f.get("feedback_due") and f["feedback_due"] > now:
         f["overdue"] = False
     if change.action == "answer":
@@ -234,5 +236,7 @@ def create(db: Session, ctx: WorkOrderContext, *, actor: Actor, now: datetime | 
 def job_message(order: WorkOrder, kind: str, due: datetime, calendar: WorkCalendar) -> str:
     local = due.astimezone(calendar.tz).strftime("%m月%d日 %H:%M")
     what = {"dispatch_overdue": f"应于{local}前转办，已超时", "feedback_reminder": f"将于{local}到期，请及时反馈",
-            "feedback_overdue": f"反馈期限{local}已过，列入督办", "callback_due": "承办部门已反馈，请回访"}[kind]
+            "feedback_overdue": f"反馈期限{local}已过，列入督办", "callback_due": "承办部门已反馈，请回访",
+            "sign_reminder": f"已转办至{order.assignee}，应于{local}前签收，请尽快签收",
+            "sign_overdue": f"转办至{order.assignee}后至{local}仍未签收，列入督办"}[kind]
     return what

@@ -36,7 +36,7 @@ from agent_console.models import (
     WorkOrderNotice,
 )
 from agent_console.pii import mask_for
-from agent_console.work_orders import orders
+from agent_console.work_orders import classification, orders
 from agent_console.work_orders.departments import DepartmentError, add_department, members_of, set_members
 from agent_console.work_orders.errors import invalid
 from agent_console.work_orders.orders import Conflict, WorkOrderContext
@@ -92,7 +92,21 @@ class CitizenFields(_Body):
         return items
 
 
+class SuggestionIn(_Body):
+    """The classification suggestion the form showed, sent back so that it is stored beside the operator's choice."""
+
+    category: Category
+    subcategory: str = Field("", max_length=255)
+    tags: list[str] = Field(default_factory=list, max_length=tx.MAX_TAGS_PER_ORDER)
+    confidence: float = Field(0.0, ge=0, le=1)
+
+
+class ClassifyIn(_Body):
+    text: str = Field(min_length=1, max_length=5000, description="what the caller said or wrote")
+
+
 class WorkOrderIn(CitizenFields):
+    suggestion: SuggestionIn | None = Field(None, description="the suggestion shown (POST /api/work_orders/classify)")
     channel: StaffChannel = "hotline"
     call_id: str | None = Field(None, max_length=128)
     settled_at_once: bool = Field(False, description="当场解答: answered during the call (closed at once, 即办)")
@@ -231,8 +245,20 @@ def file_work_order(body: WorkOrderIn, request: Request, db: Session = Depends(g
                          call_id=body.call_id, transcript=transcript, notes=notes, created_by=user.username,
                          callback_due=body.callback_due,
                          note="当场解答，即时办结" if body.settled_at_once else "")
+    if body.suggestion is not None:
+        classification.record(db, order, body.suggestion.model_dump(), actor=actor_of(user), at=ctx.now())
     db.commit()
     return _out(request, order, user)
+
+
+@router.post("/api/work_orders/classify", summary="Suggested category, subcategory path and tags for a text, with "
+                                                  "a confidence (the suggestion the forms are pre-filled with)")
+def classify_text(body: ClassifyIn, request: Request,
+                  user: User = Depends(require_role("operator", "supervisor", "admin", "handler"))) -> Any:
+    s = classification.suggest(ctx_of(request), body.text)
+    if s is None:
+        return JSONResponse({"detail": "暂时无法给出分类建议", "code": "unavailable"}, status_code=503)
+    return {"text": body.text} | s.as_dict()
 
 
 def _filtered(q, *, statuses: list[str], category: str | None, channel: str | None, assignee: str | None,
@@ -546,7 +572,15 @@ def work_order_draft(call_id: str, request: Request, db: Session = Depends(get_d
                 kb_category = kb_category or items[0].category
                 break
     draft = draft_for_call(db, call, queue_category=live.category if live else None, kb_category=kb_category)
-    return mask_for(user.role, draft.as_dict())
+    out = draft.as_dict()
+    # the menu or queue says what the caller chose: only the path and tags are suggested within it
+    fixed = draft.category if draft.category_source in ("menu", "queue") else None
+    s = classification.suggest(ctx_of(request), draft.content, fixed)
+    out["suggestion"] = s.as_dict() if s is not None else None
+    if s is not None:
+        out.update(category=s.category, subcategory=s.subcategory, tags=s.tags,
+                   category_source=draft.category_source if fixed else "suggestion")
+    return mask_for(user.role, out)
 
 
 assert set(MOVE_BODIES) == set(MOVES) and set(CATEGORIES) == set(Category.__args__)  # type: ignore[attr-defined]

@@ -29,14 +29,17 @@ _CHUNK = 500
 def _timelines(db: Session, ctx: WorkOrderContext) -> list[Timeline]:
     now = ctx.now()
     soon = now + timedelta(hours=ctx.settings.remind_before_hours)
+    # 签收 is due no earlier than sign_minutes of wall time after dispatch (office minutes are never fewer)
+    unsigned_since = now - timedelta(minutes=ctx.settings.sign_minutes or 10 ** 6)
     s = WorkOrder.status
     rows = db.execute(select(WorkOrder.id, s, WorkOrder.created_at, WorkOrder.assignee, WorkOrder.feedback_due,
-                             WorkOrder.answered_at, WorkOrder.dispatch_due).where(or_(
+                             WorkOrder.answered_at, WorkOrder.dispatch_due, WorkOrder.dispatched_at).where(or_(
         and_(s.in_(("received", "reopened")), or_(WorkOrder.dispatch_due <= now, WorkOrder.dispatch_due.is_(None))),
         and_(s.in_(("dispatched", "in_progress")), WorkOrder.feedback_due <= soon),
+        and_(s == "dispatched", WorkOrder.dispatched_at <= unsigned_since),
         s == "answered"))).all()
-    return [Timeline(r.id, r.status, r.created_at, r.assignee, r.feedback_due, r.answered_at, r.dispatch_due)
-            for r in rows]
+    return [Timeline(r.id, r.status, r.created_at, r.assignee, r.feedback_due, r.answered_at, r.dispatch_due,
+                     r.dispatched_at) for r in rows]
 
 
 def pending_jobs(db: Session, ctx: WorkOrderContext) -> list[tuple[Job, Timeline]]:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, WorkOrder, utcnow
-from agent_console.work_orders import orders
+from agent_console.work_orders import classification, orders
 from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.orders import WorkOrderContext
 from work_orders.dial_plan import caller_number
@@ -151,12 +151,19 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
         return existing, False
     if category not in WORK_ORDER_CATEGORIES:
         category = category_from_menu(list(call.menu_path or [])) if call is not None else None
-        category = category if category in WORK_ORDER_CATEGORIES else "consult"
+    # a category given or chosen in the menu stays; else the caller's words decide it (consult without words)
+    fixed = category if category in WORK_ORDER_CATEGORIES else None
+    category = fixed or "consult"
     texts = [x["text"] for x in call_transcript(db, call_id)] + ([text] if text else [])
     tags = ["回电"] + (["非工作时间"] if kind == "after_hours" else []) + (["留言"] if recording else [])
+    caller_said = "\n".join(x["text"] for x in call_transcript(db, call_id) if x["speaker"] == "caller")
+    suggestion = classification.suggest(ctx, "\n".join(filter(None, [caller_said, text])), fixed)
+    if suggestion is not None:
+        category = suggestion.category
     try:
-        order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category, subcategory="",
-                             tags=tags, settled_at_once=False,
+        order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category,
+                             subcategory=suggestion.subcategory if suggestion else "",
+                             tags=classification.merged_tags(tags, suggestion), settled_at_once=False,
                              citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number(texts), content=line, call_id=call_id,
                              transcript=call_transcript(db, call_id), notes=[], auto_key=key, created_by="hub",
@@ -165,6 +172,8 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
         existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
         assert existing is not None
         return existing, False
+    if suggestion is not None:
+        classification.record(db, order, suggestion.as_dict(), actor=HUB, at=at)
     return order, True
 
 
@@ -192,9 +201,11 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
     transcript = call_transcript(db, call_id)
     said = "\n".join(x["text"] for x in transcript if x["speaker"] == "caller")
     content = "\n".join(lines) or said or "知识库自动解答"
+    suggestion = classification.suggest(ctx, said or "\n".join(lines), category)
     try:
         order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category=category,
-                             tags=["即办", "知识库解答"], settled_at_once=True,
+                             subcategory=suggestion.subcategory if suggestion else "",
+                             tags=classification.merged_tags(["即办", "知识库解答"], suggestion), settled_at_once=True,
                              citizen_phone=caller_number(call.caller if call is not None else ""),
                              case_number=find_case_number([x["text"] for x in transcript]), content=content,
                              call_id=call_id, transcript=transcript, notes=[], auto_key=key, created_by="hub",
@@ -203,6 +214,8 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
         existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
         assert existing is not None
         return existing, False
+    if suggestion is not None:
+        classification.record(db, order, suggestion.as_dict(), actor=HUB, at=at)
     return order, True
 
 
@@ -237,17 +250,20 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
     said = event.text or (TRANSCRIBING if getattr(event, "transcript_pending", False) else NOTHING_HEARD)
     line = f"{PURPOSE_NAMES.get(event.purpose, '来电留言')}（录音 {event.recording}）：{said}"
     case_number = event.case_number or find_case_number([event.text] + [x["text"] for x in transcript])
+    suggestion = classification.suggest(ctx, event.text or "", event.purpose)  # the caller chose the purpose
     try:
         order = create_order(db, ctx, now=event.ts, actor=HUB, channel="hotline", category=event.purpose,
-                             tags=["留言"], settled_at_once=False,
-                             citizen_phone=caller_number(call.caller if call is not None else ""),
-                             case_number=case_number,
+                             subcategory=suggestion.subcategory if suggestion else "",
+                             tags=classification.merged_tags(["留言"], suggestion), settled_at_once=False,
+                             citizen_phone=caller_number(call.caller if call is not None else ""), case_number=case_number,
                              content=line, call_id=event.call_id, transcript=transcript, notes=[], auto_key=key,
                              created_by="hub", recordings=[event.recording] if event.recording else [])
     except IntegrityError:
         existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
         assert existing is not None
         return existing, False
+    if suggestion is not None:
+        classification.record(db, order, suggestion.as_dict(), actor=HUB, at=event.ts)
     assignee = case_assignee(event.purpose, case, ctx.settings)
     if assignee is None:
         if case_problem:

@@ -22,7 +22,8 @@ MASKED = TEXT_FIELDS | {"feedback", "message", "callback_number", "callback_refu
 ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "append": "补充内容",
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",
                                 "feedback_overdue": "逾期督办", "callback_due": "待回访",
-                                "callback_requeued": "回访未发起", "callback_refused": "不予自动回访"}
+                                "callback_requeued": "回访未发起", "callback_refused": "不予自动回访",
+                                "sign_reminder": "签收提醒", "sign_overdue": "超时未签收", "suggest": "分类建议"}
 
 
 def mask_id_number(v: str) -> str:
@@ -40,7 +41,7 @@ def _iso(v: Any) -> Any:
 
 def timeline(order: WorkOrder) -> Timeline:
     return Timeline(order.id, order.status, order.created_at, order.assignee, order.feedback_due, order.answered_at,
-                    order.dispatch_due)
+                    order.dispatch_due, order.dispatched_at)
 
 
 def order_out(order: WorkOrder, role: str, *, now: datetime, calendar: Any, full: bool = True) -> dict[str, Any]:
