@@ -255,7 +255,8 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
         order = create_order(db, ctx, now=event.ts, actor=HUB, channel="hotline", category=event.purpose,
                              subcategory=suggestion.subcategory if suggestion else "",
                              tags=classification.merged_tags(["留言"], suggestion), settled_at_once=False,
-                             citizen_phone=caller_number(call.caller if call is not None else ""), case_number=case_number,
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
+                             case_number=case_number,
                              content=line, call_id=event.call_id, transcript=transcript, notes=[], auto_key=key,
                              created_by="hub", recordings=[event.recording] if event.recording else [])
     except IntegrityError:
