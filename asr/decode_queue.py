@@ -27,7 +27,7 @@ DecodeMany = Callable[..., list[Transcript]]  # (items, expect=None, length=None
 PRIORITY_ANSWER = 0  # a caller on the line waiting for the answer to a question
 PRIORITY_BACKGROUND = 5  # messages, recordings: transcribed when the line is free
 PRIORITY_PARTIAL = 8  # live partial transcripts: only when nothing else waits
-#: an optional decode (speculative final, partial) is refused when the queue's expected wait exceeds this
+#: a speculative final is refused when the batch being decoded needs longer than this to finish
 OPTIONAL_MAX_WAIT_S = 0.8
 
 
@@ -90,6 +90,15 @@ class DecodeQueue:
         batches_ahead = len(self._heap) // self.max_batch
         return running + (batches_ahead + 1) * per_batch
 
+    def _refuse_optional_locked(self, priority: int) -> bool:
+        # what counts is the load now, not the slowest recent batch: on an idle queue an optional decode
+        # always starts at once; a partial only when nothing waits or runs, a speculative final when it
+        # joins the next batch and the running one ends within OPTIONAL_MAX_WAIT_S
+        running = max(0.0, self._busy_until - time.monotonic())
+        if priority >= PRIORITY_PARTIAL:
+            return bool(self._heap) or running > 0
+        return len(self._heap) >= self.max_batch or running > OPTIONAL_MAX_WAIT_S
+
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
                expect: tuple[str, int | None] | None = None, optional: bool = False) -> Future:
         """Queue a decode; ``optional`` ones (speculative finals, partials) are refused with Busy as soon
@@ -100,7 +109,7 @@ class DecodeQueue:
             if self._closed:
                 raise RuntimeError("decode queue closed")
             wait = self._expected_wait_locked()
-            if optional and (wait > OPTIONAL_MAX_WAIT_S or len(self._heap) >= self.max_batch):
+            if optional and self._refuse_optional_locked(priority):
                 self.stats.optional_refused += 1
                 raise Busy(wait)
             if wait > self.max_wait_s:

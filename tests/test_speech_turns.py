@@ -276,3 +276,35 @@ def test_partials_flow_without_vosk_and_the_final_replaces_them(engine):
     assert counters["partial"] >= 3 and len(partials) >= 2, counters
     assert finals and cer([(row["text"], "".join(f.text for f in finals))]) < 0.25
     print(f"\n{len(partials)} partials, e.g. {partials[len(partials) // 2].text!r}; counters {dict(counters)}")
+
+
+def test_optional_decodes_start_on_an_idle_queue_and_are_refused_under_load():
+    from asr.decode_queue import PRIORITY_PARTIAL, Busy, DecodeQueue
+    from asr.whisper_engine import Transcript
+
+    gate = threading.Event()
+
+    def slow(items):
+        gate.wait(10)
+        return [Transcript("x", 1.0, 1.0, 1.0) for _ in items]
+
+    q = DecodeQueue(slow, max_batch=2, max_wait_s=30.0, batch_s_guess=2.0)
+    try:
+        q._recent.extend([5.0] * 4)  # slow recent batches must not stop speculation on an idle queue
+        first = q.submit(b"\0\0" * 800, 8000, 0, optional=True)  # idle: accepted
+        time.sleep(0.2)  # now running, ~5 s to go by the estimate
+        with pytest.raises(Busy):
+            q.submit(b"\0\0" * 800, 8000, PRIORITY_PARTIAL, optional=True)  # a partial never waits
+        with pytest.raises(Busy):
+            q.submit(b"\0\0" * 800, 8000, 0, optional=True)  # the running batch needs > 0.8 s more
+        final = q.submit(b"\0\0" * 800, 8000, 0)  # a caller's final is always queued
+        spare = q.submit(b"\0\0" * 800, 8000, 0)
+        spare.cancel()  # a speculation the caller talked over: dropped before decoding
+        gate.set()
+        assert first.result(5).text == "x" and final.result(5).text == "x"
+        assert q.stats.optional_refused == 2
+        time.sleep(0.1)
+        assert q.stats.cancelled == 1
+    finally:
+        gate.set()
+        q.close()
