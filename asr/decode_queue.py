@@ -92,12 +92,13 @@ class DecodeQueue:
 
     def _refuse_optional_locked(self, priority: int) -> bool:
         # what counts is the load now, not the slowest recent batch: on an idle queue an optional decode
-        # always starts at once; a partial only when nothing waits or runs, a speculative final when it
-        # joins the next batch and the running one ends within OPTIONAL_MAX_WAIT_S
+        # always starts at once; either waits only for a running batch that ends within
+        # OPTIONAL_MAX_WAIT_S; a partial never waits behind queued jobs, a speculative final joins the
+        # next batch unless a full one waits
         running = max(0.0, self._busy_until - time.monotonic())
-        if priority >= PRIORITY_PARTIAL:
-            return bool(self._heap) or running > 0
-        return len(self._heap) >= self.max_batch or running > OPTIONAL_MAX_WAIT_S
+        if running > OPTIONAL_MAX_WAIT_S:
+            return True
+        return bool(self._heap) if priority >= PRIORITY_PARTIAL else len(self._heap) >= self.max_batch
 
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
                expect: tuple[str, int | None] | None = None, optional: bool = False) -> Future:
