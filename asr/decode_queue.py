@@ -22,10 +22,13 @@ import numpy as np
 
 from asr.whisper_engine import Transcript
 
-DecodeMany = Callable[[list[tuple[np.ndarray | bytes, int]]], list[Transcript]]
+DecodeMany = Callable[..., list[Transcript]]  # (items, expect=None, length=None) -> one Transcript per item
 
 PRIORITY_ANSWER = 0  # a caller on the line waiting for the answer to a question
 PRIORITY_BACKGROUND = 5  # messages, recordings: transcribed when the line is free
+PRIORITY_PARTIAL = 8  # live partial transcripts: only when nothing else waits
+#: a speculative final is refused when the batch being decoded needs longer than this to finish
+OPTIONAL_MAX_WAIT_S = 0.8
 
 
 class Busy(Exception):
@@ -44,6 +47,7 @@ class _Job:
     rate: int = field(compare=False)
     future: Future = field(compare=False)
     queued_at: float = field(compare=False)
+    expect: tuple[str, int | None] | None = field(compare=False, default=None)  # a number: (kind, length)
 
 
 @dataclass
@@ -54,6 +58,8 @@ class QueueStats:
     max_queue: int = 0
     max_wait_s: float = 0.0
     batch_s_avg: float = 0.0
+    optional_refused: int = 0  # speculative or partial decodes refused because the queue was busy
+    cancelled: int = 0  # jobs dropped before decoding (a speculative decode the caller talked over)
 
 
 class DecodeQueue:
@@ -84,23 +90,41 @@ class DecodeQueue:
         batches_ahead = len(self._heap) // self.max_batch
         return running + (batches_ahead + 1) * per_batch
 
-    def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER) -> Future:
+    def _refuse_optional_locked(self, priority: int) -> bool:
+        # what counts is the load now, not the slowest recent batch: on an idle queue an optional decode
+        # always starts at once; either waits only for a running batch that ends within
+        # OPTIONAL_MAX_WAIT_S; a partial never waits behind queued jobs, a speculative final joins the
+        # next batch unless a full one waits
+        running = max(0.0, self._busy_until - time.monotonic())
+        if running > OPTIONAL_MAX_WAIT_S:
+            return True
+        return bool(self._heap) if priority >= PRIORITY_PARTIAL else len(self._heap) >= self.max_batch
+
+    def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
+               expect: tuple[str, int | None] | None = None, optional: bool = False) -> Future:
+        """Queue a decode; ``optional`` ones (speculative finals, partials) are refused with Busy as soon
+        as the queue is loaded, so they never delay a caller's final. Cancel the future to drop a job
+        still waiting."""
         fut: Future = Future()
         with self._cv:
             if self._closed:
                 raise RuntimeError("decode queue closed")
             wait = self._expected_wait_locked()
+            if optional and self._refuse_optional_locked(priority):
+                self.stats.optional_refused += 1
+                raise Busy(wait)
             if wait > self.max_wait_s:
                 self.stats.refused_busy += 1
                 raise Busy(wait)
-            heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic()))
+            heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic(), expect))
             self.stats.max_queue = max(self.stats.max_queue, len(self._heap))
             self._cv.notify()
         return fut
 
-    def decode(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER) -> Transcript:
+    def decode(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
+               expect: tuple[str, int | None] | None = None) -> Transcript:
         """Submit and wait (from a worker thread, never an event loop)."""
-        return self.submit(pcm, rate, priority).result(timeout=self.max_wait_s + 60)
+        return self.submit(pcm, rate, priority, expect).result(timeout=self.max_wait_s + 60)
 
     def _run(self) -> None:
         while True:
@@ -109,13 +133,30 @@ class DecodeQueue:
                     self._cv.wait()
                 if self._closed and not self._heap:
                     return
-                jobs = [heapq.heappop(self._heap) for _ in range(min(self.max_batch, len(self._heap)))]
+                # one batch decodes one kind of text: free speech, or one kind of number
+                first = heapq.heappop(self._heap)
+                jobs, rest = [first], []
+                while self._heap and len(jobs) < self.max_batch:
+                    j = heapq.heappop(self._heap)
+                    # partials never ride in a caller's batch: each item costs the encoder its window
+                    same = j.expect == first.expect and (j.priority >= PRIORITY_PARTIAL) == (
+                        first.priority >= PRIORITY_PARTIAL)
+                    (jobs if same else rest).append(j)
+                for j in rest:
+                    heapq.heappush(self._heap, j)
+                live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+                self.stats.cancelled += len(jobs) - len(live)
+                jobs = live
+                if not jobs:
+                    continue
                 self._busy_until = time.monotonic() + (max(self._recent) if self._recent else self.stats.batch_s_avg)
             t0 = time.monotonic()
             for j in jobs:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
             try:
-                results = self._decode_many([(j.pcm, j.rate) for j in jobs])
+                items = [(j.pcm, j.rate) for j in jobs]
+                results = (self._decode_many(items) if first.expect is None
+                           else self._decode_many(items, expect=first.expect[0], length=first.expect[1]))
             except Exception as e:  # one bad batch must not stop the service
                 for j in jobs:
                     j.future.set_exception(e)

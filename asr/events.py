@@ -27,6 +27,7 @@ class Final:
     audio_s: float  # length of the utterance audio handed to the recognizer
     decode_s: float  # wall time of the decode (queueing included when a shared queue decoded it)
     timings: dict[str, float] = field(default_factory=dict)  # speech_start_s, speech_end_s, endpoint_s, ...
+    heard: str | None = None  # for an expected number: what the recognizer wrote before it was read as one
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,16 @@ chunks, then ``{"eof": 1}``; every message gets exactly one JSON reply — ``{"p
 listening, ``{"text": "...", ...}`` when an utterance ends. Our extensions ride along in the same
 reply: ``"events"`` (speech_started, no_input), ``"confidence"``, ``"timings"``, ``"busy": true``.
 Config extensions: ``priority`` (0 = a caller waiting for an answer), ``no_input_timeout_s``,
-``end_silence_ms``, ``max_utterance_s``.
+``end_silence_ms``, ``max_utterance_s``; ``expect`` ("digits" or "case_number") when the dialogue
+expects a spoken number, with ``digits_length`` (e.g. 11 for a mobile number): the final's text is then
+the digits or the canonical case number ("" when none was heard), and ``heard`` what whisper wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,8 +23,9 @@ import structlog
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
-from asr.decode_queue import PRIORITY_ANSWER, Busy, DecodeQueue
+from asr.decode_queue import PRIORITY_ANSWER, PRIORITY_PARTIAL, Busy, DecodeQueue
 from asr.events import Final, NoInput, Partial, SpeechEvent, SpeechStarted
+from asr.numbers import EXPECTS
 from asr.settings import AsrSettings
 from asr.stream import StreamSession
 
@@ -39,6 +43,8 @@ def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
         if isinstance(ev, Final):
             out.update(text=ev.text, confidence=round(ev.confidence, 3), audio_s=ev.audio_s,
                        decode_s=round(ev.decode_s, 3), timings=ev.timings)
+            if ev.heard is not None:
+                out["heard"] = ev.heard
         elif isinstance(ev, Partial):
             last_partial = ev.text
         elif isinstance(ev, SpeechStarted):
@@ -63,22 +69,35 @@ class SpeechService:
         self.vosk = vosk
         self.pool = ThreadPoolExecutor(max_workers=session_threads, thread_name_prefix="asr-session")
         self.sessions = 0
+        self.counters: Counter = Counter()  # speculative / partial decodes of every session
 
     def _session(self, config: dict[str, Any]) -> tuple[StreamSession, int]:
         rate = int(config.get("sample_rate", 8000))
         if rate not in (8000, 16000):
             raise ValueError("sample_rate must be 8000 or 16000")
         priority = int(config.get("priority", PRIORITY_ANSWER))
+        expect = config.get("expect")
+        if expect is not None and expect not in EXPECTS:
+            raise ValueError(f"expect must be one of {', '.join(EXPECTS)}")
+        length = config.get("digits_length")
+        if length is not None and not (isinstance(length, int) and 1 <= length <= 32):
+            raise ValueError("digits_length must be an integer from 1 to 32")
+        number = (expect, length) if expect else None
         endpoint = self.asr.endpoint.model_copy(update={k: config[k] for k in OVERRIDABLE if k in config})
         settings = self.asr.model_copy(update={"endpoint": endpoint})
-        decode = None
+        decode = submit = None
         if self.queue is not None:
             queue = self.queue
 
             def decode(pcm, r):
-                return queue.decode(pcm, r, priority)
+                return queue.decode(pcm, r, priority, number)
 
-        return StreamSession(rate, settings, decode=decode, vosk=self.vosk), rate
+            def submit(pcm, r, kind: str):
+                return queue.submit(pcm, r, priority if kind == "speculative" else PRIORITY_PARTIAL, number,
+                                    optional=True)
+
+        return StreamSession(rate, settings, decode=decode, vosk=self.vosk, submit=submit,
+                             counters=self.counters), rate
 
     async def handle(self, ws: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -150,7 +169,10 @@ class SpeechService:
         s = self.queue.stats if self.queue else None
         return {"sessions": self.sessions, "decoded": s.decoded if s else 0, "batches": s.batches if s else 0,
                 "refused_busy": s.refused_busy if s else 0, "max_queue": s.max_queue if s else 0,
-                "batch_s_avg": round(s.batch_s_avg, 3) if s else 0.0}
+                "batch_s_avg": round(s.batch_s_avg, 3) if s else 0.0,
+                "optional_refused": s.optional_refused if s else 0, "cancelled": s.cancelled if s else 0,
+                **{k: self.counters.get(k, 0) for k in ("speculative", "speculative_used", "speculative_wasted",
+                                                        "speculative_refused", "partial", "partial_refused")}}
 
     async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
         async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20,

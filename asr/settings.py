@@ -17,10 +17,15 @@ class EndpointSettings(BaseModel):
     end_silence_ms: int = Field(600, ge=100, le=5000, description="silence after speech that ends an utterance")
     min_speech_ms: int = Field(250, ge=20, le=5000,
                                description="shorter bursts (clicks, coughs) are not utterances")
-    max_utterance_s: float = Field(10.0, gt=0, le=30,
-                                   description="an utterance is cut here (keep <= window_s)")
+    max_utterance_s: float = Field(30.0, gt=0, le=120,
+                                   description="an utterance is cut here; longer than window_s is decoded "
+                                               "in windows cut at pauses")
     no_input_timeout_s: float = Field(8.0, gt=0, description="NoInput when nobody speaks this long")
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the detected speech onset")
+    speculative_ms: int = Field(220, ge=0, le=5000,
+                                description="silence after which the final decode starts while the endpointer "
+                                            "keeps listening (0: off); kept if the silence lasts to "
+                                            "end_silence_ms, dropped if the caller goes on")
 
 
 class AsrSettings(BaseModel):
@@ -43,15 +48,15 @@ class AsrSettings(BaseModel):
     logprob_threshold: float = Field(-1.0, description="... and avg_logprob is below this")
     min_avg_logprob: float = Field(-1.5, description="drop text whose avg_logprob is below this in any case")
     partial_interval_ms: int = Field(200, ge=20, description="how often vosk partials are polled")
+    partial_every_ms: int = Field(900, ge=0, le=10000,
+                                  description="without vosk: re-decode the growing utterance this often at low "
+                                              "priority for partial transcripts (0: off; skipped when busy)")
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
 
     @model_validator(mode="after")
     def _check(self) -> AsrSettings:
         if self.engine == "vosk" and self.vosk_model_dir is None:
             raise ValueError("engine = 'vosk' needs vosk_model_dir")
-        if self.endpoint.max_utterance_s > self.window_s:
-            raise ValueError(f"endpoint.max_utterance_s ({self.endpoint.max_utterance_s}) exceeds window_s "
-                             f"({self.window_s})")
         return self
 
     def whisper_dir(self, home: Path) -> Path:

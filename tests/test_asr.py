@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from asr.audio import read_wav
@@ -79,7 +80,7 @@ def test_silence_and_noise_give_no_text(engine, name):
 @pytest.mark.parametrize("name", NON_SPEECH)
 def test_whisper_gate_alone_drops_non_speech(engine, name, monkeypatch):
     """With the VAD gate bypassed, whisper's own no-speech/log-prob/prompt-echo gate still gives no text."""
-    monkeypatch.setattr("asr.whisper_engine.speech_seconds", lambda audio, threshold=0.5: 10.0)
+    monkeypatch.setattr("asr.whisper_engine.speech_probs", lambda audio: np.ones(len(audio) // 512, np.float32))
     tr = engine.transcribe(*read_wav(DATA / name))
     assert tr.text == "", tr
 

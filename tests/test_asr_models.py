@@ -14,7 +14,7 @@ import pytest
 from asr.audio import read_wav
 from asr.errors import AudioFormatError, ModelError
 from asr.models import FILES, install_model, verify_model_dir
-from asr.settings import AsrSettings
+from asr.settings import AsrSettings, EndpointSettings
 from asr.whisper_engine import WhisperEngine
 
 DATA = Path(__file__).parent / "data" / "speech"
@@ -106,8 +106,10 @@ def test_settings_section():
         AsrSettings(engine="vosk")
     with pytest.raises(ValueError):
         AsrSettings(windw_s=10)
+    # utterances longer than the window are decoded in windows cut at pauses (issue 14)
+    assert AsrSettings(window_s=5).endpoint.max_utterance_s == 30
     with pytest.raises(ValueError, match="max_utterance_s"):
-        AsrSettings(window_s=5)
+        EndpointSettings(max_utterance_s=600)
 
 
 def test_cli_models_check_and_install(home, tmp_path):

@@ -114,3 +114,47 @@ def test_an_answer_edited_in_the_browser_is_spoken_on_the_next_call(speaking_hot
     assert answer, [p["prompt"] for p in played]
     # 14 characters in the voice: about 3-4 s (the shipped answer is over 40 characters)
     assert 1500 <= answer[0]["duration_ms"] <= 6000, answer
+
+
+def test_partial_transcripts_reach_the_call_record_without_vosk(speaking_hotline, tmp_path):
+    """Issue 14, part 3: with the default install (whisper only) a caller speaking ~15 s in menu 2 produces
+    partial transcripts (re-decodes of the growing utterance) before the final, on the call's events."""
+    import sqlite3
+
+    import numpy as np
+
+    from asr.audio import read_wav
+
+    turns = ROOT / "tests" / "data" / "speech_turns"
+    rows = [json.loads(x) for x in (turns / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    # three sentences with short gaps (under the 0.6 s end silence with the clips' own edges): one ~8 s turn
+    said = [rows[i] for i in (0, 4, 5)]
+    rate = 8000
+    gap = np.zeros(rate // 10, dtype=np.int16)
+    pcm = np.concatenate([p for r in said for p in (read_wav(turns / r["file"])[0], gap)])
+    row = {"text": "".join(r["text"] for r in said)}
+    clip = tmp_path / "long.wav"
+    import wave
+
+    with wave.open(str(clip), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    h = speaking_hotline
+    before = {c["call_id"] for c in h.calls()}
+    out = h.dial("--dtmf", "wait:1.5,2", "--play", str(clip), "--play-at", "8.5",
+                 "--duration", str(8.5 + len(pcm) / rate + 4))
+    assert out["connected"], out
+    calls = h.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c),
+                         timeout=30)
+    call = next(x for x in calls if x["call_id"] not in before)
+    with sqlite3.connect(h.home / "hotline.db") as db:
+        heard = [json.loads(r[0]) for r in db.execute(
+            "SELECT payload FROM call_events WHERE call_id = ? AND type = 'speech_heard' ORDER BY ts",
+            (call["call_id"],))]
+    kinds = [e["kind"] for e in heard]
+    partials = [e["text"] for e in heard if e["kind"] == "partial"]
+    assert partials and "final" in kinds and kinds.index("partial") < kinds.index("final"), kinds
+    final = next(e["text"] for e in heard if e["kind"] == "final")
+    assert len(final) >= len(partials[-1]) * 0.8 and cer([(row["text"], final)]) < 0.35, (final, partials)

@@ -21,7 +21,7 @@ class Listen(Verb):
     beep: bool = Field(True, description="a short tone after the prompt: speak now")
     store: str = Field("utterance", pattern=r"^[a-z_][a-z0-9_]*$")
     no_input_timeout_s: float = Field(6.0, gt=0, le=30, description="after the prompt")
-    max_utterance_s: float = Field(10.0, gt=0, le=30)
+    max_utterance_s: float = Field(30.0, gt=0, le=60, description="longer speech is decoded in windows cut at pauses")
     end_silence_ms: int = Field(600, ge=200, le=3000)
     retries: int = Field(1, ge=0, le=5)
     no_input_prompt: str | None = "no_speech"

