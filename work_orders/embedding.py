@@ -11,10 +11,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from knowledge_base.embedding import DIM, EmbeddingModelError
+from knowledge_base.embedding import DIM, MODEL_NAME, EmbeddingModelError
 from knowledge_base.embedding import get_embedder as _get
 
+__all__ = ["DIM", "MODEL_NAME", "Embed", "EmbeddingError", "embed"]
+
 EmbeddingError = EmbeddingModelError
+
 
 def embed(texts: list[str]) -> np.ndarray:
     """(len(texts), DIM) unit vectors of ``texts`` (empty texts give zero vectors)."""
