@@ -84,6 +84,9 @@ def build_server(settings: Settings) -> uvicorn.Server:
     load_default_kb(engine)
     load_demo_cases(settings, engine)
     app = create_app(hub_config(settings), engine)
+    # the model load and the first build take seconds: done in the background from here, and again after each
+    # import or edit, so no caller's first match waits for them (a worker gives a match 3 s)
+    app.state.kb_matcher.start_warming()
     tls: dict[str, str] = {}
     if settings.hub.tls:
         cert = ensure_certificate(settings.home, settings.hub.host, settings.hub.tls_cert, settings.hub.tls_key)
@@ -108,4 +111,5 @@ def run_hub(settings: Settings) -> None:
     try:
         server.run()
     finally:
+        server.config.app.state.kb_matcher.stop_warming()
         server.config.app.state.engine.dispose()  # the app built by build_server
