@@ -170,7 +170,7 @@ def main() -> None:
     menu = fit_rule("menu", nav, args.target) if len(nav) >= 50 else faq
     cal = Calibration(calibration.stored_version(args.out) + 1, MODEL_NAME, w, bonus, faq, menu)
     if menus["main"]:
-        cal = choose_option_window(cal, [d[0] for d in nav], entries, menus["main"], settings, emb)
+        cal = choose_option_window(cal, [r for r in rows if r.get("menu")], entries, menus["main"], settings, emb)
     for rule in (faq, menu):
         rule.figures.update({"top1": round(top1, 4), "top3": round(top3, 4), "sources": sources,
                              "target_precision": args.target})
