@@ -153,7 +153,7 @@ def test_ivr_match_with_a_menu_and_offered_choices(hub):
     first = j["choices"][0]
     assert first["title"] == row(hub, "F008").title and first["answer_text"] == row(hub, "F008").answer
     assert all(c["title"] and c["answer_text"] for c in j["choices"])
-    r = worker.post("/internal/kb/match", json={"text": "只行款什么时候能到啊"}, headers=auth)
+    r = worker.post("/internal/kb/match", json={"text": "执行款什么时候能到啊"}, headers=auth)
     j = r.json()
     assert (j["decision"], j["faq_id"]) == ("answer", "F046") and j["answer_text"] and j["question_text"]
     assert worker.post("/internal/kb/match", json={"text": "x" * 501}, headers=auth).status_code == 422
