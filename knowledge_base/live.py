@@ -11,6 +11,7 @@ one-off costs (0.4–4 s, over a worker's 3 s timeout) happen there instead of i
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -69,11 +70,14 @@ class LiveMatcher:
     def match(self, text: str, intents: Sequence[Intent | dict[str, Any]] | None = None,
               asr_confidence: float | None = None) -> MatchResult:
         if intents:
-            self._remember_menu(intents)
+            self.remember_menu(intents)
         return self.current().match(text, intents=intents, asr_confidence=asr_confidence)
 
-    def _remember_menu(self, intents: Sequence[Intent | dict[str, Any]]) -> None:
-        key = tuple(repr(i) for i in intents)
+    def remember_menu(self, intents: Sequence[Intent | dict[str, Any]]) -> None:
+        """A menu (its options) to warm after each rebuild: the hub names its main menu at start, callers' menus
+        are added as they come."""
+        key = tuple(json.dumps(i.model_dump() if isinstance(i, Intent) else i, ensure_ascii=False, sort_keys=True)
+                    for i in intents)
         if key not in self._menus:
             if len(self._menus) >= MAX_WARM_MENUS:
                 self._menus.pop(next(iter(self._menus)))
