@@ -5,6 +5,11 @@ KB; "also" lists other acceptable ids) and tests/data/nav_tune.jsonl (spoken men
 menu's options). The held-out files (kb_heldout_*, nav_heldout*) are never read here.
 
 1. The weight of the lexical score in the ranking (cosine + w × lexical) is chosen by top-1 on the tuning data.
+   Ranking and calibration are done against randomly *thinned* copies of the default KB (each entry keeps its
+   question and 0–2 of its variants, ``--thin-seeds`` seeds): the default KB has ~5 variants an entry, a real
+   court's FAQ 0–3, and cosines, margins and lexical scores are all lower when an entry has fewer texts, so a
+   decision fitted on the full KB is too timid on a sparse one. Every utterance appears once per seed; the CV
+   folds keep all copies of an utterance together.
 2. Two logistic regressions (scikit-learn) on the best entry's features (knowledge_base.calibration.FEATURES):
    "the best entry is right" and "the right entry is among the first three"; out-of-fold probabilities by
    5-fold stratified cross-validation.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -42,6 +48,17 @@ LEX_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 OPTION_BONUSES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+MAX_KEPT_VARIANTS = 2  # a thinned entry keeps its question and 0..this many random variants
+
+
+def thinned(entries: list, seed: int) -> list:
+    """A copy of the KB as sparse as a real court's FAQ: each entry keeps its question and 0–2 random variants."""
+    rng = random.Random(seed)
+    out = []
+    for e in entries:
+        k = rng.randint(0, min(MAX_KEPT_VARIANTS, len(e.variants)))
+        out.append(e.model_copy(update={"variants": rng.sample(list(e.variants), k)}))
+    return out
 
 
 def placeholder(lex_weight: float, option_bonus: float = 0.0) -> Calibration:
@@ -57,13 +74,23 @@ def top_right(r: dict, ids: list[str]) -> bool:
     return bool(ids) and ids[0] in right_ids(r)
 
 
-def analyse_all(rows: list[dict], matchers: dict[str, Matcher]) -> list[tuple[dict, object, list[str]]]:
+def analyse_all(rows: list[dict], matchers: dict[str, Matcher], group: int = 0) -> list[tuple]:
+    """(row, analysis, ranked ids, group): the group numbers an utterance across the thinned copies (CV folds)."""
     out = []
-    for r in rows:
+    for n, r in enumerate(rows):
         m = matchers[r.get("menu") or ""]
         a = m.analyse(r["text"], r.get("asr_confidence"))
-        out.append((r, a, [m.faq_ids[i] for i in a.order]))
+        out.append((r, a, [m.faq_ids[i] for i in a.order], n))
     return out
+
+
+def analyse_thinned(rows: list[dict], entries: list, menus: dict, settings, emb, cal, seeds: list[int]) -> list:
+    done = []
+    for seed in seeds:
+        base = Matcher.build(thinned(entries, seed) if seed >= 0 else entries, settings, embedder=emb, cal=cal)
+        matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
+        done += analyse_all(rows, matchers)
+    return done
 
 
 def right_ids(r: dict) -> set[str]:
@@ -73,7 +100,7 @@ def right_ids(r: dict) -> set[str]:
 def simulate(rows, p, p3, answer, confirm, offer, window) -> dict:
     """The decision on out-of-fold probabilities (the same rule as Matcher._decide)."""
     n_in = n_oos = answered = right = resolved = oos_wrong = oos_offered = handoff = 0
-    for (r, a, ids), pi, p3i in zip(rows, p, p3, strict=True):
+    for (r, a, ids, *_), pi, p3i in zip(rows, p, p3, strict=True):
         ok = right_ids(r)
         n_in += bool(ok)
         n_oos += not ok
@@ -107,6 +134,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.99, help="precision of direct answers to reach in CV")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     ap.add_argument("--out", type=Path, default=calibration.DEFAULT_PATH)
+    ap.add_argument("--thin-seeds", type=int, default=4,
+                    help="thinned copies of the default KB to calibrate on (0: the full KB only)")
     ap.add_argument("--menu", type=Path, default=MENU, help="menu YAML whose main node's phrases rank the options")
     args = ap.parse_args()
 
@@ -117,19 +146,21 @@ def main() -> None:
     entries = load_entries(default_kb_path())
     print(f"tuning rows: {len(rows)} from {', '.join(sources)}")
 
+    seeds = list(range(1, args.thin_seeds + 1)) or [-1]  # -1: the full KB
+    print(f"calibrating on {'the full KB' if seeds == [-1] else f'{len(seeds)} thinned copies of the KB'}")
     best = None
     for w in LEX_WEIGHTS:
         for bonus in OPTION_BONUSES if menus["main"] else (0.0,):
-            base = Matcher.build(entries, settings, embedder=emb, cal=placeholder(w, bonus))
-            matchers = {k: (base.with_intents(v) if v else base) for k, v in menus.items()}
-            done = analyse_all(rows, matchers)
-            ins = [(r, ids) for r, _, ids in done if right_ids(r) or r.get("kb_question")]
+            done = analyse_thinned(rows, entries, menus, settings, emb, placeholder(w, bonus), seeds[:1])
+            ins = [(r, ids) for r, _, ids, _ in done if right_ids(r) or r.get("kb_question")]
             top1 = sum(top_right(r, ids) for r, ids in ins) / len(ins)
             top3 = sum(bool(right_ids(r) & set(ids[:3])) or top_right(r, ids) for r, ids in ins) / len(ins)
             print(f"lex_weight {w:4.2f} option_bonus {bonus:4.2f}: top1 {top1:.4f} top3 {top3:.4f}")
             if best is None or (top1, top3) > best[2:4]:
                 best = (w, bonus, top1, top3, done)
     w, bonus, top1, top3, done = best
+    if len(seeds) > 1:  # the weights were chosen on the first copy (time); the fit sees all of them
+        done = analyse_thinned(rows, entries, menus, settings, emb, placeholder(w, bonus), seeds)
     print(f"chosen lex_weight {w}, option_bonus {bonus} (top1 {top1:.4f}, top3 {top3:.4f})")
 
     # a question asked at the menu ("kb" in nav files) names no entry: only an option winning it is known wrong
@@ -138,6 +169,8 @@ def main() -> None:
     nav = [d for d in done if d[0].get("menu")]
     menu = fit_rule("menu", nav, args.target) if len(nav) >= 50 else faq
     cal = Calibration(calibration.stored_version(args.out) + 1, MODEL_NAME, w, bonus, faq, menu)
+    if menus["main"]:
+        cal = choose_option_window(cal, [r for r in rows if r.get("menu")], entries, menus["main"], settings, emb)
     for rule in (faq, menu):
         rule.figures.update({"top1": round(top1, 4), "top3": round(top3, 4), "sources": sources,
                              "target_precision": args.target})
@@ -151,6 +184,38 @@ def main() -> None:
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} (version {cal.version})")
 
 
+OPTION_WINDOWS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 1.0)
+
+
+def choose_option_window(cal: Calibration, rows: list[dict], entries: list, intents: list, settings,
+                         emb) -> Calibration:
+    """The option-vs-entry arbitration at a menu, on nav_tune.jsonl: when an entry ranks first, the question
+    rule decides unless an option is within the window. Chosen to maximise menu utterances resolved (the
+    option answered/offered, or for a question: an entry answered) minus 5 × wrong navigation (an entry answered
+    where the caller named an option)."""
+    rows = list({r["text"]: r for r in rows}.values())
+    scores = []
+    for win in OPTION_WINDOWS:
+        c = Calibration(cal.version, cal.model, cal.lex_weight, cal.option_bonus, cal.faq, cal.menu, win)
+        m = Matcher.build(entries, settings, embedder=emb, cal=c).with_intents(intents)
+        good = wrong = kb_answered = 0
+        for r in rows:
+            res = m.match(r["text"], asr_confidence=r.get("asr_confidence"))
+            if r.get("kb_question"):
+                kb_answered += res.decision == "answer" and res.faq_id is not None
+                good += res.decision == "answer" and res.faq_id is not None
+            elif r["expected"]:
+                hit = f"option:{res.option}" if res.option else None
+                good += hit in right_ids(r) or bool(right_ids(r) & set(res.offered))
+                wrong += res.decision == "answer" and res.faq_id is not None
+        print(f"option_window {win:4.2f}: resolved {good}, kb questions answered {kb_answered}, "
+              f"wrong navigation {wrong} of {len(rows)}")
+        scores.append((good - 5 * wrong, -win, win))
+    win = max(scores)[2]
+    print(f"chosen option_window {win}")
+    return Calibration(cal.version, cal.model, cal.lex_weight, cal.option_bonus, cal.faq, cal.menu, win)
+
+
 def _model():  # scikit-learn is imported only here: the package applies the JSON coefficients with numpy
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -161,18 +226,19 @@ def _model():  # scikit-learn is imported only here: the package applies the JSO
 
 def fit_rule(name: str, done: list, target: float) -> Rule:
     """Out-of-fold probabilities (5-fold stratified CV), thresholds from them, then the fit on all rows."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     usable = [d for d in done if d[1].x is not None]
     X = np.stack([d[1].x for d in usable])
     y1 = np.array([bool(d[2]) and d[2][0] in right_ids(d[0]) for d in usable], dtype=int)
     y3 = np.array([bool(right_ids(d[0]) & set(d[2][:3])) for d in usable], dtype=int)
-    cv = StratifiedKFold(5, shuffle=True, random_state=12368)
+    groups = np.array([d[3] for d in usable])  # all thinned copies of an utterance in the same fold
+    cv = StratifiedGroupKFold(5, shuffle=True, random_state=12368)
     oof1 = np.zeros(len(done))
     oof3 = np.zeros(len(done))
     idx = [i for i, d in enumerate(done) if d[1].x is not None]
-    oof1[idx] = cross_val_predict(_model(), X, y1, cv=cv, method="predict_proba")[:, 1]
-    oof3[idx] = cross_val_predict(_model(), X, y3, cv=cv, method="predict_proba")[:, 1]
+    oof1[idx] = cross_val_predict(_model(), X, y1, groups=groups, cv=cv, method="predict_proba")[:, 1]
+    oof3[idx] = cross_val_predict(_model(), X, y3, groups=groups, cv=cv, method="predict_proba")[:, 1]
 
     answer = 1.0
     for t in sorted(set(np.round(oof1[idx], 3)) | {0.5}, reverse=True):

@@ -97,6 +97,8 @@ def metrics(pairs: list[tuple[dict, MatchResult]]) -> dict:
         "kb_questions": len(kbq),
         "kb_to_faq": share(sum(m.decision != "handoff" and m.option is None
                                and not any(o.startswith("option:") for o in m.offered) for _, m in kbq), len(kbq)),
+        # ... and answered at once with an entry (the issue: "诉讼费什么时候退" at the main menu → answered)
+        "kb_answered": share(sum(m.decision == "answer" and m.faq_id is not None for _, m in kbq), len(kbq)),
     }
 
 
@@ -110,7 +112,7 @@ def run(matcher: Matcher, rows: list[dict], intents: list | None = None) -> dict
 
 
 COLS = ("n", "top1", "precision", "answer_recall", "resolution", "confirm_share", "clarify_share",
-        "handoff_share", "oos_answered", "wrong_answers", "kb_to_faq")
+        "handoff_share", "oos_answered", "wrong_answers", "kb_to_faq", "kb_answered")
 
 
 def print_table(title: str, res: dict) -> None:

@@ -18,6 +18,7 @@ from hotline.hub_tls import HubCertificate, ensure_certificate
 from hotline.settings import Settings
 from knowledge_base.embedding import check_model
 from knowledge_base.io import DEFAULT_KB_PATH, KbImportError, load_default_if_empty
+from knowledge_base.menu_intents import MenuIntentError, load_menu_intents
 from work_orders.taxonomy import court_file
 
 log = structlog.get_logger("hotline.hub")
@@ -84,6 +85,13 @@ def build_server(settings: Settings) -> uvicorn.Server:
     load_default_kb(engine)
     load_demo_cases(settings, engine)
     app = create_app(hub_config(settings), engine)
+    # the model load and the first build take seconds: done in the background from here, and again after each
+    # import or edit, so no caller's first match waits for them (a worker gives a match 3 s)
+    try:  # the main menu's spoken options: its first speech match after start is warm too
+        app.state.kb_matcher.remember_menu(load_menu_intents(settings.ivr.menu_file, "main"))
+    except MenuIntentError as e:
+        log.warning("kb matcher: main menu not warmed", error=str(e))
+    app.state.kb_matcher.start_warming()
     tls: dict[str, str] = {}
     if settings.hub.tls:
         cert = ensure_certificate(settings.home, settings.hub.host, settings.hub.tls_cert, settings.hub.tls_key)
@@ -108,4 +116,5 @@ def run_hub(settings: Settings) -> None:
     try:
         server.run()
     finally:
+        server.config.app.state.kb_matcher.stop_warming()
         server.config.app.state.engine.dispose()  # the app built by build_server

@@ -101,18 +101,21 @@ class Calibration:
     option_bonus: float     # added to a menu option's ranking score
     faq: Rule
     menu: Rule
+    #: at a menu, when an entry ranks first, the question rule (``faq``) decides unless an option's ranking
+    #: score is within this of the entry's (then the menu rule does: the caller may be naming a service)
+    option_window: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "version": self.version, "model": self.model, "features": list(FEATURES),
                 "lex_weight": self.lex_weight, "option_bonus": self.option_bonus,
-                "faq": self.faq.to_json(), "menu": self.menu.to_json()}
+                "option_window": self.option_window, "faq": self.faq.to_json(), "menu": self.menu.to_json()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Calibration:
         if d.get("format") != FORMAT_VERSION or tuple(d.get("features", ())) != FEATURES:
             raise ValueError("calibration file was written for other features; refit with bench/kb_calibrate.py")
         return cls(int(d["version"]), str(d["model"]), float(d["lex_weight"]), float(d["option_bonus"]),
-                   Rule.from_json(d["faq"]), Rule.from_json(d["menu"]))
+                   Rule.from_json(d["faq"]), Rule.from_json(d["menu"]), float(d.get("option_window", 1.0)))
 
 
 def stored_version(path: Path = DEFAULT_PATH) -> int:

@@ -3,10 +3,16 @@ edit answers the next caller within seconds, in every process that asks, without
 
 With ``kb.semantic`` the rebuild first computes the vectors of entries that have none or have another
 model's (after an upgrade of the model, or rows written without an embedder) and stores them, so they are
-computed once, never per query."""
+computed once, never per query.
+
+:meth:`LiveMatcher.start_warming` (the hub calls it at start) keeps the matcher built and warm in a background
+thread: the model load, the first build and each rebuild after an import or an edit, and the first query's
+one-off costs (0.4–4 s, over a worker's 3 s timeout) happen there instead of in a caller's request."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +25,10 @@ from knowledge_base.settings import CourtInfo, MatcherSettings, fill_placeholder
 from knowledge_base.store import get_entry, kb_stamp, list_entries, refresh_embeddings
 
 CHECK_INTERVAL_S = 1.0  # how often the change counter is read (one tiny query)
+WARM_TEXT = "诉讼费怎么交"  # any question: it runs the query embedding and the ranking once
+MAX_WARM_MENUS = 8     # menus (intent lists) re-warmed after a rebuild: the ones callers met lately
+
+log = logging.getLogger(__name__)
 
 
 class LiveMatcher:
@@ -37,6 +47,9 @@ class LiveMatcher:
         self._matcher: Matcher | None = None
         self._stamp: int | None = None
         self._checked = 0.0
+        self._menus: dict[tuple[Any, ...], Sequence[Intent | dict[str, Any]]] = {}
+        self._warmer: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def current(self) -> Matcher:
         now = time.monotonic()
@@ -56,7 +69,56 @@ class LiveMatcher:
 
     def match(self, text: str, intents: Sequence[Intent | dict[str, Any]] | None = None,
               asr_confidence: float | None = None) -> MatchResult:
+        if intents:
+            self.remember_menu(intents)
         return self.current().match(text, intents=intents, asr_confidence=asr_confidence)
+
+    def remember_menu(self, intents: Sequence[Intent | dict[str, Any]]) -> None:
+        """A menu (its options) to warm after each rebuild: the hub names its main menu at start, callers' menus
+        are added as they come."""
+        key = tuple(json.dumps(i.model_dump() if isinstance(i, Intent) else i, ensure_ascii=False, sort_keys=True)
+                    for i in intents)
+        if key not in self._menus:
+            if len(self._menus) >= MAX_WARM_MENUS:
+                self._menus.pop(next(iter(self._menus)))
+            self._menus[key] = list(intents)
+
+    def warm(self) -> Matcher:
+        """Build (or rebuild) the matcher now and run one query through it and through the menus callers
+        used lately, so the next caller pays none of the one-off costs."""
+        m = self.current()
+        m.match(WARM_TEXT)
+        for intents in list(self._menus.values()):
+            m.match(WARM_TEXT, intents=intents)
+        return m
+
+    def start_warming(self, interval_s: float = CHECK_INTERVAL_S) -> threading.Thread:
+        """A daemon thread that warms at once and again whenever the KB changed (an import, an edit)."""
+        if self._warmer is not None:
+            return self._warmer
+
+        def run() -> None:
+            warmed: Matcher | None = None
+            while not self._stop.is_set():
+                try:
+                    m = self.current()
+                    if m is not warmed:
+                        t0 = time.monotonic()
+                        warmed = self.warm()
+                        log.info("kb matcher warmed: %d entries in %.2f s", len(warmed),
+                                 time.monotonic() - t0)
+                except Exception:  # noqa: BLE001 - e.g. the database not ready yet: the next caller builds
+                    log.exception("kb matcher: warming failed")
+                self._stop.wait(interval_s)
+
+        self._warmer = threading.Thread(target=run, name="kb-warm", daemon=True)
+        self._warmer.start()
+        return self._warmer
+
+    def stop_warming(self) -> None:
+        self._stop.set()
+        if self._warmer is not None:
+            self._warmer.join(timeout=10)
 
     def answer_text(self, faq_id: str) -> str | None:
         """The spoken answer of an entry, with the court's details filled in."""

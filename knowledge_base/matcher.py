@@ -435,11 +435,24 @@ class Matcher:
                            candidates=cands, offered=offered or [], option=option,
                            probability=None if p is None else round(p, 4))
 
+    def _menu_or_question_rule(self, a: Analysis) -> calibration.Rule:
+        """At a menu: the menu's rule when an option ranks first or close to the first entry (a caller naming a
+        service, 案件进度查询, must get the option, not the FAQ on how to query); else the question rule, so a
+        question asked outright at the menu is answered as it would be in 诉讼咨询."""
+        assert self._cal is not None
+        if not a.order:
+            return self._cal.menu
+        first_option = len(self._ids) - self._n_options
+        best_option = max((v for i, v in zip(a.order, a.rank_score, strict=True) if i >= first_option),
+                          default=None)
+        if a.order[0] >= first_option or (best_option is not None
+                                          and best_option >= a.rank_score[0] - self._cal.option_window):
+            return self._cal.menu
+        return self._cal.faq
+
     def _decide(self, text: str, a: Analysis) -> MatchResult:
         assert self._cal is not None
-        # at a menu the menu's rule decides also when an entry is on top: answering an entry where the caller
-        # named a service (案件进度查询 → the FAQ on how to query) is a wrong answer there
-        cal = self._cal.menu if self._n_options else self._cal.faq
+        cal = self._menu_or_question_rule(a) if self._n_options else self._cal.faq
         if a.early is not None or a.x is None:
             detail = {"empty": "nothing left after removing fillers",
                       "too_short": f"fewer than {self.settings.min_query_chars} characters after removing fillers",

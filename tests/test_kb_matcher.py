@@ -256,7 +256,9 @@ def test_cli_ask_args_stdin_and_menu(tmp_path, monkeypatch, embedder):
     assert set(lines[0]["candidates"][0]) == {"faq_id", "score"}
     r = CliRunner().invoke(app, ["ask"], input="只行款什么时候能到啊\n\n今天天气怎么样\n")
     assert r.exit_code == 0, r.output
-    assert [json.loads(x)["faq_id"] for x in r.output.splitlines()] == ["F046", None]
+    # one line per non-blank question: the homophone 只行款 = 执行款 reaches F046 (answered or offered first)
+    got = [x["faq_id"] or (x["offered"] or [None])[0] for x in map(json.loads, r.output.splitlines())]
+    assert got == ["F046", None]
 
     menu = tmp_path / "menu.yaml"
     menu.write_text(MENU_YAML, encoding="utf-8")
@@ -283,7 +285,7 @@ def test_rest_match_requires_console_role(semantic):
     role = {"r": "operator"}
     app.dependency_overrides[current_user] = lambda: SimpleNamespace(role=role["r"])
     client = TestClient(app)
-    r = client.post("/api/kb/match", json={"text": "只行款什么时候能到啊"})
+    r = client.post("/api/kb/match", json={"text": "执行款什么时候能到啊"})
     assert r.status_code == 200 and r.json()["faq_id"] == "F046" and r.json()["decision"] == "answer"
     assert r.json()["candidates"][0]["faq_id"] == "F046" and r.json()["offered"] == []
     r = client.post("/api/kb/match", json={"text": "速送费怎么交"})
@@ -308,13 +310,13 @@ def heldout(embedder) -> dict:
 
 @pytest.mark.timeout(900)  # ~800 queries embedded one by one (~30 s on an idle core; far more on a loaded one)
 def test_heldout_figures(heldout):
-    # measured on 779 questions against 83 unseen entries: precision 0.985, answer recall 0.363, resolution 0.827,
-    # out of scope answered 0.000, handoff share 0.365 (goals 0.98 / 0.60 / 0.90 / 0.01: recall and resolution
-    # fall short); guarded slightly below what was reached
+    # measured on 779 questions against 83 unseen entries (calibration v6, fitted on thinned copies of the default
+    # KB): precision 1.000, answer recall 0.236, resolution 0.909, out of scope answered 0.000, handoff share 0.261
+    # (goals 0.98 / 0.60 / 0.90 / 0.01: answer recall falls short); guarded slightly below what was reached
     o = heldout["overall"]
-    assert o["precision"] >= 0.975
-    assert o["resolution"] >= 0.81
-    assert o["answer_recall"] >= 0.34
+    assert o["precision"] >= 0.985
+    assert o["resolution"] >= 0.895
+    assert o["answer_recall"] >= 0.22
     assert o["oos_answered"] <= 0.01
     assert o["wrong_answers"] <= 5
     assert heldout["by_kind"]["asr_noise"]["resolution"] >= 0.93  # the lexical half absorbs recognizer errors
@@ -328,13 +330,15 @@ def test_heldout_navigation(semantic):
     bench = _bench()
     rows = [bench.normalise_row(r, True) for r in bench.read_jsonl(ROOT / "tests" / "data" / "nav_heldout.jsonl")]
     o = bench.run(semantic, rows, intents)["overall"]
-    # measured with the dialogue branch's phrases: precision 1.000, answer recall 0.540, resolution 0.839,
-    # questions taken to the knowledge base 0.625, nothing answered for the 26 utterances that are neither
-    assert o["precision"] >= 0.98 and o["resolution"] >= 0.80 and o["answer_recall"] >= 0.50
+    # measured (calibration v6): precision 1.000 (no wrong navigation), option answer recall 0.435, resolution
+    # 0.882, questions taken to the knowledge base 0.893 and answered at once 0.625 (the question rule decides when
+    # an entry ranks first and no option is close), nothing answered for the 26 utterances that are neither
+    assert o["precision"] >= 0.98 and o["resolution"] >= 0.86 and o["answer_recall"] >= 0.42
+    assert o["kb_to_faq"] >= 0.87 and o["kb_answered"] >= 0.60
     assert o["oos_answered"] <= 0.01
 
 
-@pytest.mark.parametrize(("text", "faq_id"), [("法院的电话是多少", "F062"), ("只行款什么时候能到啊", "F046"),
+@pytest.mark.parametrize(("text", "faq_id"), [("法院的电话是多少", "F062"), ("执行款什么时候能到啊", "F046"),
                                               ("书记员的电话是多少", "F069")])
 def test_semantic_answers_name_the_probability(semantic, text, faq_id):
     r = semantic.match(text)
@@ -342,7 +346,8 @@ def test_semantic_answers_name_the_probability(semantic, text, faq_id):
     assert r.probability is not None and r.reason.startswith(f"confident: p={r.probability:.2f} >= "), r.reason
 
 
-@pytest.mark.parametrize(("text", "first"), [("速送费怎么交", "F008"), ("判决书", "F056")])
+@pytest.mark.parametrize(("text", "first"), [("速送费怎么交", "F008"), ("判决书", "F056"),
+                                            ("只行款什么时候能到啊", "F046")])  # 只行款 = 执行款: offered first
 def test_close_entries_are_offered_in_a_clarify(semantic, text, first):
     r = semantic.match(text)
     assert r.decision == "clarify" and r.faq_id is None and r.option is None, r
@@ -389,9 +394,8 @@ def test_a_question_at_the_menu_goes_to_the_knowledge_base(semantic):
     r = semantic.match("法院的电话是多少", intents=MENU)
     assert r.option is None and r.decision in ("answer", "clarify"), r
     assert ([r.faq_id] if r.faq_id else r.offered)[0] == "F062", r
-    r = semantic.match("诉讼费什么时候退", intents=MENU)
-    assert r.option is None and r.decision in ("answer", "confirm", "clarify"), r
-    assert all(not o.startswith("option:") for o in r.offered) and "F012" in ([r.faq_id] + r.offered), r
+    r = semantic.match("诉讼费什么时候退", intents=MENU)  # asked outright at the main menu: answered at once
+    assert (r.decision, r.faq_id, r.option) == ("answer", "F012", None), r
 
 
 def test_unsure_between_options_asks_which(entries, embedder, semantic):

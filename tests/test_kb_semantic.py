@@ -5,6 +5,7 @@ match with a menu and the offered choices, and a missing or damaged model stoppi
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def test_ivr_match_with_a_menu_and_offered_choices(hub):
     first = j["choices"][0]
     assert first["title"] == row(hub, "F008").title and first["answer_text"] == row(hub, "F008").answer
     assert all(c["title"] and c["answer_text"] for c in j["choices"])
-    r = worker.post("/internal/kb/match", json={"text": "只行款什么时候能到啊"}, headers=auth)
+    r = worker.post("/internal/kb/match", json={"text": "执行款什么时候能到啊"}, headers=auth)
     j = r.json()
     assert (j["decision"], j["faq_id"]) == ("answer", "F046") and j["answer_text"] and j["question_text"]
     assert worker.post("/internal/kb/match", json={"text": "x" * 501}, headers=auth).status_code == 422
@@ -192,3 +193,22 @@ def test_missing_or_corrupt_model_stops_startup_with_the_file_named(monkeypatch,
     assert (r.decision, r.faq_id, r.probability) == ("answer", "F062", None)
     server.config.app.state.engine.dispose()
     assert next(c for c in check_all(lexical) if c.name == "kb model").status == "info"
+
+
+def test_the_warming_thread_rebuilds_after_an_edit_before_any_caller_asks(hub):
+    """The hub keeps the matcher warm: after a change of the KB the background thread rebuilds it (and runs a
+    query through it) on its own, so the next caller's match finds the new matcher already built."""
+    live = hub.state.kb_matcher
+    live.start_warming(interval_s=0.1)
+    try:
+        before = live.current()
+        with hub.state.sessionmaker() as db:
+            db.execute(text("UPDATE kb_revision SET revision = revision + 1"))
+            db.commit()
+        deadline = time.monotonic() + 60
+        while live._matcher is before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert live._matcher is not before
+        assert live.match("诉讼费怎么交").faq_id == "F008"
+    finally:
+        live.stop_warming()
