@@ -250,21 +250,26 @@ class Worker:
     async def _rtp_watch(self) -> None:
         """Hang up calls whose caller has sent no RTP for ``ivr.rtp_timeout_s`` (ivr/rtp_watch.py)."""
         watch = RtpWatch(self.cfg.ivr.rtp_timeout_s)
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(RTP_CHECK_S)
-            watch.keep_only(set(self.sessions))
-            for call_id, session in list(self.sessions.items()):
-                if session.ended or not session.media_ready.is_set():
-                    continue
-                try:
-                    packets = session.call.getStreamStat(0).rtcp.rxStat.pkt
-                except Exception:  # noqa: BLE001 - no stream (yet, or any more): nothing to judge
-                    continue
-                if watch.observe(call_id, packets, loop.time()):
-                    watch.forget(call_id)
-                    log.warning("rtp_timeout", call_id=call_id, timeout_s=watch.timeout_s, packets=packets)
-                    loop.create_task(session.hangup("rtp_timeout"))
+            self._check_rtp(watch)
+
+    def _check_rtp(self, watch: RtpWatch) -> None:
+        # A function of its own so that no session (nor its pjsua2 Call) stays referenced from a suspended
+        # coroutine frame between samples: a Call must die when the worker retires it (see _safe_to_free).
+        loop = asyncio.get_running_loop()
+        watch.keep_only(set(self.sessions))
+        for call_id, session in list(self.sessions.items()):
+            if session.ended or not session.media_ready.is_set():
+                continue
+            try:
+                packets = session.call.getStreamStat(0).rtcp.rxStat.pkt
+            except Exception:  # noqa: BLE001 - no stream (yet, or any more): nothing to judge
+                continue
+            if watch.observe(call_id, packets, loop.time()):
+                watch.forget(call_id)
+                log.warning("rtp_timeout", call_id=call_id, timeout_s=watch.timeout_s, packets=packets)
+                loop.create_task(session.hangup("rtp_timeout"))
 
     async def _menu_watch(self) -> None:
         while True:
@@ -304,6 +309,7 @@ class Worker:
         finally:
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # their frames let go of sessions before teardown
             await self.publisher.drain(3.0)
             self._shutdown_stack()
         return 0
