@@ -87,8 +87,8 @@ class Run:
 KEYPAD = Run("wait:1,0", None, 6.0, ["welcome", "main", "operator"], "caller_request", False)
 # q29 may be handed off at once or offered as a clarify list of the 联系法官 entries (issue 13): the caller presses
 # 0 (a person) while the list would play; in the queue a 0 means nothing
-SPEECH_RUN = Run("wait:1.5,2,wait:12.5,0", ASKS_IVR, 24.0, ["welcome", "main", "consult", "consult_staff"], "consult_question",
-                 True)
+SPEECH_RUN = Run("wait:1.5,2,wait:12.5,0", ASKS_IVR, 24.0, ["welcome", "main", "consult", "consult_staff"],
+                 "consult_question", True)
 
 
 def caller_voice(path: Path, run: Run) -> tuple[float, float, float]:

@@ -55,9 +55,14 @@ def test_root_drops_to_the_service_user_and_owns_its_data():
     shutil.rmtree(top)
 
 
+def _others_can_run(exe: Path) -> bool:
+    """Every folder above ``exe`` is searchable and ``exe`` executable by users other than its owner."""
+    return all(d.stat().st_mode & 0o001 for d in exe.parents) and bool(exe.stat().st_mode & 0o001)
+
+
 def test_a_python_the_user_cannot_run_is_refused_before_the_switch(tmp_path):
-    if not str(Path(sys.executable).resolve()).startswith("/root/"):
-        pytest.skip("this Python is readable by others; the refusal needs one under /root")
+    if _others_can_run(Path(sys.executable).resolve()):
+        pytest.skip("this Python is runnable by other users; the refusal needs one they cannot reach")
     r = run_child("nobody", tmp_path / "home", probe=True)
     assert r.returncode != 0 and "ServiceUserError" in r.stderr and "not under /root" in r.stderr, r.stderr
 
