@@ -14,7 +14,7 @@ decision and reason), beside the recognizer's ``SpeechHeard`` final.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -26,7 +26,17 @@ from ivr.kb_phrases import normalize, spoken_number
 
 if TYPE_CHECKING:
     from ivr.flow.context import FlowContext
-    from ivr.verbs.gather import Gather
+
+
+class Gather(Protocol):
+    """What this module needs of a listening menu (the gather verb): its choices and where each leads.
+    A protocol, so that the verb can use this module without the two importing each other."""
+
+    choices: Any
+
+    def target(self, key: str) -> str: ...
+
+    def outcome_for(self, key: str) -> Outcome: ...
 
 log = structlog.get_logger(__name__)
 
