@@ -3,8 +3,10 @@
 Whisper costs ~0.4-0.5 s of both cores per utterance whatever its length, so decodes are scheduled,
 not started one thread per call. A caller waiting for an answer (priority 0) goes before anything
 else; jobs waiting together are decoded as one batch (``decode_many``); when the expected wait
-exceeds ``max_wait_s`` a new job is refused at once with :class:`Busy` rather than queued without
-bound, so the IVR can say so and hand the caller to staff.
+exceeds ``max_wait_s`` a caller's new job is refused at once with :class:`Busy` rather than queued
+without bound, so the IVR can say so and hand the caller to staff. A job nobody waits for on the line
+(a bridged conversation's transcript, a recorded message) is never refused: it waits its turn, since
+a refusal would lose that text for good.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ class DecodeQueue:
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
                expect: tuple[str, int | None] | None = None, optional: bool = False) -> Future:
         """Queue a decode; ``optional`` ones (speculative finals, partials) are refused with Busy as soon
-        as the queue is loaded, so they never delay a caller's final. Cancel the future to drop a job
+        as the queue is loaded, so they never delay a caller's final; a caller's (priority 0) is refused
+        when it would wait over ``max_wait_s``; any other waits. Cancel the future to drop a job
         still waiting."""
         fut: Future = Future()
         with self._cv:
@@ -113,7 +116,7 @@ class DecodeQueue:
             if optional and self._refuse_optional_locked(priority):
                 self.stats.optional_refused += 1
                 raise Busy(wait)
-            if wait > self.max_wait_s:
+            if wait > self.max_wait_s and priority <= PRIORITY_ANSWER:
                 self.stats.refused_busy += 1
                 raise Busy(wait)
             heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic(), expect))

@@ -73,6 +73,21 @@ def test_queue_refuses_with_busy_instead_of_waiting_without_bound():
     q.close()
 
 
+def test_a_loaded_queue_refuses_callers_but_keeps_every_conversation_and_message_transcript():
+    """Refusing a bridged call's or a message's final would lose that text: those wait their turn."""
+    dec = TimedDecoder(0.2)
+    q = DecodeQueue(dec, max_batch=1, max_wait_s=0.5, batch_s_guess=0.2)
+    dec.gate.clear()
+    held = [q.submit(np.zeros(8, np.int16), 8000, PRIORITY_ANSWER) for _ in range(2)]
+    with pytest.raises(Busy):
+        q.submit(np.zeros(8, np.int16), 8000, PRIORITY_ANSWER)
+    kept = [q.submit(np.zeros(20 + i, np.int16), 8000, p) for i, p in enumerate((1, PRIORITY_BACKGROUND))]
+    dec.gate.set()
+    assert [f.result(10).text for f in kept] == ["len20", "len21"]
+    assert all(f.result(10) for f in held) and q.stats.refused_busy == 1
+    q.close()
+
+
 @pytest.fixture(scope="module")
 def service_url():
     from asr.service import SpeechService
