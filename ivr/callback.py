@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pjsua2 as pj
 import structlog
 
 from ivr import phrases
-from ivr.call_session import MEDIA_WAIT_S, CallSession
+from ivr.audio import Clip, PromptLibrary
+from ivr.call_session import CallSession
 from ivr.contract import (
     CallAnswered,
     CallbackCommand,
@@ -41,9 +42,6 @@ from ivr.contract import (
     PromptPlayed,
 )
 from ivr.flow.context import FlowContext
-
-if TYPE_CHECKING:
-    from ivr.audio import Clip
 
 log = structlog.get_logger(__name__)
 
@@ -98,9 +96,13 @@ def unanswered_outcome(status_code: int | None, ring_timed_out: bool) -> str:
 class CallbackSession(CallSession):
     """An outbound call for one ``CallbackCommand``; the worker keeps it in its sessions (a call slot)."""
 
-    def __init__(self, call, cmd: CallbackCommand, *args, **kwargs):
+    FAILED_LOG = "callback_failed"
+
+    def __init__(self, call, cmd: CallbackCommand, prompts: PromptLibrary, extra: dict[str, Any], *args, **kwargs):
         super().__init__(call, cmd.call_id, *args, **kwargs)
         self.cmd = cmd
+        self.prompts = prompts
+        self.extra = extra
         self.answered = False
         self.reported = False
         self.ring_timed_out = False
@@ -179,20 +181,9 @@ class CallbackSession(CallSession):
         return super().end_cause(status_code)
 
     # ---- the conversation -----------------------------------------------------------------------
-    async def _run(self) -> None:
-        try:
-            await asyncio.wait_for(self.media_ready.wait(), MEDIA_WAIT_S)
-            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback",
-                              extra=dict(self.extra))
-            cause = await asyncio.wait_for(converse(ctx, self.cmd, self.report), MAX_CALL_S)
-            await self.hangup(cause)
-        except asyncio.CancelledError:
-            pass
-        except TimeoutError:
-            await self.hangup("timeout")
-        except Exception:
-            log.exception("callback_failed", call_id=self.call_id)
-            await self.hangup("error")
+    async def converse(self) -> str:
+        ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback", extra=dict(self.extra))
+        return await asyncio.wait_for(converse(ctx, self.cmd, self.report), MAX_CALL_S)
 
 
 async def converse(ctx: FlowContext, cmd: CallbackCommand, report) -> str:
