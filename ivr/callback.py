@@ -42,6 +42,7 @@ from ivr.contract import (
     PromptPlayed,
 )
 from ivr.flow.context import FlowContext
+from ivr.listening import ListenOptions, listen_once
 
 log = structlog.get_logger(__name__)
 
@@ -285,14 +286,10 @@ async def _key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None]:
 async def _hear_or_key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None, bool]:
     """The question (on the call record) while listening for a key and for speech at once; the first answer wins.
     Speaking or a key stops the question. The last value is False when the recognizer could not be used."""
-    from ivr.listening import listen_once
-    from ivr.verbs.listen import Listen
-
     wait_s = _prompts_s(ctx, prompts) + NO_INPUT_S
-    verb = Listen(prompt=None, beep=False, no_input_timeout_s=min(30.0, wait_s), max_utterance_s=6.0,
-                  end_silence_ms=600)
+    options = ListenOptions(no_input_timeout_s=min(30.0, wait_s), max_utterance_s=6.0, end_silence_ms=600, beep=False)
     player = asyncio.create_task(_play_all(ctx, prompts))
-    hearing = asyncio.create_task(listen_once(ctx, verb, []))
+    hearing = asyncio.create_task(listen_once(ctx, options, []))
     keying = asyncio.create_task(ctx.channel.next_digit(wait_s))
     try:
         done, _ = await asyncio.wait({hearing, keying}, return_when=asyncio.FIRST_COMPLETED)

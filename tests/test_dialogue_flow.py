@@ -134,8 +134,7 @@ def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
         yield Heard("started")
         yield Heard("final", text, 0.87, 1.2, 0.3)
 
-    monkeypatch.setattr(ivr.hearing, "recognize", recognize)
-    monkeypatch.setattr(ivr.listening, "recognize", recognize)
+    monkeypatch.setattr(ivr.listening, "recognize", recognize)  # hearing.py listens through listening.py
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
                       extra={"speech_url": "ws://speech", "hub_url": "http://hub", "hub_token": "t"})
