@@ -20,13 +20,14 @@ from court_cases.spoken import (
 )
 from ivr import case_dialog, phrases
 from ivr.audio import Clip, PromptLibrary
-from ivr.case_dialog import VerifiedCase, judge_target, mask_case
+from ivr.case_dialog import VerifiedCase, mask_case
 from ivr.cases_client import caller_number
 from ivr.contract import DigitsReceived, HandoffRequested, MenuEntered, MessageRecorded, PromptPlayed
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import load_menu
+from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 
 CASE = "（2026）粤0305民初1234号"

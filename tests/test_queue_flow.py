@@ -338,8 +338,9 @@ class FakeSpeech:
 async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spoken_by_the_voice(prompts, tmp_path):
     from websockets.asyncio.server import serve
 
+    from ivr.bridged import transcribe_leg
     from ivr.contract import SpeechHeard
-    from ivr.queueing import QueueWait, _transcribe
+    from ivr.queueing import QueueWait
     from ivr.speech_client import transcribe_pcm
 
     fake = FakeSpeech()
@@ -352,7 +353,7 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
             for _ in range(k):
                 yield bytes(1600)
 
-        await _transcribe(ctx, "operator", chunks(11), url)
+        await transcribe_leg(ctx, "operator", chunks(11), url)
         heard = of(events, SpeechHeard)
         finals = [(h["speaker"], h["text"]) for h in heard if h["kind"] == "final"]
         assert finals == [("operator", "第1句"), ("operator", "第2句"), ("operator", "最后")]
