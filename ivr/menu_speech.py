@@ -14,18 +14,16 @@ decision and reason), beside the recognizer's ``SpeechHeard`` final.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from ivr.contract import MenuSpeech
+from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup, Outcome
 from ivr.hub_client import MAX_QUERY, OPTION_PREFIX, KbMatch, KbUnavailable, MenuOption, MenuSpec, kb_match
 from ivr.kb_dialog import converse, decided
 from ivr.kb_phrases import normalize, spoken_number
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 
 class Gather(Protocol):

@@ -19,16 +19,13 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from ivr.audio import Clip
 from ivr.contract import PromptPlayed
+from ivr.flow.context import FlowContext
 from ivr.speech_client import SpeechUnavailable, synthesize
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 log = structlog.get_logger(__name__)
 

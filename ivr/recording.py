@@ -16,16 +16,13 @@ import uuid
 import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import structlog
 
 from ivr.contract import DigitsReceived, MessageRecorded, MessageTranscribed
+from ivr.flow.context import FlowContext
 from ivr.speech_client import SpeechUnavailable, transcribe_pcm
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 log = structlog.get_logger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 import uuid
@@ -345,8 +346,6 @@ class Worker:
                 self.stack.ep.libHandleEvents(10)
         self.sessions.clear()
         self._reap(force=True)
-        import gc
-
         gc.collect()
         self.stack.destroy()
         self.spool.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.audio import Clip, PromptLibrary
+from ivr.contract import PromptPlayed
 from ivr.flow.channel import Channel, PlayResult
 
 
@@ -21,8 +22,6 @@ class FlowContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
-        from ivr.contract import PromptPlayed
-
         clip = self.prompts.get(name)
         return await self.play_clip(clip, barge_in, PromptPlayed, name)
 
