@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Any
 
 import pjsua2 as pj
 import structlog
@@ -42,6 +41,7 @@ from ivr.contract import (
     PromptPlayed,
 )
 from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
 from ivr.listening import ListenOptions, listen_once
 
 log = structlog.get_logger(__name__)
@@ -99,11 +99,11 @@ class CallbackSession(CallSession):
 
     FAILED_LOG = "callback_failed"
 
-    def __init__(self, call, cmd: CallbackCommand, prompts: PromptLibrary, extra: dict[str, Any], *args, **kwargs):
+    def __init__(self, call, cmd: CallbackCommand, prompts: PromptLibrary, services: CallServices, *args, **kwargs):
         super().__init__(call, cmd.call_id, *args, **kwargs)
         self.cmd = cmd
         self.prompts = prompts
-        self.extra = extra
+        self.services = services
         self.answered = False
         self.reported = False
         self.ring_timed_out = False
@@ -183,14 +183,15 @@ class CallbackSession(CallSession):
 
     # ---- the conversation -----------------------------------------------------------------------
     async def converse(self) -> str:
-        ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback", extra=dict(self.extra))
+        ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback",
+                          services=self.services)
         return await asyncio.wait_for(converse(ctx, self.cmd, self.report), MAX_CALL_S)
 
 
 async def converse(ctx: FlowContext, cmd: CallbackCommand, report) -> str:
     """Greeting, summary, rating; returns the hang-up cause."""
     ctx.emit(MenuEntered, node="callback")
-    parts = summary_parts(cmd.summary) if ctx.extra.get("speech_url") else []
+    parts = summary_parts(cmd.summary) if ctx.services.speech_url else []
     first = asyncio.create_task(phrases.render(ctx, parts[0], _label(0, parts[0]))) if parts else None
     try:
         await ctx.play("callback_greeting", barge_in=False)
@@ -244,7 +245,7 @@ async def speak_summary(ctx: FlowContext, parts: list[str], first: asyncio.Task[
 
 async def ask_rating(ctx: FlowContext) -> tuple[int | None, str | None]:
     """The rating question with retries: (rating, "keypad" | "speech"), or (None, None)."""
-    speech = bool(ctx.extra.get("speech_url")) and hasattr(ctx.channel, "audio_chunks")
+    speech = bool(ctx.services.speech_url) and hasattr(ctx.channel, "audio_chunks")
     retry: str | None = None
     attempt = 0
     while attempt <= RETRIES:

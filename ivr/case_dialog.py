@@ -21,14 +21,13 @@ no log line carries it; case numbers in log lines have their sequence starred.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.audio import Clip
-from ivr.cases_client import CasesUnreachable, caller_number, lookup, verify
+from ivr.cases_client import CasesUnreachable, VerifiedCase, caller_number, lookup, verify
 from ivr.contract import DigitsReceived, PromptPlayed
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup
@@ -36,7 +35,6 @@ from ivr.phrases import render, say, speak_parts, text_hash
 
 log = structlog.get_logger(__name__)
 
-CASE_KEY = "verified_case"  # ctx.extra: the case this call passed the check for
 MASKED_KEY = "•"  # how a key of the secret is recorded
 DIGIT_PROMPTS = {**{d: f"digit_{d}" for d in "0123456789"}, "*": "digit_star", "#": "digit_hash"}
 _SEQ_RE = re.compile(r"\d+(?=号$)")
@@ -94,21 +92,12 @@ def mask_case(number: str) -> str:
     return "*" * max(0, len(number) - 2) + number[-2:]
 
 
-@dataclass
-class VerifiedCase:
-    case_number: str
-    ticket: str
-    status_parts: list[str] = field(default_factory=list)
-    brief: dict[str, Any] = field(default_factory=dict)  # CaseBrief: judge, department, judge_team_line …
-
-
 def verified_case(ctx: FlowContext) -> VerifiedCase | None:
-    vc = ctx.extra.get(CASE_KEY)
-    return vc if isinstance(vc, VerifiedCase) else None
+    return ctx.verified_case
 
 
 def _services(ctx: FlowContext) -> tuple[str | None, str | None, str]:
-    return ctx.extra.get("hub_url"), ctx.extra.get("hub_token"), caller_number(ctx.extra.get("caller"))
+    return ctx.services.hub_url, ctx.services.hub_token, caller_number(ctx.services.caller)
 
 
 # ------------------------------------------------------------------------------------ keypad
@@ -267,7 +256,7 @@ async def check_case(ctx: FlowContext, opts: CaseCheckOptions) -> Goto | Hangup 
         log.info("case_verify", call_id=ctx.channel.call_id, result=result, case=mask_case(number),
                  tries_left=reply.get("tries_left"))
         if result == "ok" and reply.get("ticket"):
-            ctx.extra[CASE_KEY] = VerifiedCase(str(reply.get("case_number") or number), str(reply["ticket"]),
+            ctx.verified_case = VerifiedCase(str(reply.get("case_number") or number), str(reply["ticket"]),
                                                [str(p) for p in reply.get("status_parts") or []],
                                                dict(reply.get("case") or {}))
             return None

@@ -9,6 +9,7 @@ secret; the caller's number is sent so the hub can count failures per caller.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,6 +19,16 @@ TIMEOUT_S = 8.0  # the hub's own case-system timeout is 3 s with retries; verifi
 
 class CasesUnreachable(Exception):
     pass
+
+
+@dataclass
+class VerifiedCase:
+    """The case this call passed the check for (held on the call's FlowContext for the rest of the call)."""
+
+    case_number: str
+    ticket: str
+    status_parts: list[str] = field(default_factory=list)
+    brief: dict[str, Any] = field(default_factory=dict)  # CaseBrief: judge, department, judge_team_line …
 
 
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")

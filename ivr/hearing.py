@@ -32,7 +32,7 @@ class Reply:
 
 
 def can_listen(ctx: FlowContext) -> bool:
-    return bool(ctx.extra.get("speech_url")) and hasattr(ctx.channel, "audio_chunks")
+    return bool(ctx.services.speech_url) and hasattr(ctx.channel, "audio_chunks")
 
 
 async def _play(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], speaking: asyncio.Event) -> None:
@@ -58,7 +58,7 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
     player = asyncio.create_task(_play(ctx, clips, speaking))
     config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
               "end_silence_ms": end_silence_ms}
-    hearing = asyncio.create_task(hear_utterance(ctx, ctx.extra["speech_url"], config, speaking)) \
+    hearing = asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
         if listen and can_listen(ctx) else None
     keying: asyncio.Task | None = None
     deadline: float | None = None

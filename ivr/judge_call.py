@@ -57,7 +57,7 @@ async def transfer_to_judge(ctx: FlowContext, opts: JudgeTransferOptions) -> Han
     vc = verified_case(ctx)
     target = judge_target(str(vc.brief.get("judge_team_line") or "") if vc else None, opts.domain)
     ch = ctx.channel
-    hours = ctx.extra.get("working_hours")
+    hours = ctx.services.working_hours
     host = getattr(ch, "host", None)
     if target is None or host is None or not hasattr(ch, "cleanups"):
         return None
@@ -106,12 +106,12 @@ async def _talk(ctx: FlowContext, leg: OperatorLeg, events: asyncio.Queue) -> Ha
     """Caller and judge's team talk (both transcribed, recorded when the IVR records bridged calls)."""
     ch = ctx.channel
     tasks: list[asyncio.Task] = []
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     if url and hasattr(ch, "audio_chunks"):
         tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
         tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
     recorder = None
-    if ctx.extra.get("record_bridged_calls"):
+    if ctx.services.record_bridged_calls:
         recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-judge.wav", ctx.prompts.rate)
         ch.audio_taps.append(recorder.caller)
         leg.taps.append(recorder.operator)

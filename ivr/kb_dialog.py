@@ -68,7 +68,7 @@ class AnswerOptions:
 async def answer_dialog(ctx: FlowContext, options: AnswerOptions) -> str:
     """'settled' when the caller confirmed the answer helped, else 'handoff'."""
     question = ctx.expand(options.question).strip()
-    hub, token, speech = ctx.extra.get("hub_url"), ctx.extra.get("hub_token"), ctx.extra.get("speech_url")
+    hub, token, speech = ctx.services.hub_url, ctx.services.hub_token, ctx.services.speech_url
     if not question or not hub or not token or not speech:
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
                  query=question[:MAX_QUERY])

@@ -77,7 +77,7 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
 
 async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str]) -> Heard:
     channel = ctx.channel
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     if not url or not hasattr(channel, "audio_chunks"):
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")

@@ -79,7 +79,7 @@ async def understand(ctx: FlowContext, gather: Gather, text: str, confidence: fl
     if key is not None:
         _record(ctx, gather, text, confidence, "option", key)
         return gather.outcome_for(key)
-    hub, token = ctx.extra.get("hub_url"), ctx.extra.get("hub_token")
+    hub, token = ctx.services.hub_url, ctx.services.hub_token
     if not hub or not token:
         _record(ctx, gather, text, confidence, "kb_unavailable")
         return None

@@ -68,7 +68,7 @@ async def render(ctx: FlowContext, text: str, name: str, timeout: float = TTS_TI
     if pid is not None:
         clip = ctx.prompts.get(pid)
         return Clip(name, clip.pcm, clip.rate)
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     if not url:
         return None
     rate = ctx.prompts.rate

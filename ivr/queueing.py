@@ -105,10 +105,10 @@ class HandoffOptions(BaseModel):
 
 async def run_handoff(ctx: FlowContext, opts: HandoffOptions):
     ctx.emit(HandoffRequested, node=ctx.node, reason=opts.reason, category=opts.category)
-    hours = ctx.extra.get("working_hours")
+    hours = ctx.services.working_hours
     if opts.queue and hours is not None and not hours.is_open():
         return await after_hours(ctx, opts)
-    link = ctx.extra.get("hub_link")
+    link = ctx.services.hub_link
     if not opts.queue or link is None or not link.connected or not hasattr(ctx.channel, "inbox"):
         if opts.queue:
             ctx.emit(QueueLeft, node=ctx.node, outcome="no_hub")
@@ -272,9 +272,9 @@ class QueueWait:
         if getattr(self.ch, "host", None) is None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="no_sip")
             return
-        if self.ctx.extra.get("operator_transfer") == "refer":
+        if self.ctx.services.operator_transfer == "refer":
             xfer = ReferTransfer(self.ch, cmd, self.ctx.node, self.leg_events.put_nowait,
-                                 bool(self.ctx.extra.get("refer_fallback_bridge", True)))
+                                 self.ctx.services.refer_fallback_bridge)
             self.leg = xfer
             if xfer.start():
                 return
@@ -299,7 +299,7 @@ class QueueWait:
         self.announced = n
         if n == 0:
             return ctx.prompts.get("queue_next")
-        url = ctx.extra.get("speech_url")
+        url = ctx.services.speech_url
         rate = ctx.prompts.rate
         if url:
             try:
@@ -338,11 +338,11 @@ class QueueWait:
         self.player = None
         tasks: list[asyncio.Task] = []
         recorder: StereoRecorder | None = None
-        url = ctx.extra.get("speech_url")
+        url = ctx.services.speech_url
         if url and hasattr(ch, "audio_chunks"):
             tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
             tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
-        if ctx.extra.get("record_bridged_calls"):
+        if ctx.services.record_bridged_calls:
             recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-bridged.wav", ctx.prompts.rate)
             ch.audio_taps.append(recorder.caller)
             leg.taps.append(recorder.operator)

@@ -50,7 +50,7 @@ class Message:
 
 
 def recordings_dir(ctx: FlowContext) -> Path:
-    d = Path(ctx.extra.get("recordings_dir") or "recordings")
+    d = Path(ctx.services.recordings_dir or "recordings")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -135,10 +135,10 @@ def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
 
     A marker file under ``<recordings>/.transcribe/<worker>/`` names the message until its transcript is
     spooled, so a worker killed meanwhile transcribes it after its restart (:func:`resume_transcripts`)."""
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     node, emit, rate = ctx.node, ctx.emit, ctx.prompts.rate
     # a message to the judge or an urge is about the case checked in this call (ivr/case_dialog.py)
-    case = ctx.extra.get("verified_case") if purpose in CASE_PURPOSES else None
+    case = ctx.verified_case if purpose in CASE_PURPOSES else None
     case_number = str(getattr(case, "case_number", "") or "")
     pending = bool(url) and msg.voiced_s > 0.3
     message_id = uuid.uuid4().hex
@@ -148,7 +148,7 @@ def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
         return
     job = TranscriptJob(call_id=str(ctx.channel.call_id), message_event_id=message_id, node=node, purpose=purpose,
                         recording=msg.path.name, rate=rate)
-    marker = job.save(_pending_dir(msg.path.parent, str(ctx.extra.get("worker_name") or "worker")))
+    marker = job.save(_pending_dir(msg.path.parent, ctx.services.worker_name or "worker"))
 
     def done(text: str) -> None:
         emit(MessageTranscribed, message_event_id=message_id, node=node, purpose=purpose,

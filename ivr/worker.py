@@ -33,6 +33,7 @@ from ivr.contract import (
     CallRejected,
     HubCommand,
 )
+from ivr.flow.services import CallServices
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
@@ -144,11 +145,11 @@ class Worker:
             return
         ivr = self.cfg.ivr
         recordings = self._recordings()
-        services = {"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url, "caller": ci.remoteUri,
-                    "worker_name": self.cfg.name, "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
-                    "working_hours": self.office_hours, "record_bridged_calls": ivr.record_bridged_calls,
-                    "operator_transfer": ivr.operator_transfer, "refer_fallback_bridge": ivr.refer_fallback_bridge,
-                    "recordings_dir": recordings}
+        services = CallServices(speech_url=self.cfg.speech_url, hub_url=self.cfg.hub_url, hub_token=self.cfg.hub_token,
+                                caller=ci.remoteUri, worker_name=self.cfg.name, hub_link=self.hub_link,
+                                working_hours=self.office_hours, record_bridged_calls=ivr.record_bridged_calls,
+                                operator_transfer=ivr.operator_transfer,
+                                refer_fallback_bridge=ivr.refer_fallback_bridge, recordings_dir=recordings)
         conversation = menu_conversation(self.menus.current, self.prompts, services, ivr.max_call_duration_s)
         session = CallSession(call, call_id, self.emit, self.cfg.sip.clock_rate, ivr.frame_gap_ms, self._closed,
                               conversation, host=self)
@@ -203,7 +204,7 @@ class Worker:
             return
         c, account = self.cfg, self.leg_account()
         session = CallbackSession(SipCall(account), cmd, self.prompts,
-                                  {"speech_url": c.speech_url, "hub_url": c.hub_url, "hub_token": c.hub_token},
+                                  CallServices(speech_url=c.speech_url, hub_url=c.hub_url, hub_token=c.hub_token),
                                   self.emit, c.sip.clock_rate, c.ivr.frame_gap_ms, self._closed, host=self)
         self.sessions[cmd.call_id] = session
         session.dial(account.getInfo().uri, f"{c.bind_host}:{c.bind_port}")

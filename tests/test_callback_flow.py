@@ -15,6 +15,7 @@ from ivr.callback import converse, rating_from_speech, summary_parts
 from ivr.contract import CallbackCommand
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_PROMPTS
 from ivr.speech_client import Heard, SpeechUnavailable
 
@@ -113,7 +114,8 @@ def run(prompts, citizen: Citizen, speech_url: str | None = "ws://speech"):
     events: list[tuple[str, dict]] = []
     reports: list[tuple[str, dict]] = []
     ctx = FlowContext(channel=citizen, prompts=prompts, node="callback",
-                      emit=lambda cls, **kw: events.append((cls.__name__, kw)), extra={"speech_url": speech_url})
+                      emit=lambda cls, **kw: events.append((cls.__name__, kw)),
+                      services=CallServices(speech_url=speech_url))
     cmd = CallbackCommand(call_id="cb-test", order_id=7, order_number="12368-20261130-0007", attempt=1,
                           target="sip:13800000000@pbx", summary=SUMMARY)
     cause = asyncio.run(converse(ctx, cmd, lambda outcome, **kw: reports.append((outcome, kw))))

@@ -27,6 +27,7 @@ from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import load_menu
+from ivr.flow.services import CallServices
 from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 
@@ -161,7 +162,7 @@ async def call(prompts, caller: Caller, tmp_path=None, **extra):
     menu = load_menu(BUNDLED_MENU, prompts)
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
-                      extra={**SERVICES, "recordings_dir": tmp_path, **extra})
+                      services=CallServices(**{**SERVICES, "recordings_dir": tmp_path, **extra}))
     outcome = await run_flow(menu, ctx)
     await asyncio.sleep(0.05)  # messages report after their (absent) transcription
     return outcome, events, ctx
@@ -203,7 +204,7 @@ async def test_case_number_and_password_then_the_status_sentence_by_sentence(pro
     assert keys(events) == "1" + KEYPAD + "#1" + "••••••#"
     assert SECRET not in repr(events)
     assert desk.secrets == [SECRET] and desk.lookups[0]["caller"] == "13800138000"
-    assert isinstance(ctx.extra["verified_case"], VerifiedCase) and ctx.extra["verified_case"].ticket == "T1"
+    assert isinstance(ctx.verified_case, VerifiedCase) and ctx.verified_case.ticket == "T1"
     assert outcome.cause == "case_status_done"  # silence after the menu: goodbye
 
 
@@ -301,7 +302,8 @@ async def test_the_next_sentence_renders_while_one_plays(prompts, monkeypatch):
             return PlayResult(clip.duration_ms, False)
 
     monkeypatch.setattr(phrases, "synthesize", slow_voice)
-    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
+    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None,
+                      services=CallServices(**SERVICES))
     t0 = loop.time()
     spoken = await phrases.speak_parts(ctx, PARTS[1:] + ["执行情况：已冻结被执行人银行存款。"], "case_status")
     assert spoken.played == 3 and not spoken.failed
@@ -358,7 +360,8 @@ async def test_a_status_that_begins_with_a_rendered_phrase_starts_at_once(prompt
             return PlayResult(clip.duration_ms, False)
 
     monkeypatch.setattr(phrases, "synthesize", slow_voice)
-    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
+    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None,
+                      services=CallServices(**SERVICES))
     spoken = await phrases.speak_parts(ctx, PARTS[:1], "case_status")
     rest = PARTS[0].removeprefix("您查询的案件，")
     assert spoken.played == 2

@@ -20,6 +20,7 @@ from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import MenuError, load_menu, parse_menu
+from ivr.flow.services import CallServices
 from ivr.hub_client import KbMatch, MenuSpec
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from ivr.speech_client import Heard
@@ -137,7 +138,7 @@ def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
     monkeypatch.setattr(ivr.listening, "recognize", recognize)  # hearing.py listens through listening.py
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
-                      extra={"speech_url": "ws://speech", "hub_url": "http://hub", "hub_token": "t"})
+                      services=CallServices(speech_url="ws://speech", hub_url="http://hub", hub_token="t"))
     outcome = asyncio.run(asyncio.wait_for(run_flow(load_menu(menu, prompts), ctx), 30))
     return outcome, events
 

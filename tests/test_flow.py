@@ -13,6 +13,7 @@ from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import MenuError, load_menu, parse_menu
+from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 
 
@@ -180,7 +181,8 @@ async def test_the_kb_decision_carries_the_callers_question(prompts, monkeypatch
                                 (no_answer, {}, "no question or no hub/voice")]:
         monkeypatch.setattr(kb_dialog, "kb_match", fake)
         events: list[tuple[type, dict]] = []
-        ctx = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="consult", extra=dict(extra),
+        ctx = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="consult",
+                          services=CallServices(**extra),
                           emit=lambda cls, **kw: events.append((cls, kw)))  # noqa: B023
         ctx.vars["question"] = "社保卡丢了怎么补办"
         assert await kb_dialog.answer_dialog(ctx, verb) == "handoff"

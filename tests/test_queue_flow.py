@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from ivr.contract import (
 )
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
 from ivr.queueing import number_prompts, position_text, run_handoff, zh_number
 from ivr.settings import BUNDLED_PROMPTS, OfficeHours, WorkingHours
 from ivr.verbs.handoff import Handoff
@@ -122,7 +124,7 @@ def context(prompts, ch, tmp_path, **extra) -> tuple[FlowContext, list]:
 
     ch.emit = emit  # the bridge leg emits through the session
     ctx = FlowContext(channel=ch, prompts=prompts, emit=emit, node="operator",
-                      extra={"recordings_dir": tmp_path, **extra})
+                      services=CallServices(**{"recordings_dir": tmp_path, **extra}))
     return ctx, events
 
 
@@ -367,7 +369,7 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
         assert fake.tts == ["您前面还有十二位，请耐心等待；如需回电请按1。"]
         assert clip.name == "queue_position:12" and clip.duration_ms == 1000
     # without the voice: the bundled prompts, joined
-    ctx.extra["speech_url"] = "ws://127.0.0.1:1"
+    ctx.services = replace(ctx.services, speech_url="ws://127.0.0.1:1")
     clip = await QueueWait(ctx, Handoff())._announcement()
     assert clip.name == "queue_position:12" and clip.duration_ms > 4000
 
