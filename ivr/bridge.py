@@ -68,6 +68,9 @@ class CallerLine(Protocol):
 class OperatorLeg:
     """One attempt to reach an operator: dialing -> connected -> ended, or dialing -> failed."""
 
+    hands_over = False  # the caller stays on this worker's call (a REFER, ivr/refer.py, hands the caller over)
+    bridge_instead = False  # only a refused REFER asks the queue to bridge instead
+
     def __init__(self, session: CallerLine, cmd: BridgeCommand, host: LegHost, node: str,
                  on_state: Callable[[OperatorLeg], None]):
         self.session = session

@@ -42,6 +42,7 @@ class CallSession:
         self.media_ready = asyncio.Event()
         self.barge_in = False
         self.hangup_cause: str | None = None
+        self.hears = True  # caller audio comes in (audio_chunks)
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=50)  # 100 ms chunks: ~5 s for the speech service
         self.task: asyncio.Task | None = None
         self.ack_timer: asyncio.TimerHandle | None = None  # set by the worker: check_confirmed

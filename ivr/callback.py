@@ -245,7 +245,7 @@ async def speak_summary(ctx: FlowContext, parts: list[str], first: asyncio.Task[
 
 async def ask_rating(ctx: FlowContext) -> tuple[int | None, str | None]:
     """The rating question with retries: (rating, "keypad" | "speech"), or (None, None)."""
-    speech = bool(ctx.services.speech_url) and hasattr(ctx.channel, "audio_chunks")
+    speech = bool(ctx.services.speech_url) and ctx.channel.hears
     retry: str | None = None
     attempt = 0
     while attempt <= RETRIES:

@@ -32,7 +32,7 @@ class Reply:
 
 
 def can_listen(ctx: FlowContext) -> bool:
-    return bool(ctx.services.speech_url) and hasattr(ctx.channel, "audio_chunks")
+    return bool(ctx.services.speech_url) and ctx.channel.hears
 
 
 async def _play(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], speaking: asyncio.Event) -> None:

@@ -58,8 +58,8 @@ async def transfer_to_judge(ctx: FlowContext, opts: JudgeTransferOptions) -> Han
     target = judge_target(str(vc.brief.get("judge_team_line") or "") if vc else None, opts.domain)
     ch = ctx.channel
     hours = ctx.services.working_hours
-    host = getattr(ch, "host", None)
-    if target is None or host is None or not hasattr(ch, "cleanups"):
+    host = ch.host
+    if target is None or host is None:
         return None
     if hours is not None and not hours.is_open():
         log.info("judge_transfer_after_hours", call_id=ch.call_id)
@@ -73,7 +73,7 @@ async def transfer_to_judge(ctx: FlowContext, opts: JudgeTransferOptions) -> Han
     leg = OperatorLeg(ch, cmd, host, ctx.node, events.put_nowait)
 
     def caller_gone() -> None:
-        leg.caller_left(getattr(ch, "hangup_cause", None) or "caller_hangup")
+        leg.caller_left(ch.hangup_cause or "caller_hangup")
 
     ch.cleanups.append(caller_gone)
     log.info("judge_transfer", call_id=ch.call_id, case=mask_case(vc.case_number if vc else ""))
@@ -107,7 +107,7 @@ async def _talk(ctx: FlowContext, leg: OperatorLeg, events: asyncio.Queue) -> Ha
     ch = ctx.channel
     tasks: list[asyncio.Task] = []
     url = ctx.services.speech_url
-    if url and hasattr(ch, "audio_chunks"):
+    if url and ch.hears:
         tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
         tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
     recorder = None

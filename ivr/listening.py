@@ -78,7 +78,7 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
 async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str]) -> Heard:
     channel = ctx.channel
     url = ctx.services.speech_url
-    if not url or not hasattr(channel, "audio_chunks"):
+    if not url or not channel.hears:
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
     config: dict[str, Any] = {"priority": 0, "max_utterance_s": options.max_utterance_s,

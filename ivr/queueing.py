@@ -109,7 +109,7 @@ async def run_handoff(ctx: FlowContext, opts: HandoffOptions):
     if opts.queue and hours is not None and not hours.is_open():
         return await after_hours(ctx, opts)
     link = ctx.services.hub_link
-    if not opts.queue or link is None or not link.connected or not hasattr(ctx.channel, "inbox"):
+    if not opts.queue or link is None or not link.connected:
         if opts.queue:
             ctx.emit(QueueLeft, node=ctx.node, outcome="no_hub")
         if opts.prompt:
@@ -154,7 +154,7 @@ class QueueWait:
     def _caller_gone(self) -> None:
         """Runs in CallSession.on_disconnected, before CallEnded."""
         if self.leg is not None:
-            self.leg.caller_left(getattr(self.ch, "hangup_cause", None) or "caller_hangup")
+            self.leg.caller_left(self.ch.hangup_cause or "caller_hangup")
         self.leave("hangup")
 
     # ---- the wait ---------------------------------------------------------------------------
@@ -256,12 +256,12 @@ class QueueWait:
                         t.cancel()
                     waits.clear()
                     self.leave("bridged")
-                    if getattr(leg, "hands_over", False):  # REFER: the caller talks to the operator without us
+                    if leg.hands_over:  # REFER: the caller talks to the operator without us
                         return Hangup("transferred")
                     return await self._bridged(leg)
                 if leg is self.leg and leg.state in ("failed", "ended"):
                     self.leg = None
-                    if getattr(leg, "bridge_instead", False):  # the caller's phone refused the REFER
+                    if leg.bridge_instead:  # the caller's phone refused the REFER
                         self._dial(leg.cmd)
                     next_announce = max(next_announce, self.loop.time() + 2.0)
 
@@ -269,7 +269,7 @@ class QueueWait:
         if self.leg is not None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="busy_dialing")
             return
-        if getattr(self.ch, "host", None) is None:
+        if self.ch.host is None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="no_sip")
             return
         if self.ctx.services.operator_transfer == "refer":
@@ -339,7 +339,7 @@ class QueueWait:
         tasks: list[asyncio.Task] = []
         recorder: StereoRecorder | None = None
         url = ctx.services.speech_url
-        if url and hasattr(ch, "audio_chunks"):
+        if url and ch.hears:
             tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
             tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
         if ctx.services.record_bridged_calls:

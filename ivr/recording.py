@@ -72,7 +72,7 @@ async def record_message(ctx: FlowContext, opts: RecordOptions) -> Message | Non
     saved and reported, then the cancellation goes on.
     """
     ch = ctx.channel
-    if not hasattr(ch, "audio_chunks"):
+    if not ch.hears:
         return None
     rate = ctx.prompts.rate
     if opts.beep:

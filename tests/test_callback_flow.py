@@ -18,22 +18,21 @@ from ivr.flow.context import FlowContext
 from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_PROMPTS
 from ivr.speech_client import Heard, SpeechUnavailable
+from tests.fakes import FakeChannel
 
 SUMMARY = "已转告王明法官。法官助理将于明日上午回电，请保持电话畅通！"
 
 
-class Citizen:
+class Citizen(FakeChannel):
     """Presses keys when the prompt the script's next entry names begins; prompts end at once unless a key
     interrupts them (barge-in)."""
 
     call_id = "cb-test"
-    rate = 8000
+    hears = True
 
     def __init__(self, script: list[tuple[str, str]]):
+        super().__init__()
         self.script = deque(script)
-        self.pending: deque[str] = deque()
-        self.played: list[str] = []
-        self.stopped = 0
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self.played.append(clip.name)
@@ -45,25 +44,14 @@ class Citizen:
         await asyncio.sleep(0)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         await asyncio.sleep(0)
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    def stop_prompt(self) -> None:
-        self.stopped += 1
+        return await super().next_digit(timeout)
 
     async def audio_chunks(self):
         while True:
             await asyncio.sleep(0.01)
             yield bytes(1600)
-
-    async def hangup(self) -> None: ...
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from ivr.flow.menu import load_menu
 from ivr.flow.services import CallServices
 from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
+from tests.fakes import FakeChannel
 
 CASE = "（2026）粤0305民初1234号"
 KEYPAD = "2026*440305*1*1234"
@@ -41,17 +42,16 @@ BRIEF = {"case_number": CASE, "stage": "in_trial", "stage_name": "审理中", "j
          "department": "民一庭", "judge_team_line": "sip:8101@pbx.court.example"}
 
 
-class Caller:
+class Caller(FakeChannel):
     """Presses keys when a prompt whose name starts with the script's next entry begins; prompts end at once
     unless a key interrupts them. With ``voice_s`` it speaks that long after each beep (for messages)."""
 
     call_id = "case-test"
 
     def __init__(self, script: list[tuple[str, str]], voice_s: float = 0.0, rate: int = 8000):
+        super().__init__(rate)
         self.script = deque(script)
-        self.pending: deque[str] = deque()
-        self.played: list[str] = []
-        self.voice_s, self.rate = voice_s, rate
+        self.voice_s = voice_s
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self.played.append(clip.name)
@@ -62,20 +62,14 @@ class Caller:
         await asyncio.sleep(0)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         await asyncio.sleep(0)
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    async def hangup(self) -> None: ...
+        return await super().next_digit(timeout)
 
 
 class TalkingCaller(Caller):
+    hears = True
+
     async def audio_chunks(self):
         t, rng = 0.0, np.random.default_rng(2)
         while True:

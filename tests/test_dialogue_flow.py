@@ -24,25 +24,25 @@ from ivr.flow.services import CallServices
 from ivr.hub_client import KbMatch, MenuSpec
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from ivr.speech_client import Heard
+from tests.fakes import FakeChannel
 
 FEES = [("F101", "诉讼费怎么交", "诉讼费可以在立案窗口或网上交。"),
         ("F102", "诉讼费退费", "诉讼费退费请在结案后申请。"),
         ("F103", "诉讼费减免", "交不起诉讼费可以申请减免。")]
 
 
-class Caller:
+class Caller(FakeChannel):
     """Acts when the prompt the script's next entry names begins (a name ending in ":" is a prefix): presses keys
     ("2"), says something ("say:第二个"; speaking stops the prompt), or both ("1&say:…"). Prompts end at once unless
     interrupted."""
 
     call_id = "dlg-test"
-    rate = 8000
+    hears = True
 
     def __init__(self, script: list[tuple[str, str]]):
+        super().__init__()
         self.script = deque(script)
-        self.pending: deque[str] = deque()
         self.speech: asyncio.Queue[str] = asyncio.Queue()
-        self.played: list[str] = []
         self.interrupted: list[str] = []
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
@@ -63,25 +63,15 @@ class Caller:
             return PlayResult(0, True)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         if not self.pending:
             await asyncio.sleep(min(timeout, 0.02))
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    def stop_prompt(self) -> None: ...
+        return await super().next_digit(timeout)
 
     async def audio_chunks(self):
         while True:
             await asyncio.sleep(0.01)
             yield bytes(1600)
-
-    async def hangup(self) -> None: ...
 
 
 @pytest.fixture(scope="module")

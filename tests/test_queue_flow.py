@@ -28,31 +28,24 @@ from ivr.flow.services import CallServices
 from ivr.queueing import number_prompts, position_text, run_handoff, zh_number
 from ivr.settings import BUNDLED_PROMPTS, OfficeHours, WorkingHours
 from ivr.verbs.handoff import Handoff
+from tests.fakes import FakeChannel
 from work_orders.calendar import WorkCalendar
 
 SPEED = 20.0  # prompts play 20x faster than real time
 
 
-class SimChannel:
+class SimChannel(FakeChannel):
     """A caller on a simulated line: prompts take (duration / SPEED), keys and hub commands on cue."""
 
     call_id = "sim"
+    hears = True
 
     def __init__(self, rate: int = 8000, voice_s: float = 0.0):
-        self.rate = rate
+        super().__init__(rate)
         self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.queued = False
-        self.queue_status: QueueStatus | None = None
-        self.cleanups: list = []
         self.played: list[tuple[str, int, bool]] = []
         self._stop = asyncio.Event()
         self.voice_s = voice_s  # the caller speaks this long after the beep, then is silent
-        self.host = None
-        self.events: list = []
-
-    def emit(self, cls, **kw) -> None:
-        self.events.append((cls, kw))
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self._stop.clear()
@@ -93,8 +86,6 @@ class SimChannel:
     def flush_digits(self) -> None:
         while not self.digits.empty():
             self.digits.get_nowait()
-
-    async def hangup(self) -> None: ...
 
     async def audio_chunks(self):
         t = 0.0
