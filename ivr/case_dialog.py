@@ -21,7 +21,6 @@ no log line carries it; case numbers in log lines have their sequence starred.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +30,7 @@ from ivr.cases_client import CasesUnreachable, VerifiedCase, caller_number, look
 from ivr.contract import DigitsReceived, PromptPlayed
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup
+from ivr.hub_api import LookupReply
 from ivr.phrases import render, say, speak_parts, text_hash
 
 log = structlog.get_logger(__name__)
@@ -165,9 +165,9 @@ NUMBER_RE = re.compile(r"[0-9*]{4,30}")
 SECRET_RE = re.compile(r"[0-9*]{4,20}")
 
 
-async def _readback(ctx: FlowContext, opts: CaseCheckOptions, reply: dict[str, Any], typed: str) -> None:
+async def _readback(ctx: FlowContext, opts: CaseCheckOptions, reply: LookupReply, typed: str) -> None:
     """The hub's read-back in the voice; without the voice "您输入的是" and the typed keys one by one."""
-    text = str(reply.get("readback") or "")
+    text = reply.readback or ""
     clip = await render(ctx, text, f"case_readback:{text_hash(text)}") if text else None
     if clip is not None:
         await ctx.play_clip(clip, True, PromptPlayed, clip.name)
@@ -206,12 +206,12 @@ async def _enter_case(ctx: FlowContext, opts: CaseCheckOptions) -> tuple[str | N
         except CasesUnreachable as e:
             log.warning("cases_unreachable", call_id=ctx.channel.call_id, step="lookup", error=str(e))
             return None, await _unavailable(ctx, opts)
-        result, said = reply.get("result"), str(reply.get("say") or "")
+        result, said = reply.result, reply.say
         log.info("case_lookup", call_id=ctx.channel.call_id, result=result,
-                 case=mask_case(str(reply.get("case_number") or "")))
+                 case=mask_case(reply.case_number or ""))
         if result == "unavailable":
             return None, await _unavailable(ctx, opts, said)
-        if result != "found" or not reply.get("case_number"):
+        if result != "found" or not reply.case_number:
             ctx.channel.flush_digits()
             await say(ctx, said, f"case_say:{said}", [opts.invalid_prompt] if opts.invalid_prompt else [])
             continue
@@ -219,7 +219,7 @@ async def _enter_case(ctx: FlowContext, opts: CaseCheckOptions) -> tuple[str | N
         key = await _key(ctx, opts.confirm_prompt, "12", opts.timeout, opts.retries, opts.invalid_prompt,
                          opts.no_input_prompt)
         if key == "1":
-            return str(reply["case_number"]), None
+            return reply.case_number, None
         if key is None:
             break
         ctx.channel.flush_digits()
@@ -252,13 +252,12 @@ async def check_case(ctx: FlowContext, opts: CaseCheckOptions) -> Goto | Hangup 
         except CasesUnreachable as e:
             log.warning("cases_unreachable", call_id=ctx.channel.call_id, step="verify", error=str(e))
             return await _unavailable(ctx, opts)
-        result, said = reply.get("result"), str(reply.get("say") or "")
+        result, said = reply.result, reply.say
         log.info("case_verify", call_id=ctx.channel.call_id, result=result, case=mask_case(number),
-                 tries_left=reply.get("tries_left"))
-        if result == "ok" and reply.get("ticket"):
-            ctx.verified_case = VerifiedCase(str(reply.get("case_number") or number), str(reply["ticket"]),
-                                               [str(p) for p in reply.get("status_parts") or []],
-                                               dict(reply.get("case") or {}))
+                 tries_left=reply.tries_left)
+        if result == "ok" and reply.ticket:
+            ctx.verified_case = VerifiedCase(reply.case_number or number, reply.ticket, list(reply.status_parts),
+                                             reply.case.model_dump() if reply.case else {})
             return None
         if result == "locked":
             ctx.channel.flush_digits()
@@ -283,8 +282,8 @@ async def _fresh_parts(ctx: FlowContext, vc: VerifiedCase) -> list[str]:
         except CasesUnreachable as e:
             log.warning("cases_unreachable", call_id=ctx.channel.call_id, step="status", error=str(e))
         else:
-            if reply.get("verified") and reply.get("status_parts"):
-                vc.status_parts = [str(p) for p in reply["status_parts"]]
+            if reply.verified and reply.status_parts:
+                vc.status_parts = list(reply.status_parts)
     return vc.status_parts
 
 

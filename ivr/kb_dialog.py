@@ -24,7 +24,8 @@ from ivr.audio import Clip
 from ivr.contract import DigitsReceived, KbClarified, KbDecided, PromptPlayed
 from ivr.flow.context import FlowContext
 from ivr.hearing import Reply, hear_or_key
-from ivr.hub_client import MAX_QUERY, KbChoice, KbMatch, KbUnavailable, kb_match
+from ivr.hub_api import MAX_QUERY, KbChoice, KbMatch
+from ivr.hub_client import KbUnavailable, kb_match
 from ivr.kb_phrases import (
     CLARIFY_LEAD,
     CLARIFY_TAIL,

@@ -21,7 +21,8 @@ import structlog
 from ivr.contract import MenuSpeech
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup, Outcome
-from ivr.hub_client import MAX_QUERY, OPTION_PREFIX, KbMatch, KbUnavailable, MenuOption, MenuSpec, kb_match
+from ivr.hub_api import MAX_QUERY, OPTION_PREFIX, KbMatch, MenuOption, MenuSpec
+from ivr.hub_client import KbUnavailable, kb_match
 from ivr.kb_dialog import converse, decided
 from ivr.kb_phrases import normalize, spoken_number
 

@@ -28,6 +28,7 @@ from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import load_menu
 from ivr.flow.services import CallServices
+from ivr.hub_api import LookupReply, VerifyReply
 from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from tests.fakes import FakeChannel
@@ -89,6 +90,9 @@ class Desk:
 
     async def lookup(self, hub, token, number, caller="", ticket=None, timeout=8.0):
         self.lookups.append({"number": number, "caller": caller, "ticket": ticket})
+        return LookupReply.model_validate(self._lookup(number, ticket))
+
+    def _lookup(self, number, ticket) -> dict:
         if self.result == "unavailable":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if number.rstrip("#") not in (KEYPAD, "26011234", CASE):
@@ -102,6 +106,9 @@ class Desk:
 
     async def verify(self, hub, token, number, secret, caller="", call_id=None, timeout=8.0):
         self.secrets.append(secret)
+        return VerifyReply.model_validate(self._verify(secret))
+
+    def _verify(self, secret) -> dict:
         if self.result == "down":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if self.failures >= self.max:

@@ -25,7 +25,8 @@ ALLOWED = {
     "court_cases": {"zh_text", "table_import", "knowledge_base.db_types"},
     # the IVR's working hours use the hotline's one calendar of working days (work_orders/calendar.py)
     "ivr": {"sip_config", "asr", "knowledge_base", "zh_text", "work_orders.calendar"},
-    "agent_console": {"knowledge_base", "work_orders", "court_cases", "ivr.contract", "zh_text"},
+    # the hub speaks the workers' contract: events (ivr.contract), internal requests and replies (ivr.hub_api)
+    "agent_console": {"knowledge_base", "work_orders", "court_cases", "ivr.contract", "ivr.hub_api", "zh_text"},
     "hotline": set(PACKAGES) - {"hotline"},
 }
 
