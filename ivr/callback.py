@@ -42,6 +42,7 @@ from ivr.contract import (
 )
 from ivr.flow.context import FlowContext
 from ivr.flow.services import CallServices
+from ivr.keypad import read_key
 from ivr.listening import ListenOptions, listen_once
 
 log = structlog.get_logger(__name__)
@@ -271,17 +272,22 @@ def _prompts_s(ctx: FlowContext, prompts: list[str]) -> float:
     return sum(ctx.prompts.get(p).duration_ms for p in prompts) / 1000
 
 
-def _digit(ctx: FlowContext, got: tuple[str, str] | None) -> tuple[str, int | None]:
-    if got is None:
+def _rating(key: str | None) -> tuple[str, int | None]:
+    if key is None:
         return "none", None
-    digit, method = got
-    ctx.emit(DigitsReceived, node=ctx.node, digits=digit, method=method)
-    return ("keypad", int(digit)) if digit in "12345" and len(digit) == 1 else ("invalid", None)
+    return ("keypad", int(key)) if key in "12345" and len(key) == 1 else ("invalid", None)
+
+
+def _digit(ctx: FlowContext, got: tuple[str, str] | None) -> tuple[str, int | None]:
+    """A key read while listening too: recorded only when it is the answer."""
+    if got is not None:
+        ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+    return _rating(got[0] if got is not None else None)
 
 
 async def _key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None]:
     await _play_all(ctx, prompts)
-    return _digit(ctx, await ctx.channel.next_digit(NO_INPUT_S))
+    return _rating(await read_key(ctx, NO_INPUT_S))
 
 
 async def _hear_or_key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None, bool]:

@@ -27,15 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.audio import Clip
 from ivr.cases_client import CasesUnreachable, VerifiedCase, caller_number, lookup, verify
-from ivr.contract import DigitsReceived, PromptPlayed
+from ivr.contract import PromptPlayed
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup
 from ivr.hub_api import LookupReply
+from ivr.keypad import EntryOptions, collect_keys, read_key
 from ivr.phrases import render, say, speak_parts, text_hash
 
 log = structlog.get_logger(__name__)
 
-MASKED_KEY = "•"  # how a key of the secret is recorded
 DIGIT_PROMPTS = {**{d: f"digit_{d}" for d in "0123456789"}, "*": "digit_star", "#": "digit_hash"}
 _SEQ_RE = re.compile(r"\d+(?=号$)")
 
@@ -103,35 +103,13 @@ def _services(ctx: FlowContext) -> tuple[str | None, str | None, str]:
 # ------------------------------------------------------------------------------------ keypad
 
 
-async def collect(ctx: FlowContext, prompts: list[str], *, limit: int, timeout: float, inter_digit: float,
-                  masked: bool = False, terminator: str = "#") -> str:
-    """Play ``prompts`` (a key stops them), then read keys until ``terminator``, ``limit`` keys or a pause.
-    Every key is a DigitsReceived event (``•`` for each key of a masked entry)."""
-    for name in prompts:
-        if (await ctx.play(name, barge_in=True)).interrupted:
-            break
-    entry, wait = "", timeout
-    while len(entry) < limit:
-        got = await ctx.channel.next_digit(wait)
-        if got is None:
-            break
-        key, method = got
-        shown = key if key == terminator or not masked else MASKED_KEY
-        ctx.emit(DigitsReceived, node=ctx.node, digits=shown, method=method)
-        if key == terminator:
-            break
-        entry += key
-        wait = inter_digit
-    return entry
-
-
 async def _entry(ctx: FlowContext, opts: CaseCheckOptions, prompt: str, *, limit: int, masked: bool,
                  valid: re.Pattern[str]) -> str | None:
     """An entry matching ``valid``, asking again on silence or a bad entry; None after ``opts.retries``."""
     prompts = [prompt]
     for _ in range(opts.retries + 1):
-        entry = await collect(ctx, prompts, limit=limit, timeout=opts.timeout, inter_digit=opts.inter_digit_timeout,
-                              masked=masked)
+        entry = await collect_keys(ctx, prompts, EntryOptions(limit, opts.timeout, opts.inter_digit_timeout,
+                                                              masked=masked))
         if entry and valid.fullmatch(entry):
             return entry
         ctx.channel.flush_digits()
@@ -148,13 +126,11 @@ async def _key(ctx: FlowContext, prompt: str | None, allowed: str, timeout: floa
         for name in prompts:
             if (await ctx.play(name, barge_in=True)).interrupted:
                 break
-        got = await ctx.channel.next_digit(timeout)
-        if got is not None:
-            ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-            if got[0] in allowed:
-                return got[0]
+        key = await read_key(ctx, timeout)
+        if key is not None and key in allowed:
+            return key
         ctx.channel.flush_digits()
-        retry = no_input_prompt if got is None else invalid_prompt
+        retry = no_input_prompt if key is None else invalid_prompt
         prompts = [p for p in (retry, prompt) if p]
     return None
 

@@ -21,7 +21,7 @@ from typing import Literal
 import structlog
 
 from ivr.audio import Clip
-from ivr.contract import DigitsReceived, KbClarified, KbDecided, PromptPlayed
+from ivr.contract import KbClarified, KbDecided, PromptPlayed
 from ivr.flow.context import FlowContext
 from ivr.hearing import Reply, hear_or_key
 from ivr.hub_api import MAX_QUERY, KbChoice, KbMatch
@@ -37,6 +37,7 @@ from ivr.kb_phrases import (
     pick,
     yes_no,
 )
+from ivr.keypad import read_key
 from ivr.phrases import render
 
 log = structlog.get_logger(__name__)
@@ -107,10 +108,8 @@ async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_ti
         return DialogResult("handoff")
     await ctx.play_clip(clip, True, PromptPlayed, clip.name)
     await ctx.play(FOLLOW_UP_PROMPT, barge_in=True)
-    got = await ctx.channel.next_digit(key_timeout_s)
-    if got is not None:
-        ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-    return DialogResult("settled" if got is not None and got[0] == "1" else "handoff")
+    key = await read_key(ctx, key_timeout_s)
+    return DialogResult("settled" if key == "1" else "handoff")
 
 
 def _choices(m: KbMatch) -> list[KbChoice]:

@@ -22,6 +22,7 @@ import structlog
 
 from ivr.contract import DigitsReceived, MessageRecorded, MessageTranscribed
 from ivr.flow.context import FlowContext
+from ivr.keypad import read_key
 from ivr.speech_client import SpeechUnavailable, transcribe_pcm
 
 log = structlog.get_logger(__name__)
@@ -239,10 +240,7 @@ async def record_and_report(ctx: FlowContext, opts: RecordOptions, confirm: bool
         if not confirm or not confirm_prompt or attempt == 2 or msg.ended_by == "no_input":
             break
         await ctx.play(confirm_prompt, barge_in=True)
-        got = await ctx.channel.next_digit(key_timeout_s)
-        if got is not None:
-            ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-        if got is None or got[0] != "2":
+        if await read_key(ctx, key_timeout_s) != "2":
             break
     report_message(ctx, opts.purpose, msg)
     return msg
