@@ -16,12 +16,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.bridge import OperatorLeg
-from ivr.bridged import transcribe_leg
+from ivr.bridged import end_talk, start_talk
 from ivr.case_dialog import mask_case, verified_case
 from ivr.contract import BridgeCommand
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Hangup
-from ivr.recording import StereoRecorder, recordings_dir
 
 log = structlog.get_logger(__name__)
 
@@ -104,26 +103,10 @@ async def transfer_to_judge(ctx: FlowContext, opts: JudgeTransferOptions) -> Han
 
 async def _talk(ctx: FlowContext, leg: OperatorLeg, events: asyncio.Queue) -> Hangup:
     """Caller and judge's team talk (both transcribed, recorded when the IVR records bridged calls)."""
-    ch = ctx.channel
-    tasks: list[asyncio.Task] = []
-    url = ctx.services.speech_url
-    if url and ch.hears:
-        tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
-        tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
-    recorder = None
-    if ctx.services.record_bridged_calls:
-        recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-judge.wav", ctx.prompts.rate)
-        ch.audio_taps.append(recorder.caller)
-        leg.taps.append(recorder.operator)
+    talk = start_talk(ctx, leg, "judge")
     try:
         while leg.state == "connected":
             await events.get()
         return Hangup("judge_team_hangup")
     finally:
-        for t in tasks:
-            t.cancel()
-        if recorder is not None:
-            with contextlib.suppress(ValueError):
-                ch.audio_taps.remove(recorder.caller)
-            leg.taps.clear()
-            recorder.close()
+        end_talk(ctx, talk)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.audio import Clip
 from ivr.bridge import OperatorLeg
-from ivr.bridged import transcribe_leg
+from ivr.bridged import end_talk, start_talk
 from ivr.contract import (
     BridgeCommand,
     BridgeUpdate,
@@ -41,7 +41,7 @@ from ivr.contract import (
 )
 from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Hangup
-from ivr.recording import RecordOptions, StereoRecorder, record_and_report, recordings_dir
+from ivr.recording import RecordOptions, record_and_report
 from ivr.refer import ReferTransfer
 from ivr.speech_client import SpeechUnavailable, synthesize
 
@@ -51,7 +51,6 @@ MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not b
 TTS_TIMEOUT_S = 3.0
 #: after a bridged call ends, each leg's transcription gets this long to decode what was still being said
 TRANSCRIBE_FLUSH_S = 15.0
-_flushing: set[asyncio.Task] = set()  # bridged-call transcriptions finishing after their call
 ZH_DIGITS = "零一二三四五六七八九"
 
 
@@ -336,16 +335,7 @@ class QueueWait:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.player
         self.player = None
-        tasks: list[asyncio.Task] = []
-        recorder: StereoRecorder | None = None
-        url = ctx.services.speech_url
-        if url and ch.hears:
-            tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
-            tasks.append(asyncio.create_task(transcribe_leg(ctx, "operator", leg.operator_chunks(), url)))
-        if ctx.services.record_bridged_calls:
-            recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-bridged.wav", ctx.prompts.rate)
-            ch.audio_taps.append(recorder.caller)
-            leg.taps.append(recorder.operator)
+        talk = start_talk(ctx, leg, "bridged")
         try:
             while leg.state == "connected":
                 await self.leg_events.get()
@@ -353,13 +343,6 @@ class QueueWait:
         finally:
             # not cancelled: each leg's audio ends with the call, then the speech service decodes what was
             # still being said ({"eof": 1}) — the last words before a hang-up reach the record (bounded)
-            for t in tasks:
-                _flushing.add(t)
-                t.add_done_callback(_flushing.discard)
-                self.loop.call_later(TRANSCRIBE_FLUSH_S, t.cancel)
-            if recorder is not None:
-                with contextlib.suppress(ValueError):
-                    ch.audio_taps.remove(recorder.caller)
-                leg.taps.clear()
-                seconds = recorder.close()
-                log.info("bridged_call_recorded", call_id=ch.call_id, file=recorder.path.name, seconds=seconds)
+            seconds = end_talk(ctx, talk, flush_s=TRANSCRIBE_FLUSH_S)
+            if talk.recorder is not None:
+                log.info("bridged_call_recorded", call_id=ch.call_id, file=talk.recorder.path.name, seconds=seconds)
