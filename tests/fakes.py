@@ -1,5 +1,6 @@
-"""One fake call line for the flow and dialog tests: every port of ``ivr.flow.channel.Channel``.
+"""One fake call line and one fake hub for the flow and dialog tests.
 
+``FakeChannel``: every port of ``ivr.flow.channel.Channel``.
 ``FakeChannel`` has what a test rarely cares about (the hub's inbox, cleanups, audio taps, no second line,
 a keypad buffer, the call's record in ``events``) and a caller who keeps quiet: ``hears`` is False and
 ``audio_chunks`` yields nothing. A test's caller subclasses it for what it acts out (when keys are pressed,
@@ -12,9 +13,13 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+import ivr.case_dialog
+import ivr.kb_dialog
+import ivr.menu_speech
 from ivr.audio import Clip
 from ivr.contract import HubCommand, QueueStatus
 from ivr.flow.channel import PlayResult
+from ivr.hub_api import KbMatch, LookupReply, MenuSpec, VerifyReply
 
 
 class FakeChannel:
@@ -62,3 +67,45 @@ class FakeChannel:
 
     def emit(self, event_cls: type, **fields: object) -> None:
         self.events.append((event_cls, fields))
+
+
+class FakeHubApi:
+    """The hub's ``/internal`` answers to a worker, in process (the HTTP stand-in for whole calls is
+    tests/fake_hub.py): the knowledge-base match replies by the text asked (``kb``: text -> reply fields; anything
+    else is handed off), the case desk by the test's rules (override ``lookup_reply`` / ``verify_reply``). Every
+    request is recorded; replies are the shared models of ivr/hub_api.py. ``install`` puts it where the dialogs
+    call the hub: the match with ``kb`` given, the case desk when ``cases``."""
+
+    def __init__(self, kb: dict[str, dict] | None = None):
+        self.kb = kb
+        self.asked: list[tuple[str, MenuSpec | None, float | None]] = []
+        self.lookups: list[dict] = []
+        self.secrets: list[str] = []
+
+    def install(self, monkeypatch, cases: bool = False) -> FakeHubApi:
+        if self.kb is not None:
+            for module in (ivr.kb_dialog, ivr.menu_speech):
+                monkeypatch.setattr(module, "kb_match", self.match)
+        if cases:
+            monkeypatch.setattr(ivr.case_dialog, "lookup", self.lookup)
+            monkeypatch.setattr(ivr.case_dialog, "verify", self.verify)
+        return self
+
+    async def match(self, hub_url, token, text, *, menu=None, asr_confidence=None, timeout=3.0) -> KbMatch:
+        self.asked.append((text, menu, asr_confidence))
+        reply = (self.kb or {}).get(text, {"decision": "handoff", "reason": "no entry close enough"})
+        return KbMatch.model_validate({"query": text, **reply})
+
+    async def lookup(self, hub, token, number, caller="", ticket=None, timeout=8.0) -> LookupReply:
+        self.lookups.append({"number": number, "caller": caller, "ticket": ticket})
+        return LookupReply.model_validate(self.lookup_reply(number, ticket))
+
+    async def verify(self, hub, token, number, secret, caller="", call_id=None, timeout=8.0) -> VerifyReply:
+        self.secrets.append(secret)
+        return VerifyReply.model_validate(self.verify_reply(secret))
+
+    def lookup_reply(self, number: str, ticket: str | None) -> dict:
+        return {"result": "not_found", "say": "没有找到这个案件。"}
+
+    def verify_reply(self, secret: str) -> dict:
+        return {"result": "unavailable", "say": "案件系统暂时无法查询。"}

@@ -18,7 +18,7 @@ from court_cases.spoken import (
     readback,
     tries_left_sentence,
 )
-from ivr import case_dialog, phrases
+from ivr import phrases
 from ivr.audio import Clip, PromptLibrary
 from ivr.case_dialog import VerifiedCase, mask_case
 from ivr.cases_client import caller_number
@@ -28,10 +28,9 @@ from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import load_menu
 from ivr.flow.services import CallServices
-from ivr.hub_api import LookupReply, VerifyReply
 from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
-from tests.fakes import FakeChannel
+from tests.fakes import FakeChannel, FakeHubApi
 
 CASE = "（2026）粤0305民初1234号"
 KEYPAD = "2026*440305*1*1234"
@@ -80,19 +79,14 @@ class TalkingCaller(Caller):
             yield rng.normal(0, 3000 if loud else 20, self.rate // 10).astype("<i2").tobytes()
 
 
-class Desk:
+class Desk(FakeHubApi):
     """The hub's /internal/cases replies (agent_console/cases/desk.py) for one demo case."""
 
     def __init__(self, result: str = "ok", max_failures: int = 3):
+        super().__init__()
         self.result, self.failures, self.max = result, 0, max_failures
-        self.lookups: list[dict] = []
-        self.secrets: list[str] = []
 
-    async def lookup(self, hub, token, number, caller="", ticket=None, timeout=8.0):
-        self.lookups.append({"number": number, "caller": caller, "ticket": ticket})
-        return LookupReply.model_validate(self._lookup(number, ticket))
-
-    def _lookup(self, number, ticket) -> dict:
+    def lookup_reply(self, number, ticket) -> dict:
         if self.result == "unavailable":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if number.rstrip("#") not in (KEYPAD, "26011234", CASE):
@@ -104,11 +98,7 @@ class Desk:
                     "status_parts": PARTS, "say": "".join(PARTS), "case": BRIEF}
         return {"result": "found", "case_number": CASE, "readback": said, "say": said}
 
-    async def verify(self, hub, token, number, secret, caller="", call_id=None, timeout=8.0):
-        self.secrets.append(secret)
-        return VerifyReply.model_validate(self._verify(secret))
-
-    def _verify(self, secret) -> dict:
+    def verify_reply(self, secret) -> dict:
         if self.result == "down":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if self.failures >= self.max:
@@ -143,8 +133,7 @@ def prompts() -> PromptLibrary:
 @pytest.fixture
 def desk(monkeypatch) -> Desk:
     d = Desk()
-    monkeypatch.setattr(case_dialog, "lookup", d.lookup)
-    monkeypatch.setattr(case_dialog, "verify", d.verify)
+    d.install(monkeypatch, cases=True)
     return d
 
 

@@ -21,10 +21,9 @@ from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import MenuError, load_menu, parse_menu
 from ivr.flow.services import CallServices
-from ivr.hub_client import KbMatch, MenuSpec
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from ivr.speech_client import Heard
-from tests.fakes import FakeChannel
+from tests.fakes import FakeChannel, FakeHubApi
 
 FEES = [("F101", "诉讼费怎么交", "诉讼费可以在立案窗口或网上交。"),
         ("F102", "诉讼费退费", "诉讼费退费请在结案后申请。"),
@@ -92,19 +91,9 @@ def voice(monkeypatch, tmp_path):
     return said
 
 
-class Hub:
+def Hub(monkeypatch, replies: dict[str, dict]) -> FakeHubApi:
     """Stands in for /internal/kb/match: replies by the text asked; records every request."""
-
-    def __init__(self, monkeypatch, replies: dict[str, dict]):
-        self.replies = replies
-        self.asked: list[tuple[str, MenuSpec | None, float | None]] = []
-        for module in (ivr.kb_dialog, ivr.menu_speech):
-            monkeypatch.setattr(module, "kb_match", self.match)
-
-    async def match(self, hub_url, token, text, *, menu=None, asr_confidence=None, timeout=3.0) -> KbMatch:
-        self.asked.append((text, menu, asr_confidence))
-        reply = self.replies.get(text, {"decision": "handoff", "reason": "no entry close enough"})
-        return KbMatch.model_validate({"query": text, **reply})
+    return FakeHubApi(kb=replies).install(monkeypatch)
 
 
 def clarify_reply(ids=("F101", "F102", "F103")) -> dict:
