@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_console.calls.internal import require_worker
 from agent_console.deps import require_role
+from ivr.hub_api import KbChoice, KbMatchRequest
 from knowledge_base.matcher import OPTION_PREFIX, Intent, MatchResult
 
 router = APIRouter(prefix="/api/kb", tags=["kb"])
@@ -26,31 +27,13 @@ class MatchRequest(BaseModel):
     text: str = Field(max_length=500, description="the question as the caller said it")
 
 
-class MenuIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(max_length=64)
-    options: list[Intent] = Field(default_factory=list, max_length=20)
-
-
-class IvrMatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(max_length=500, description="what the caller said")
-    menu: MenuIn | None = Field(None, description="the menu the caller is at; its options compete with the entries")
-    asr_confidence: float | None = Field(None, ge=0, le=1)
-
-
-class Choice(BaseModel):
-    id: str
-    title: str
-    answer_text: str | None = Field(description="None for a menu option")
-
-
 class IvrMatch(MatchResult):
+    """The worker's ``KbMatch`` (ivr/hub_api.py) with the matcher's candidates (for the console's 试一试 and
+    debugging; a worker ignores them). tests/test_hub_api.py checks that a worker parses it."""
+
     answer_text: str | None = None
     question_text: str | None = None
-    choices: list[Choice] = Field(default_factory=list, description="the offered ids in spoken order")
+    choices: list[KbChoice] = Field(default_factory=list, description="the offered ids in spoken order")
 
 
 @router.post("/match", response_model=MatchResult,
@@ -60,13 +43,13 @@ def match(req: MatchRequest, request: Request) -> MatchResult:
 
 
 @internal_router.post("/match", response_model=IvrMatch, dependencies=[Depends(require_worker)])
-def ivr_match(req: IvrMatchRequest, request: Request) -> IvrMatch:
+def ivr_match(req: KbMatchRequest, request: Request) -> IvrMatch:
     live = request.app.state.kb_matcher
-    options = req.menu.options if req.menu else []
+    options = [Intent(**o.model_dump()) for o in req.menu.options] if req.menu else []
     r = live.match(req.text, intents=options or None, asr_confidence=req.asr_confidence)
     extra = {"answer_text": live.answer_text(r.faq_id), "question_text": live.question_text(r.faq_id)} \
         if r.faq_id else {}
     titles = {OPTION_PREFIX + o.key: o.title for o in options}
-    choices = [Choice(id=i, title=titles.get(i, ""), answer_text=None) if i.startswith(OPTION_PREFIX)
-               else Choice(id=i, title=live.title_text(i) or "", answer_text=live.answer_text(i)) for i in r.offered]
+    choices = [KbChoice(id=i, title=titles.get(i, ""), answer_text=None) if i.startswith(OPTION_PREFIX)
+               else KbChoice(id=i, title=live.title_text(i) or "", answer_text=live.answer_text(i)) for i in r.offered]
     return IvrMatch(**r.model_dump(), **extra, choices=choices)

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from asr.audio import read_wav as read_any_wav
+from asr.errors import AudioFormatError
+
 
 class PromptError(Exception):
     pass
@@ -57,9 +60,6 @@ def read_wav(path: Path, rate: int) -> bytes:
 
 
 def _read_g711_wav(path: Path, rate: int) -> bytes:
-    from asr.audio import read_wav as read_any_wav
-    from asr.errors import AudioFormatError
-
     try:
         samples, src_rate = read_any_wav(path)
     except AudioFormatError as e:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import pjsua2 as pj
@@ -28,9 +28,6 @@ import structlog
 from ivr.contract import BridgeCommand, BridgeUpdate
 from ivr.sip.call import SipCall
 from ivr.sip.media_port import CallMediaPort
-
-if TYPE_CHECKING:
-    from ivr.call_session import CallSession
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +53,25 @@ class LegHost(Protocol):
     def retire(self, call: object, port: object | None) -> None: ...
 
 
+class CallerLine(Protocol):
+    """What a leg needs of the caller's call (a ``CallSession``): its audio in the bridge and its record."""
+
+    call_id: str
+    rate: int
+    ended: bool
+    call: SipCall
+    call_audio: pj.AudioMedia | None
+
+    def emit(self, event_cls, **fields) -> None: ...
+
+
 class OperatorLeg:
     """One attempt to reach an operator: dialing -> connected -> ended, or dialing -> failed."""
 
-    def __init__(self, session: CallSession, cmd: BridgeCommand, host: LegHost, node: str,
+    hands_over = False  # the caller stays on this worker's call (a REFER, ivr/refer.py, hands the caller over)
+    bridge_instead = False  # only a refused REFER asks the queue to bridge instead
+
+    def __init__(self, session: CallerLine, cmd: BridgeCommand, host: LegHost, node: str,
                  on_state: Callable[[OperatorLeg], None]):
         self.session = session
         self.cmd = cmd

@@ -1,21 +1,20 @@
-"""One answered call: its media port, digit buffer and the call-flow task (implements Channel)."""
+"""One SIP call as a transport: its media port, digit buffer, hub-command inbox and cleanups (implements
+Channel). What is said on the call is not decided here: the session is handed a ``Conversation`` (the menu,
+ivr/call_flow.py; a 回访, ivr/callback.py) and runs it once the caller's audio flows."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pjsua2 as pj
 import structlog
 
-from ivr.audio import Clip, PromptLibrary
+from ivr.audio import Clip
 from ivr.contract import BridgeCommand, BridgeUpdate, CallEnded, HangupCommand, HubCommand, QueueStatus
 from ivr.flow.channel import PlayResult
-from ivr.flow.context import FlowContext
-from ivr.flow.engine import run_flow
-from ivr.flow.menu import Menu
 from ivr.sip.call import SipCall
 from ivr.sip.media_port import CallMediaPort
 
@@ -23,26 +22,27 @@ log = structlog.get_logger(__name__)
 
 MEDIA_WAIT_S = 5.0
 
+#: what the call is for, run once media flows; returns the cause the call is hung up with
+Conversation = Callable[["CallSession"], Awaitable[str]]
+
 
 class CallSession:
-    def __init__(self, call: SipCall, call_id: str, menu: Menu, prompts: PromptLibrary,
-                 emit: Callable[..., None], clock_rate: int, gap_ms: float, max_duration_s: float,
-                 on_closed: Callable[[CallSession], None], extra: dict | None = None, host=None):
+    FAILED_LOG = "flow_failed"  # the log line of a conversation that raised
+    def __init__(self, call: SipCall, call_id: str, emit: Callable[..., None], clock_rate: int, gap_ms: float,
+                 on_closed: Callable[[CallSession], None], conversation: Conversation | None = None, host=None):
         self.call = call
         self.call_id = call_id
-        self.menu = menu
-        self.prompts = prompts
         self._emit = emit
         self.rate = clock_rate
-        self.max_duration_s = max_duration_s
         self._on_closed = on_closed
-        self.extra = extra or {}
+        self._conversation = conversation
         self.loop = asyncio.get_running_loop()
         self.port = CallMediaPort(f"c{call_id[:8]}", clock_rate, self.loop, self._on_audio, gap_ms)
         self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.media_ready = asyncio.Event()
         self.barge_in = False
         self.hangup_cause: str | None = None
+        self.hears = True  # caller audio comes in (audio_chunks)
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=50)  # 100 ms chunks: ~5 s for the speech service
         self.task: asyncio.Task | None = None
         self.ack_timer: asyncio.TimerHandle | None = None  # set by the worker: check_confirmed
@@ -205,17 +205,21 @@ class CallSession:
         with contextlib.suppress(Exception):
             self.call.hangup(pj.CallOpParam(True))
 
-    # ---- the flow ---------------------------------------------------------------------------
+    # ---- the conversation ----------------------------------------------------------------------
+    async def converse(self) -> str:
+        """What the call is for; returns the hang-up cause (a 回访 overrides this)."""
+        if self._conversation is None:
+            return "no_conversation"
+        return await self._conversation(self)
+
     async def _run(self) -> None:
         try:
             await asyncio.wait_for(self.media_ready.wait(), MEDIA_WAIT_S)
-            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, extra=dict(self.extra))
-            outcome = await asyncio.wait_for(run_flow(self.menu, ctx), self.max_duration_s)
-            await self.hangup(outcome.cause)
+            await self.hangup(await self.converse())
         except asyncio.CancelledError:
             pass
         except TimeoutError:
             await self.hangup("timeout")
         except Exception:
-            log.exception("flow_failed", call_id=self.call_id)
+            log.exception(self.FAILED_LOG, call_id=self.call_id)
             await self.hangup("error")

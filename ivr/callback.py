@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 import structlog
 
 from ivr import phrases
-from ivr.call_session import MEDIA_WAIT_S, CallSession
+from ivr.audio import Clip, PromptLibrary
+from ivr.call_session import CallSession
 from ivr.contract import (
     CallAnswered,
     CallbackCommand,
@@ -41,9 +41,9 @@ from ivr.contract import (
     PromptPlayed,
 )
 from ivr.flow.context import FlowContext
-
-if TYPE_CHECKING:
-    from ivr.audio import Clip
+from ivr.flow.services import CallServices
+from ivr.keypad import read_key
+from ivr.listening import ListenOptions, listen_once
 
 log = structlog.get_logger(__name__)
 
@@ -98,9 +98,13 @@ def unanswered_outcome(status_code: int | None, ring_timed_out: bool) -> str:
 class CallbackSession(CallSession):
     """An outbound call for one ``CallbackCommand``; the worker keeps it in its sessions (a call slot)."""
 
-    def __init__(self, call, cmd: CallbackCommand, *args, **kwargs):
+    FAILED_LOG = "callback_failed"
+
+    def __init__(self, call, cmd: CallbackCommand, prompts: PromptLibrary, services: CallServices, *args, **kwargs):
         super().__init__(call, cmd.call_id, *args, **kwargs)
         self.cmd = cmd
+        self.prompts = prompts
+        self.services = services
         self.answered = False
         self.reported = False
         self.ring_timed_out = False
@@ -179,26 +183,16 @@ class CallbackSession(CallSession):
         return super().end_cause(status_code)
 
     # ---- the conversation -----------------------------------------------------------------------
-    async def _run(self) -> None:
-        try:
-            await asyncio.wait_for(self.media_ready.wait(), MEDIA_WAIT_S)
-            ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback",
-                              extra=dict(self.extra))
-            cause = await asyncio.wait_for(converse(ctx, self.cmd, self.report), MAX_CALL_S)
-            await self.hangup(cause)
-        except asyncio.CancelledError:
-            pass
-        except TimeoutError:
-            await self.hangup("timeout")
-        except Exception:
-            log.exception("callback_failed", call_id=self.call_id)
-            await self.hangup("error")
+    async def converse(self) -> str:
+        ctx = FlowContext(channel=self, prompts=self.prompts, emit=self.emit, node="callback",
+                          services=self.services)
+        return await asyncio.wait_for(converse(ctx, self.cmd, self.report), MAX_CALL_S)
 
 
 async def converse(ctx: FlowContext, cmd: CallbackCommand, report) -> str:
     """Greeting, summary, rating; returns the hang-up cause."""
     ctx.emit(MenuEntered, node="callback")
-    parts = summary_parts(cmd.summary) if ctx.extra.get("speech_url") else []
+    parts = summary_parts(cmd.summary) if ctx.services.speech_url else []
     first = asyncio.create_task(phrases.render(ctx, parts[0], _label(0, parts[0]))) if parts else None
     try:
         await ctx.play("callback_greeting", barge_in=False)
@@ -252,7 +246,7 @@ async def speak_summary(ctx: FlowContext, parts: list[str], first: asyncio.Task[
 
 async def ask_rating(ctx: FlowContext) -> tuple[int | None, str | None]:
     """The rating question with retries: (rating, "keypad" | "speech"), or (None, None)."""
-    speech = bool(ctx.extra.get("speech_url")) and hasattr(ctx.channel, "audio_chunks")
+    speech = bool(ctx.services.speech_url) and ctx.channel.hears
     retry: str | None = None
     attempt = 0
     while attempt <= RETRIES:
@@ -278,30 +272,31 @@ def _prompts_s(ctx: FlowContext, prompts: list[str]) -> float:
     return sum(ctx.prompts.get(p).duration_ms for p in prompts) / 1000
 
 
-def _digit(ctx: FlowContext, got: tuple[str, str] | None) -> tuple[str, int | None]:
-    if got is None:
+def _rating(key: str | None) -> tuple[str, int | None]:
+    if key is None:
         return "none", None
-    digit, method = got
-    ctx.emit(DigitsReceived, node=ctx.node, digits=digit, method=method)
-    return ("keypad", int(digit)) if digit in "12345" and len(digit) == 1 else ("invalid", None)
+    return ("keypad", int(key)) if key in "12345" and len(key) == 1 else ("invalid", None)
+
+
+def _digit(ctx: FlowContext, got: tuple[str, str] | None) -> tuple[str, int | None]:
+    """A key read while listening too: recorded only when it is the answer."""
+    if got is not None:
+        ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
+    return _rating(got[0] if got is not None else None)
 
 
 async def _key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None]:
     await _play_all(ctx, prompts)
-    return _digit(ctx, await ctx.channel.next_digit(NO_INPUT_S))
+    return _rating(await read_key(ctx, NO_INPUT_S))
 
 
 async def _hear_or_key(ctx: FlowContext, prompts: list[str]) -> tuple[str, int | None, bool]:
     """The question (on the call record) while listening for a key and for speech at once; the first answer wins.
     Speaking or a key stops the question. The last value is False when the recognizer could not be used."""
-    from ivr.listening import listen_once
-    from ivr.verbs.listen import Listen
-
     wait_s = _prompts_s(ctx, prompts) + NO_INPUT_S
-    verb = Listen(prompt=None, beep=False, no_input_timeout_s=min(30.0, wait_s), max_utterance_s=6.0,
-                  end_silence_ms=600)
+    options = ListenOptions(no_input_timeout_s=min(30.0, wait_s), max_utterance_s=6.0, end_silence_ms=600, beep=False)
     player = asyncio.create_task(_play_all(ctx, prompts))
-    hearing = asyncio.create_task(listen_once(ctx, verb, []))
+    hearing = asyncio.create_task(listen_once(ctx, options, []))
     keying = asyncio.create_task(ctx.channel.next_digit(wait_s))
     try:
         done, _ = await asyncio.wait({hearing, keying}, return_when=asyncio.FIRST_COMPLETED)

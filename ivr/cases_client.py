@@ -1,23 +1,40 @@
 """Case self-service questions from a call to the hub (``/internal/cases/lookup`` and ``/verify``).
 
-The hub answers with JSON (``agent_console/cases/desk.py``: ``LookupReply`` / ``VerifyReply``); ``say`` is
-always the sentence to speak. A hub that cannot be reached or answers with an error raises
-:class:`CasesUnreachable`, which the IVR treats like an unavailable case system. Nothing here logs the
-secret; the caller's number is sent so the hub can count failures per caller.
+Requests and replies are the shared models of ivr/hub_api.py (``LookupRequest``/``LookupReply``,
+``VerifyRequest``/``VerifyReply``), which the hub parses with too; ``say`` is always the sentence to speak.
+A hub that cannot be reached or answers with an error or a malformed reply raises :class:`CasesUnreachable`,
+which the IVR treats like an unavailable case system. Nothing here logs the secret; the caller's number is
+sent so the hub can count failures per caller.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from ivr.hub_api import SECRET_MAX, LookupReply, LookupRequest, VerifyReply, VerifyRequest
+
+R = TypeVar("R", LookupReply, VerifyReply)
+Q = TypeVar("Q", LookupRequest, VerifyRequest)
 TIMEOUT_S = 8.0  # the hub's own case-system timeout is 3 s with retries; verification runs scrypt
 
 
 class CasesUnreachable(Exception):
     pass
+
+
+@dataclass
+class VerifiedCase:
+    """The case this call passed the check for (held on the call's FlowContext for the rest of the call)."""
+
+    case_number: str
+    ticket: str
+    status_parts: list[str] = field(default_factory=list)
+    brief: dict[str, Any] = field(default_factory=dict)  # CaseBrief: judge, department, judge_team_line …
 
 
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
@@ -32,37 +49,41 @@ def caller_number(remote_uri: str | None) -> str:
     return "" if user.lower() in ("anonymous", "unknown", "restricted") else user[:64]
 
 
-async def _post(hub_url: str, token: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def _post(hub_url: str, token: str, path: str, request: BaseModel, reply: type[R], timeout: float) -> R:
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            r = await client.post(f"{hub_url.rstrip('/')}/internal/cases/{path}", json=body,
+            r = await client.post(f"{hub_url.rstrip('/')}/internal/cases/{path}",
+                                  json=request.model_dump(exclude_none=True),
                                   headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as e:
         raise CasesUnreachable(f"hub unreachable: {type(e).__name__}") from None
     if r.status_code != 200:
         raise CasesUnreachable(f"hub answered {r.status_code}")
     try:
-        data = r.json()
-    except ValueError:
-        raise CasesUnreachable("hub answered with something that is not JSON") from None
-    if not isinstance(data, dict) or "result" not in data:
-        raise CasesUnreachable("hub answered without a result")
-    return data
+        return reply.model_validate_json(r.content)
+    except ValidationError:
+        raise CasesUnreachable("hub answered with something that is not a reply") from None
+
+
+def _request(model: type[Q], **fields: Any) -> Q:
+    """The request, or CasesUnreachable for one the hub would refuse (an empty number or secret): as before,
+    when the hub's 422 made it unreachable for this call."""
+    try:
+        return model(**fields)
+    except ValidationError:
+        raise CasesUnreachable("request the hub would refuse") from None
 
 
 async def lookup(hub_url: str, token: str, number: str, caller: str = "", ticket: str | None = None,
-                 timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """``LookupReply``: result found | not_found | invalid | unavailable; with a ticket, the status too."""
-    body: dict[str, Any] = {"number": number[:100], "caller": caller[:64]}
-    if ticket:
-        body["ticket"] = ticket
-    return await _post(hub_url, token, "lookup", body, timeout)
+                 timeout: float = TIMEOUT_S) -> LookupReply:
+    """result found | not_found | invalid | unavailable; with a ticket, the status too."""
+    request = _request(LookupRequest, number=number[:100], caller=caller[:64], ticket=ticket or None)
+    return await _post(hub_url, token, "lookup", request, LookupReply, timeout)
 
 
 async def verify(hub_url: str, token: str, number: str, secret: str, caller: str = "", call_id: str | None = None,
-                 timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """``VerifyReply``: result ok (ticket, status_parts, case) | wrong (tries_left) | locked | unavailable | invalid."""
-    body: dict[str, Any] = {"number": number[:100], "secret": secret[:32], "caller": caller[:64]}
-    if call_id:
-        body["call_id"] = call_id[:128]
-    return await _post(hub_url, token, "verify", body, timeout)
+                 timeout: float = TIMEOUT_S) -> VerifyReply:
+    """result ok (ticket, status_parts, case) | wrong (tries_left) | locked | unavailable | invalid."""
+    request = _request(VerifyRequest, number=number[:100], secret=secret[:SECRET_MAX], caller=caller[:64],
+                       call_id=call_id[:128] if call_id else None)
+    return await _post(hub_url, token, "verify", request, VerifyReply, timeout)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import wave
 from dataclasses import asdict, dataclass, field
@@ -280,8 +281,6 @@ class Dialer:
             self.call = None
             self.xfer_call = None
             self._old_calls.clear()
-            import gc
-
             gc.collect()
             self.stack.destroy()
         return self.result

@@ -12,18 +12,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-import structlog
+from typing import Literal
 
 from ivr.audio import Clip
-from ivr.contract import DigitsReceived, PromptPlayed, SpeechHeard
-from ivr.speech_client import Heard, SpeechUnavailable, recognize
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
-
-log = structlog.get_logger(__name__)
+from ivr.contract import DigitsReceived, PromptPlayed
+from ivr.flow.context import FlowContext
+from ivr.listening import hear_utterance
 
 LISTEN_HORIZON_S = 120.0  # the recognizer's own no-input clock is not used: the prompt's end starts ours
 
@@ -38,34 +32,7 @@ class Reply:
 
 
 def can_listen(ctx: FlowContext) -> bool:
-    return bool(ctx.extra.get("speech_url")) and hasattr(ctx.channel, "audio_chunks")
-
-
-async def _hear(ctx: FlowContext, speaking: asyncio.Event, max_utterance_s: float, end_silence_ms: int) -> Heard:
-    """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable."""
-    channel = ctx.channel
-    config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
-              "end_silence_ms": end_silence_ms}
-    last_partial = ""
-    try:
-        async for heard in recognize(ctx.extra["speech_url"], channel.audio_chunks(), channel.rate, config):
-            if heard.kind == "started":
-                speaking.set()
-                channel.stop_prompt()  # barge-in by voice
-                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
-            elif heard.kind == "partial":
-                if heard.text != last_partial:
-                    last_partial = heard.text
-                    ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
-            else:
-                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
-                         audio_s=heard.audio_s, latency_s=heard.latency_s)
-                return heard
-    except SpeechUnavailable as e:
-        log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
-        ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
-        return Heard("unavailable")
-    return Heard("no_input")
+    return bool(ctx.services.speech_url) and ctx.channel.hears
 
 
 async def _play(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], speaking: asyncio.Event) -> None:
@@ -89,7 +56,9 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
     channel = ctx.channel
     speaking = asyncio.Event()
     player = asyncio.create_task(_play(ctx, clips, speaking))
-    hearing = asyncio.create_task(_hear(ctx, speaking, max_utterance_s, end_silence_ms)) \
+    config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
+              "end_silence_ms": end_silence_ms}
+    hearing = asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
         if listen and can_listen(ctx) else None
     keying: asyncio.Task | None = None
     deadline: float | None = None

@@ -1,82 +1,27 @@
 """Questions from a call to the hub's knowledge-base matcher (``POST /internal/kb/match``).
 
-The reply is parsed into :class:`KbMatch`; fields a newer hub adds are ignored, fields an older hub lacks take
-their defaults (no ``offered``/``choices``: a confirm offers its own entry).
+The request and the reply are the shared models of ivr/hub_api.py (the hub parses with the same ones). Fields
+a newer hub adds are ignored, fields an older hub lacks take their defaults (no ``offered``/``choices``: a
+confirm offers its own entry).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-MAX_QUERY = 500  # the hub's match request takes at most this many characters
-OPTION_PREFIX = "option:"  # how the matcher names a menu option among entry ids
+from ivr.hub_api import MAX_QUERY, KbMatch, KbMatchRequest, MenuSpec
 
 
 class KbUnavailable(Exception):
     pass
 
 
-class MenuOption(BaseModel):
-    """One keypad choice of a menu as the matcher sees it: its key, a short title and example phrases."""
-
-    key: str
-    title: str
-    phrases: list[str] = Field(default_factory=list)
-
-
-class MenuSpec(BaseModel):
-    name: str
-    options: list[MenuOption]
-
-
-class KbChoice(BaseModel):
-    """One offered item (an entry or ``option:<key>``) with its short spoken title."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    title: str
-    answer_text: str | None = None
-
-    @property
-    def option(self) -> str | None:
-        return self.id[len(OPTION_PREFIX):] if self.id.startswith(OPTION_PREFIX) else None
-
-
-class KbMatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    query: str = ""
-    decision: Literal["answer", "confirm", "clarify", "handoff"]
-    faq_id: str | None = None
-    score: float | None = None
-    margin: float | None = None
-    reason: str = ""
-    offered: list[str] = Field(default_factory=list)
-    option: str | None = Field(None, description="the menu option's key when an option won (decision answer)")
-    probability: float | None = None
-    answer_text: str | None = None
-    question_text: str | None = None
-    choices: list[KbChoice] = Field(default_factory=list)
-
-    def offered_ids(self) -> list[str]:
-        """What the caller is offered in spoken order (an older hub sends no ``offered``: its confirm offers
-        ``faq_id``)."""
-        if self.offered:
-            return list(self.offered)
-        return [self.faq_id] if self.decision == "confirm" and self.faq_id else []
-
-
 async def kb_match(hub_url: str, token: str, text: str, *, menu: MenuSpec | None = None,
                    asr_confidence: float | None = None, timeout: float = 3.0) -> KbMatch:
-    body: dict = {"text": text[:MAX_QUERY]}
-    if menu is not None:  # only sent when asked for: a hub without menu ranking refuses unknown fields
-        body["menu"] = menu.model_dump()
-    if asr_confidence is not None:
-        body["asr_confidence"] = asr_confidence
+    request = KbMatchRequest(text=text[:MAX_QUERY], menu=menu, asr_confidence=asr_confidence)
+    # menu and confidence only when there are some: a hub from before menu ranking refuses unknown fields
+    body = request.model_dump(exclude_none=True)
     url, headers = f"{hub_url.rstrip('/')}/internal/kb/match", {"Authorization": f"Bearer {token}"}
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:

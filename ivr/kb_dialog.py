@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import structlog
 
 from ivr.audio import Clip
-from ivr.contract import DigitsReceived, KbClarified, KbDecided, PromptPlayed
+from ivr.contract import KbClarified, KbDecided, PromptPlayed
+from ivr.flow.context import FlowContext
 from ivr.hearing import Reply, hear_or_key
-from ivr.hub_client import MAX_QUERY, KbChoice, KbMatch, KbUnavailable, kb_match
+from ivr.hub_api import MAX_QUERY, KbChoice, KbMatch
+from ivr.hub_client import KbUnavailable, kb_match
 from ivr.kb_phrases import (
     CLARIFY_LEAD,
     CLARIFY_TAIL,
@@ -35,11 +37,8 @@ from ivr.kb_phrases import (
     pick,
     yes_no,
 )
+from ivr.keypad import read_key
 from ivr.phrases import render
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
-    from ivr.verbs.kb_answer import KbAnswer
 
 log = structlog.get_logger(__name__)
 
@@ -59,15 +58,24 @@ def decided(ctx: FlowContext, m: KbMatch, question: str) -> None:
              reason=m.reason[:200], query=question[:MAX_QUERY], offered=m.offered_ids()[:3])
 
 
-async def answer_dialog(ctx: FlowContext, verb: KbAnswer) -> str:
+@dataclass(frozen=True)
+class AnswerOptions:
+    """One question for the knowledge base (the ``kb_answer`` verb's arguments)."""
+
+    question: str = "{question}"  # a template of call variables: the caller's words, usually from a listen verb
+    key_timeout_s: float = 6.0
+    listen: bool = True  # spoken replies to a confirm or a list, when the speech service is there
+
+
+async def answer_dialog(ctx: FlowContext, options: AnswerOptions) -> str:
     """'settled' when the caller confirmed the answer helped, else 'handoff'."""
-    question = ctx.expand(verb.question).strip()
-    hub, token, speech = ctx.extra.get("hub_url"), ctx.extra.get("hub_token"), ctx.extra.get("speech_url")
+    question = ctx.expand(options.question).strip()
+    hub, token, speech = ctx.services.hub_url, ctx.services.hub_token, ctx.services.speech_url
     if not question or not hub or not token or not speech:
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
                  query=question[:MAX_QUERY])
         return "handoff"
-    confidence = ctx.vars.get(f"{verb.question.strip('{}')}_confidence")
+    confidence = ctx.vars.get(f"{options.question.strip('{}')}_confidence")
     try:
         m = await kb_match(hub, token, question, asr_confidence=float(confidence) if confidence else None)
     except KbUnavailable as e:
@@ -75,7 +83,7 @@ async def answer_dialog(ctx: FlowContext, verb: KbAnswer) -> str:
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="kb_unavailable", query=question[:MAX_QUERY])
         return "handoff"
     decided(ctx, m, question)
-    result = await converse(ctx, m, key_timeout_s=verb.key_timeout_s, listen=verb.listen)
+    result = await converse(ctx, m, key_timeout_s=options.key_timeout_s, listen=options.listen)
     return "settled" if result.outcome == "settled" else "handoff"
 
 
@@ -100,10 +108,8 @@ async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_ti
         return DialogResult("handoff")
     await ctx.play_clip(clip, True, PromptPlayed, clip.name)
     await ctx.play(FOLLOW_UP_PROMPT, barge_in=True)
-    got = await ctx.channel.next_digit(key_timeout_s)
-    if got is not None:
-        ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-    return DialogResult("settled" if got is not None and got[0] == "1" else "handoff")
+    key = await read_key(ctx, key_timeout_s)
+    return DialogResult("settled" if key == "1" else "handoff")
 
 
 def _choices(m: KbMatch) -> list[KbChoice]:

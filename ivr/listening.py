@@ -1,19 +1,21 @@
-"""One round of listening: prompt (interruptible by speech or a key), then the caller's utterance."""
+"""One round of listening: prompt (interruptible by speech or a key), then the caller's utterance.
+
+``hear_utterance`` is the one loop over the speech service's results (SpeechHeard events on the record, barge-in
+by voice); ``listen_once`` (the ``listen`` verb, the 回访 rating) and ivr/hearing.py (keys and speech at once) use it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from ivr.contract import SpeechHeard
+from ivr.flow.context import FlowContext
 from ivr.speech_client import Heard, SpeechUnavailable, number_config, recognize
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
-    from ivr.verbs.listen import Listen
 
 log = structlog.get_logger(__name__)
 
@@ -35,21 +37,58 @@ def read_back(value: str, expect: str) -> str:
     return "，".join(out)
 
 
-async def listen_once(ctx: FlowContext, verb: Listen, prompts: list[str]) -> Heard:
+@dataclass(frozen=True)
+class ListenOptions:
+    """How long to wait and listen for one utterance (the ``listen`` verb's timing)."""
+
+    no_input_timeout_s: float = 6.0  # after the prompt
+    max_utterance_s: float = 30.0
+    end_silence_ms: int = 600
+    beep: bool = True  # a short tone after the prompt: speak now
+    expect: str | None = None  # a spoken number: "digits" or "case_number" (ivr.speech_client.number_config)
+    digits_length: int | None = None
+
+
+async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
+    """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
+    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice)."""
     channel = ctx.channel
-    url = ctx.extra.get("speech_url")
-    if not url or not hasattr(channel, "audio_chunks"):
+    last_partial = ""
+    try:
+        async for heard in recognize(url, channel.audio_chunks(), channel.rate, config):
+            if heard.kind == "started":
+                speaking.set()
+                channel.stop_prompt()
+                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
+            elif heard.kind == "partial":
+                if heard.text != last_partial:
+                    last_partial = heard.text
+                    ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
+            else:
+                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
+                         audio_s=heard.audio_s, latency_s=heard.latency_s)
+                return heard
+    except SpeechUnavailable as e:
+        log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
-    config = {"priority": 0, "no_input_timeout_s": verb.no_input_timeout_s,
-              "max_utterance_s": verb.max_utterance_s, "end_silence_ms": verb.end_silence_ms}
-    expect = getattr(verb, "expect", None)  # a verb that asks for a number (phone, query code, case number)
-    if expect:
-        config.update(number_config(expect, getattr(verb, "digits_length", None)))
-    prompt_clips = [ctx.prompts.get(p) for p in prompts] + ([ctx.prompts.get("beep")] if verb.beep else [])
+    return Heard("no_input")
+
+
+async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str]) -> Heard:
+    channel = ctx.channel
+    url = ctx.services.speech_url
+    if not url or not channel.hears:
+        ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
+        return Heard("unavailable")
+    config: dict[str, Any] = {"priority": 0, "max_utterance_s": options.max_utterance_s,
+                              "end_silence_ms": options.end_silence_ms}
+    if options.expect:  # a number (phone, query code, case number)
+        config.update(number_config(options.expect, options.digits_length))
+    prompt_clips = [ctx.prompts.get(p) for p in prompts] + ([ctx.prompts.get("beep")] if options.beep else [])
     prompt_seconds = sum(c.duration_ms for c in prompt_clips) / 1000
     # the no-input clock starts when the prompt ends, so it runs through the prompt as well
-    config["no_input_timeout_s"] = verb.no_input_timeout_s + prompt_seconds
+    config["no_input_timeout_s"] = options.no_input_timeout_s + prompt_seconds
     speaking = asyncio.Event()
 
     async def play_prompts() -> None:
@@ -61,29 +100,10 @@ async def listen_once(ctx: FlowContext, verb: Listen, prompts: list[str]) -> Hea
                 return
 
     player = asyncio.create_task(play_prompts())
-    final = Heard("no_input")
-    last_partial = ""
     try:
-        async for heard in recognize(url, channel.audio_chunks(), channel.rate, config):
-            if heard.kind == "started":
-                speaking.set()
-                channel.stop_prompt()  # barge-in by voice
-                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
-            elif heard.kind == "partial":
-                if heard.text != last_partial:
-                    last_partial = heard.text
-                    ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
-            else:
-                final = heard
-                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text,
-                         confidence=heard.confidence, audio_s=heard.audio_s, latency_s=heard.latency_s)
-    except SpeechUnavailable as e:
-        log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
-        ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
-        final = Heard("unavailable")
+        return await hear_utterance(ctx, url, config, speaking)
     finally:
         if not player.done():
             channel.stop_prompt()
         with contextlib.suppress(asyncio.CancelledError):
             await player
-    return final

@@ -14,18 +14,17 @@ decision and reason), beside the recognizer's ``SpeechHeard`` final.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from ivr.contract import MenuSpeech
+from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Goto, Hangup, Outcome
-from ivr.hub_client import MAX_QUERY, OPTION_PREFIX, KbMatch, KbUnavailable, MenuOption, MenuSpec, kb_match
+from ivr.hub_api import MAX_QUERY, OPTION_PREFIX, KbMatch, MenuOption, MenuSpec
+from ivr.hub_client import KbUnavailable, kb_match
 from ivr.kb_dialog import converse, decided
 from ivr.kb_phrases import normalize, spoken_number
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 
 class Gather(Protocol):
@@ -81,7 +80,7 @@ async def understand(ctx: FlowContext, gather: Gather, text: str, confidence: fl
     if key is not None:
         _record(ctx, gather, text, confidence, "option", key)
         return gather.outcome_for(key)
-    hub, token = ctx.extra.get("hub_url"), ctx.extra.get("hub_token")
+    hub, token = ctx.services.hub_url, ctx.services.hub_token
     if not hub or not token:
         _record(ctx, gather, text, confidence, "kb_unavailable")
         return None

@@ -19,16 +19,13 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from ivr.audio import Clip
 from ivr.contract import PromptPlayed
+from ivr.flow.context import FlowContext
 from ivr.speech_client import SpeechUnavailable, synthesize
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +68,7 @@ async def render(ctx: FlowContext, text: str, name: str, timeout: float = TTS_TI
     if pid is not None:
         clip = ctx.prompts.get(pid)
         return Clip(name, clip.pcm, clip.rate)
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     if not url:
         return None
     rate = ctx.prompts.rate

@@ -1,4 +1,4 @@
-"""The caller's side of the operator queue (the ``handoff`` verb).
+"""The caller's side of the operator queue (the ``handoff`` opts).
 
     handoff ─ outside working hours ──▶ "现在是非工作时间…" beep, message ─▶ QueueLeft after_hours
             ─ no hub connection ──────▶ "…工作人员会尽快回电"                ─▶ QueueLeft no_hub
@@ -22,29 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.audio import Clip
+from ivr.bridge import OperatorLeg
+from ivr.bridged import end_talk, start_talk
 from ivr.contract import (
     BridgeCommand,
+    BridgeUpdate,
     DigitsReceived,
     HandoffRequested,
     PromptPlayed,
     QueueJoined,
     QueueLeft,
     QueueStatus,
-    SpeechHeard,
 )
+from ivr.flow.context import FlowContext
 from ivr.flow.outcomes import Hangup
-from ivr.recording import RecordOptions, StereoRecorder, record_and_report, recordings_dir
-
-if TYPE_CHECKING:
-    from ivr.bridge import OperatorLeg
-    from ivr.flow.context import FlowContext
-    from ivr.refer import ReferTransfer
-    from ivr.verbs.handoff import Handoff
+from ivr.recording import RecordOptions, record_and_report
+from ivr.refer import ReferTransfer
+from ivr.speech_client import SpeechUnavailable, synthesize
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +51,6 @@ MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not b
 TTS_TIMEOUT_S = 3.0
 #: after a bridged call ends, each leg's transcription gets this long to decode what was still being said
 TRANSCRIBE_FLUSH_S = 15.0
-_flushing: set[asyncio.Task] = set()  # bridged-call transcriptions finishing after their call
 ZH_DIGITS = "零一二三四五六七八九"
 
 
@@ -80,41 +78,65 @@ def position_text(n: int) -> str:
     return f"您前面还有{zh_number(n)}位，请耐心等待；如需回电请按1。"
 
 
-async def run_handoff(ctx: FlowContext, verb: Handoff):
-    ctx.emit(HandoffRequested, node=ctx.node, reason=verb.reason, category=verb.category)
-    hours = ctx.extra.get("working_hours")
-    if verb.queue and hours is not None and not hours.is_open():
-        return await after_hours(ctx, verb)
-    link = ctx.extra.get("hub_link")
-    if not verb.queue or link is None or not link.connected or not hasattr(ctx.channel, "inbox"):
-        if verb.queue:
+class HandoffOptions(BaseModel):
+    """What the operator queue needs of a ``handoff`` verb (its YAML arguments; ivr/verbs/handoff.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = "caller_request"
+    category: str | None = None
+    prompt: str | None = "handoff"
+    unavailable_prompt: str | None = "handoff_unavailable"
+    queue: bool = Field(True, description="wait for an operator; false: record the request and end the call")
+    hold_music: str = "hold_music"
+    announce_every_s: float = Field(30.0, ge=5, le=600)
+    max_wait_s: float = Field(180.0, gt=0, le=3600)
+    callback_key: str = "1"
+    callback_message: bool = Field(True, description="record a short message with a callback request")
+    callback_prompt: str | None = "callback_message"
+    callback_goodbye_prompt: str | None = "callback_goodbye"
+    max_wait_prompt: str | None = "queue_max_wait"
+    after_hours_prompt: str = "after_hours"
+    after_hours_goodbye_prompt: str | None = "message_goodbye"
+    message_max_s: float = Field(60.0, ge=5, le=300)
+    confirm_message: bool = Field(False, description="after a message: 确认请按1，重新录制请按2")
+
+
+async def run_handoff(ctx: FlowContext, opts: HandoffOptions):
+    ctx.emit(HandoffRequested, node=ctx.node, reason=opts.reason, category=opts.category)
+    hours = ctx.services.working_hours
+    if opts.queue and hours is not None and not hours.is_open():
+        return await after_hours(ctx, opts)
+    link = ctx.services.hub_link
+    if not opts.queue or link is None or not link.connected:
+        if opts.queue:
             ctx.emit(QueueLeft, node=ctx.node, outcome="no_hub")
-        if verb.prompt:
-            await ctx.play(verb.prompt, barge_in=False)
-        if verb.unavailable_prompt:
-            await ctx.play(verb.unavailable_prompt, barge_in=False)
+        if opts.prompt:
+            await ctx.play(opts.prompt, barge_in=False)
+        if opts.unavailable_prompt:
+            await ctx.play(opts.unavailable_prompt, barge_in=False)
         return Hangup("handoff_unavailable")
-    return await QueueWait(ctx, verb).run()
+    return await QueueWait(ctx, opts).run()
 
 
-async def after_hours(ctx: FlowContext, verb: Handoff):
+async def after_hours(ctx: FlowContext, opts: HandoffOptions):
     ctx.emit(QueueLeft, node=ctx.node, outcome="after_hours")
     ctx.channel.flush_digits()
-    await ctx.play(verb.after_hours_prompt, barge_in=False)
-    await record_and_report(ctx, RecordOptions("after_hours", max_s=verb.message_max_s), confirm=verb.confirm_message)
-    if verb.after_hours_goodbye_prompt:
-        await ctx.play(verb.after_hours_goodbye_prompt, barge_in=False)
+    await ctx.play(opts.after_hours_prompt, barge_in=False)
+    await record_and_report(ctx, RecordOptions("after_hours", max_s=opts.message_max_s), confirm=opts.confirm_message)
+    if opts.after_hours_goodbye_prompt:
+        await ctx.play(opts.after_hours_goodbye_prompt, barge_in=False)
     return Hangup("after_hours_message")
 
 
 class QueueWait:
-    def __init__(self, ctx: FlowContext, verb: Handoff):
-        self.ctx, self.verb, self.ch = ctx, verb, ctx.channel
+    def __init__(self, ctx: FlowContext, opts: HandoffOptions):
+        self.ctx, self.opts, self.ch = ctx, opts, ctx.channel
         self.loop = asyncio.get_running_loop()
         self.left = False
         self.leg: OperatorLeg | ReferTransfer | None = None
         self.leg_events: asyncio.Queue[OperatorLeg | ReferTransfer] = asyncio.Queue()
-        self.music = ctx.prompts.get(verb.hold_music)
+        self.music = ctx.prompts.get(opts.hold_music)
         self.music_pos = 0
         self.announced: int | None = None
         self.last_announce = -1e9
@@ -131,12 +153,12 @@ class QueueWait:
     def _caller_gone(self) -> None:
         """Runs in CallSession.on_disconnected, before CallEnded."""
         if self.leg is not None:
-            self.leg.caller_left(getattr(self.ch, "hangup_cause", None) or "caller_hangup")
+            self.leg.caller_left(self.ch.hangup_cause or "caller_hangup")
         self.leave("hangup")
 
     # ---- the wait ---------------------------------------------------------------------------
     async def run(self):
-        ctx, v, ch = self.ctx, self.verb, self.ch
+        ctx, v, ch = self.ctx, self.opts, self.ch
         ctx.emit(QueueJoined, node=ctx.node, reason=v.reason, category=v.category)
         ch.queued = True
         ch.cleanups.append(self._caller_gone)
@@ -165,14 +187,14 @@ class QueueWait:
             take = pcm[pos:pos + want - len(out)]
             out += take
             pos = (pos + len(take)) % len(pcm)
-        return Clip(self.verb.hold_music, bytes(out), rate)
+        return Clip(self.opts.hold_music, bytes(out), rate)
 
     def _stop_player(self, only: tuple[str, ...] = ("prompt", "music", "announcement")) -> None:
         if self.player is not None and not self.player.done() and self.playing in only:
             self.ch.stop_prompt()
 
     async def _wait(self, waits: dict[str, asyncio.Task]):
-        ctx, v, ch = self.ctx, self.verb, self.ch
+        ctx, v, ch = self.ctx, self.opts, self.ch
         start = self.loop.time()
         deadline = start + v.max_wait_s
         next_announce = start + v.announce_every_s
@@ -233,29 +255,25 @@ class QueueWait:
                         t.cancel()
                     waits.clear()
                     self.leave("bridged")
-                    if getattr(leg, "hands_over", False):  # REFER: the caller talks to the operator without us
+                    if leg.hands_over:  # REFER: the caller talks to the operator without us
                         return Hangup("transferred")
                     return await self._bridged(leg)
                 if leg is self.leg and leg.state in ("failed", "ended"):
                     self.leg = None
-                    if getattr(leg, "bridge_instead", False):  # the caller's phone refused the REFER
+                    if leg.bridge_instead:  # the caller's phone refused the REFER
                         self._dial(leg.cmd)
                     next_announce = max(next_announce, self.loop.time() + 2.0)
 
     def _bridge(self, cmd: BridgeCommand) -> None:
-        from ivr.contract import BridgeUpdate
-
         if self.leg is not None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="busy_dialing")
             return
-        if getattr(self.ch, "host", None) is None:
+        if self.ch.host is None:
             self.ch.emit(BridgeUpdate, offer_id=cmd.offer_id, target=cmd.target, state="failed", reason="no_sip")
             return
-        if self.ctx.extra.get("operator_transfer") == "refer":
-            from ivr.refer import ReferTransfer
-
+        if self.ctx.services.operator_transfer == "refer":
             xfer = ReferTransfer(self.ch, cmd, self.ctx.node, self.leg_events.put_nowait,
-                                 bool(self.ctx.extra.get("refer_fallback_bridge", True)))
+                                 self.ctx.services.refer_fallback_bridge)
             self.leg = xfer
             if xfer.start():
                 return
@@ -266,8 +284,6 @@ class QueueWait:
 
     def _dial(self, cmd: BridgeCommand) -> None:
         """The worker calls the operator's phone itself (ivr/bridge.py)."""
-        from ivr.bridge import OperatorLeg
-
         leg = OperatorLeg(self.ch, cmd, self.ch.host, self.ctx.node, self.leg_events.put_nowait)
         self.leg = leg
         if not leg.start():
@@ -282,11 +298,9 @@ class QueueWait:
         self.announced = n
         if n == 0:
             return ctx.prompts.get("queue_next")
-        url = ctx.extra.get("speech_url")
+        url = ctx.services.speech_url
         rate = ctx.prompts.rate
         if url:
-            from ivr.speech_client import SpeechUnavailable, synthesize
-
             try:
                 pcm = await asyncio.wait_for(synthesize(url, position_text(n), rate), TTS_TIMEOUT_S)
                 return Clip(f"queue_position:{n}", pcm, rate)
@@ -297,7 +311,7 @@ class QueueWait:
         return Clip(f"queue_position:{n}", gap.join(ctx.prompts.get(p).pcm for p in names), rate)
 
     async def _callback(self, outcome: str):
-        ctx, v = self.ctx, self.verb
+        ctx, v = self.ctx, self.opts
         if self.player is not None and not self.player.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await self.player
@@ -321,16 +335,7 @@ class QueueWait:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.player
         self.player = None
-        tasks: list[asyncio.Task] = []
-        recorder: StereoRecorder | None = None
-        url = ctx.extra.get("speech_url")
-        if url and hasattr(ch, "audio_chunks"):
-            tasks.append(asyncio.create_task(_transcribe(ctx, "caller", ch.audio_chunks(), url)))
-            tasks.append(asyncio.create_task(_transcribe(ctx, "operator", leg.operator_chunks(), url)))
-        if ctx.extra.get("record_bridged_calls"):
-            recorder = StereoRecorder(recordings_dir(ctx) / f"{ch.call_id}-bridged.wav", ctx.prompts.rate)
-            ch.audio_taps.append(recorder.caller)
-            leg.taps.append(recorder.operator)
+        talk = start_talk(ctx, leg, "bridged")
         try:
             while leg.state == "connected":
                 await self.leg_events.get()
@@ -338,34 +343,6 @@ class QueueWait:
         finally:
             # not cancelled: each leg's audio ends with the call, then the speech service decodes what was
             # still being said ({"eof": 1}) — the last words before a hang-up reach the record (bounded)
-            for t in tasks:
-                _flushing.add(t)
-                t.add_done_callback(_flushing.discard)
-                self.loop.call_later(TRANSCRIBE_FLUSH_S, t.cancel)
-            if recorder is not None:
-                with contextlib.suppress(ValueError):
-                    ch.audio_taps.remove(recorder.caller)
-                leg.taps.clear()
-                seconds = recorder.close()
-                log.info("bridged_call_recorded", call_id=ch.call_id, file=recorder.path.name, seconds=seconds)
-
-
-async def _transcribe(ctx: FlowContext, speaker: str, chunks, url: str) -> None:
-    from ivr.speech_client import SpeechUnavailable, transcribe
-
-    config = {"priority": 1, "no_input_timeout_s": 24 * 3600.0}
-    last_partial = ""
-    try:
-        async for heard in transcribe(url, chunks, ctx.prompts.rate, config, idle_timeout_s=24 * 3600.0):
-            if heard.kind == "partial":
-                if heard.text and heard.text != last_partial:
-                    last_partial = heard.text
-                    ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind="partial", text=heard.text)
-            elif heard.kind in ("started", "busy"):
-                ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind=heard.kind)
-            elif heard.kind == "final" and heard.text:
-                last_partial = ""
-                ctx.emit(SpeechHeard, node=ctx.node, speaker=speaker, kind="final", text=heard.text,
-                         confidence=heard.confidence, audio_s=heard.audio_s, latency_s=heard.latency_s)
-    except SpeechUnavailable as e:
-        log.warning("bridge_transcription_unavailable", call_id=ctx.channel.call_id, speaker=speaker, error=str(e))
+            seconds = end_talk(ctx, talk, flush_s=TRANSCRIBE_FLUSH_S)
+            if talk.recorder is not None:
+                log.info("bridged_call_recorded", call_id=ch.call_id, file=talk.recorder.path.name, seconds=seconds)

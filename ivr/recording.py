@@ -16,16 +16,14 @@ import uuid
 import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import structlog
 
 from ivr.contract import DigitsReceived, MessageRecorded, MessageTranscribed
+from ivr.flow.context import FlowContext
+from ivr.keypad import read_key
 from ivr.speech_client import SpeechUnavailable, transcribe_pcm
-
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +51,7 @@ class Message:
 
 
 def recordings_dir(ctx: FlowContext) -> Path:
-    d = Path(ctx.extra.get("recordings_dir") or "recordings")
+    d = Path(ctx.services.recordings_dir or "recordings")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -75,7 +73,7 @@ async def record_message(ctx: FlowContext, opts: RecordOptions) -> Message | Non
     saved and reported, then the cancellation goes on.
     """
     ch = ctx.channel
-    if not hasattr(ch, "audio_chunks"):
+    if not ch.hears:
         return None
     rate = ctx.prompts.rate
     if opts.beep:
@@ -138,10 +136,10 @@ def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
 
     A marker file under ``<recordings>/.transcribe/<worker>/`` names the message until its transcript is
     spooled, so a worker killed meanwhile transcribes it after its restart (:func:`resume_transcripts`)."""
-    url = ctx.extra.get("speech_url")
+    url = ctx.services.speech_url
     node, emit, rate = ctx.node, ctx.emit, ctx.prompts.rate
     # a message to the judge or an urge is about the case checked in this call (ivr/case_dialog.py)
-    case = ctx.extra.get("verified_case") if purpose in CASE_PURPOSES else None
+    case = ctx.verified_case if purpose in CASE_PURPOSES else None
     case_number = str(getattr(case, "case_number", "") or "")
     pending = bool(url) and msg.voiced_s > 0.3
     message_id = uuid.uuid4().hex
@@ -151,7 +149,7 @@ def report_message(ctx: FlowContext, purpose: str, msg: Message) -> None:
         return
     job = TranscriptJob(call_id=str(ctx.channel.call_id), message_event_id=message_id, node=node, purpose=purpose,
                         recording=msg.path.name, rate=rate)
-    marker = job.save(_pending_dir(msg.path.parent, str(ctx.extra.get("worker_name") or "worker")))
+    marker = job.save(_pending_dir(msg.path.parent, ctx.services.worker_name or "worker"))
 
     def done(text: str) -> None:
         emit(MessageTranscribed, message_event_id=message_id, node=node, purpose=purpose,
@@ -242,10 +240,7 @@ async def record_and_report(ctx: FlowContext, opts: RecordOptions, confirm: bool
         if not confirm or not confirm_prompt or attempt == 2 or msg.ended_by == "no_input":
             break
         await ctx.play(confirm_prompt, barge_in=True)
-        got = await ctx.channel.next_digit(key_timeout_s)
-        if got is not None:
-            ctx.emit(DigitsReceived, node=ctx.node, digits=got[0], method=got[1])
-        if got is None or got[0] != "2":
+        if await read_key(ctx, key_timeout_s) != "2":
             break
     report_message(ctx, opts.purpose, msg)
     return msg

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 import structlog
 
-from ivr.bridge import failure_reason
+from ivr.bridge import CallerLine, failure_reason
 from ivr.contract import REFER_REFUSED, REFER_REFUSED_BRIDGING, BridgeCommand, BridgeUpdate
-
-if TYPE_CHECKING:
-    from ivr.call_session import CallSession
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +39,7 @@ class ReferTransfer:
     #: connected means the call is the operator's now: the queue ends the IVR's part (ivr/queueing.py)
     hands_over = True
 
-    def __init__(self, session: CallSession, cmd: BridgeCommand, node: str,
+    def __init__(self, session: CallerLine, cmd: BridgeCommand, node: str,
                  on_state: Callable[[ReferTransfer], None], fallback_bridge: bool = True):
         self.session = session
         self.cmd = cmd

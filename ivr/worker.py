@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 import uuid
@@ -20,6 +21,7 @@ import pjsua2 as pj
 import structlog
 
 from ivr.audio import PromptLibrary
+from ivr.call_flow import menu_conversation
 from ivr.call_session import CallSession
 from ivr.callback import CallbackSession
 from ivr.contract import (
@@ -31,6 +33,7 @@ from ivr.contract import (
     CallRejected,
     HubCommand,
 )
+from ivr.flow.services import CallServices
 from ivr.hub_commands import HubLink
 from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
@@ -142,17 +145,14 @@ class Worker:
             return
         ivr = self.cfg.ivr
         recordings = self._recordings()
-        session = CallSession(call, call_id, self.menus.current, self.prompts, self.emit,
-                              self.cfg.sip.clock_rate, ivr.frame_gap_ms, ivr.max_call_duration_s, self._closed,
-                              extra={"speech_url": self.cfg.speech_url, "hub_url": self.cfg.hub_url,
-                                     "caller": ci.remoteUri, "worker_name": self.cfg.name,
-                                     "hub_token": self.cfg.hub_token, "hub_link": self.hub_link,
-                                     "working_hours": self.office_hours,
-                                     "record_bridged_calls": ivr.record_bridged_calls,
-                                     "operator_transfer": ivr.operator_transfer,
-                                     "refer_fallback_bridge": ivr.refer_fallback_bridge,
-                                     "recordings_dir": recordings},
-                              host=self)
+        services = CallServices(speech_url=self.cfg.speech_url, hub_url=self.cfg.hub_url, hub_token=self.cfg.hub_token,
+                                caller=ci.remoteUri, worker_name=self.cfg.name, hub_link=self.hub_link,
+                                working_hours=self.office_hours, record_bridged_calls=ivr.record_bridged_calls,
+                                operator_transfer=ivr.operator_transfer,
+                                refer_fallback_bridge=ivr.refer_fallback_bridge, recordings_dir=recordings)
+        conversation = menu_conversation(self.menus.current, self.prompts, services, ivr.max_call_duration_s)
+        session = CallSession(call, call_id, self.emit, self.cfg.sip.clock_rate, ivr.frame_gap_ms, self._closed,
+                              conversation, host=self)
         self.sessions[call_id] = session
         op = pj.CallOpParam()
         op.statusCode = 200
@@ -203,10 +203,9 @@ class Worker:
             log.info("callback_refused", call_id=cmd.call_id, order=cmd.order_number, draining=self.draining)
             return
         c, account = self.cfg, self.leg_account()
-        session = CallbackSession(SipCall(account), cmd, self.menus.current, self.prompts, self.emit, c.sip.clock_rate,
-                                  c.ivr.frame_gap_ms, c.ivr.max_call_duration_s, self._closed,
-                                  extra={"speech_url": c.speech_url, "hub_url": c.hub_url, "hub_token": c.hub_token},
-                                  host=self)
+        session = CallbackSession(SipCall(account), cmd, self.prompts,
+                                  CallServices(speech_url=c.speech_url, hub_url=c.hub_url, hub_token=c.hub_token),
+                                  self.emit, c.sip.clock_rate, c.ivr.frame_gap_ms, self._closed, host=self)
         self.sessions[cmd.call_id] = session
         session.dial(account.getInfo().uri, f"{c.bind_host}:{c.bind_port}")
 
@@ -348,8 +347,6 @@ class Worker:
                 self.stack.ep.libHandleEvents(10)
         self.sessions.clear()
         self._reap(force=True)
-        import gc
-
         gc.collect()
         self.stack.destroy()
         self.spool.close()

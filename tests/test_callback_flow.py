@@ -15,24 +15,24 @@ from ivr.callback import converse, rating_from_speech, summary_parts
 from ivr.contract import CallbackCommand
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_PROMPTS
 from ivr.speech_client import Heard, SpeechUnavailable
+from tests.fakes import FakeChannel
 
 SUMMARY = "已转告王明法官。法官助理将于明日上午回电，请保持电话畅通！"
 
 
-class Citizen:
+class Citizen(FakeChannel):
     """Presses keys when the prompt the script's next entry names begins; prompts end at once unless a key
     interrupts them (barge-in)."""
 
     call_id = "cb-test"
-    rate = 8000
+    hears = True
 
     def __init__(self, script: list[tuple[str, str]]):
+        super().__init__()
         self.script = deque(script)
-        self.pending: deque[str] = deque()
-        self.played: list[str] = []
-        self.stopped = 0
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self.played.append(clip.name)
@@ -44,25 +44,14 @@ class Citizen:
         await asyncio.sleep(0)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         await asyncio.sleep(0)
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    def stop_prompt(self) -> None:
-        self.stopped += 1
+        return await super().next_digit(timeout)
 
     async def audio_chunks(self):
         while True:
             await asyncio.sleep(0.01)
             yield bytes(1600)
-
-    async def hangup(self) -> None: ...
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +102,8 @@ def run(prompts, citizen: Citizen, speech_url: str | None = "ws://speech"):
     events: list[tuple[str, dict]] = []
     reports: list[tuple[str, dict]] = []
     ctx = FlowContext(channel=citizen, prompts=prompts, node="callback",
-                      emit=lambda cls, **kw: events.append((cls.__name__, kw)), extra={"speech_url": speech_url})
+                      emit=lambda cls, **kw: events.append((cls.__name__, kw)),
+                      services=CallServices(speech_url=speech_url))
     cmd = CallbackCommand(call_id="cb-test", order_id=7, order_number="12368-20261130-0007", attempt=1,
                           target="sip:13800000000@pbx", summary=SUMMARY)
     cause = asyncio.run(converse(ctx, cmd, lambda outcome, **kw: reports.append((outcome, kw))))

@@ -18,16 +18,19 @@ from court_cases.spoken import (
     readback,
     tries_left_sentence,
 )
-from ivr import case_dialog, phrases
+from ivr import phrases
 from ivr.audio import Clip, PromptLibrary
-from ivr.case_dialog import VerifiedCase, judge_target, mask_case
+from ivr.case_dialog import VerifiedCase, mask_case
 from ivr.cases_client import caller_number
 from ivr.contract import DigitsReceived, HandoffRequested, MenuEntered, MessageRecorded, PromptPlayed
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import load_menu
+from ivr.flow.services import CallServices
+from ivr.judge_call import judge_target
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
+from tests.fakes import FakeChannel, FakeHubApi
 
 CASE = "（2026）粤0305民初1234号"
 KEYPAD = "2026*440305*1*1234"
@@ -39,17 +42,16 @@ BRIEF = {"case_number": CASE, "stage": "in_trial", "stage_name": "审理中", "j
          "department": "民一庭", "judge_team_line": "sip:8101@pbx.court.example"}
 
 
-class Caller:
+class Caller(FakeChannel):
     """Presses keys when a prompt whose name starts with the script's next entry begins; prompts end at once
     unless a key interrupts them. With ``voice_s`` it speaks that long after each beep (for messages)."""
 
     call_id = "case-test"
 
     def __init__(self, script: list[tuple[str, str]], voice_s: float = 0.0, rate: int = 8000):
+        super().__init__(rate)
         self.script = deque(script)
-        self.pending: deque[str] = deque()
-        self.played: list[str] = []
-        self.voice_s, self.rate = voice_s, rate
+        self.voice_s = voice_s
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self.played.append(clip.name)
@@ -60,20 +62,14 @@ class Caller:
         await asyncio.sleep(0)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         await asyncio.sleep(0)
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    async def hangup(self) -> None: ...
+        return await super().next_digit(timeout)
 
 
 class TalkingCaller(Caller):
+    hears = True
+
     async def audio_chunks(self):
         t, rng = 0.0, np.random.default_rng(2)
         while True:
@@ -83,16 +79,14 @@ class TalkingCaller(Caller):
             yield rng.normal(0, 3000 if loud else 20, self.rate // 10).astype("<i2").tobytes()
 
 
-class Desk:
+class Desk(FakeHubApi):
     """The hub's /internal/cases replies (agent_console/cases/desk.py) for one demo case."""
 
     def __init__(self, result: str = "ok", max_failures: int = 3):
+        super().__init__()
         self.result, self.failures, self.max = result, 0, max_failures
-        self.lookups: list[dict] = []
-        self.secrets: list[str] = []
 
-    async def lookup(self, hub, token, number, caller="", ticket=None, timeout=8.0):
-        self.lookups.append({"number": number, "caller": caller, "ticket": ticket})
+    def lookup_reply(self, number, ticket) -> dict:
         if self.result == "unavailable":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if number.rstrip("#") not in (KEYPAD, "26011234", CASE):
@@ -104,8 +98,7 @@ class Desk:
                     "status_parts": PARTS, "say": "".join(PARTS), "case": BRIEF}
         return {"result": "found", "case_number": CASE, "readback": said, "say": said}
 
-    async def verify(self, hub, token, number, secret, caller="", call_id=None, timeout=8.0):
-        self.secrets.append(secret)
+    def verify_reply(self, secret) -> dict:
         if self.result == "down":
             return {"result": "unavailable", "say": SAY_UNAVAILABLE}
         if self.failures >= self.max:
@@ -140,8 +133,7 @@ def prompts() -> PromptLibrary:
 @pytest.fixture
 def desk(monkeypatch) -> Desk:
     d = Desk()
-    monkeypatch.setattr(case_dialog, "lookup", d.lookup)
-    monkeypatch.setattr(case_dialog, "verify", d.verify)
+    d.install(monkeypatch, cases=True)
     return d
 
 
@@ -160,7 +152,7 @@ async def call(prompts, caller: Caller, tmp_path=None, **extra):
     menu = load_menu(BUNDLED_MENU, prompts)
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
-                      extra={**SERVICES, "recordings_dir": tmp_path, **extra})
+                      services=CallServices(**{**SERVICES, "recordings_dir": tmp_path, **extra}))
     outcome = await run_flow(menu, ctx)
     await asyncio.sleep(0.05)  # messages report after their (absent) transcription
     return outcome, events, ctx
@@ -202,7 +194,7 @@ async def test_case_number_and_password_then_the_status_sentence_by_sentence(pro
     assert keys(events) == "1" + KEYPAD + "#1" + "••••••#"
     assert SECRET not in repr(events)
     assert desk.secrets == [SECRET] and desk.lookups[0]["caller"] == "13800138000"
-    assert isinstance(ctx.extra["verified_case"], VerifiedCase) and ctx.extra["verified_case"].ticket == "T1"
+    assert isinstance(ctx.verified_case, VerifiedCase) and ctx.verified_case.ticket == "T1"
     assert outcome.cause == "case_status_done"  # silence after the menu: goodbye
 
 
@@ -300,7 +292,8 @@ async def test_the_next_sentence_renders_while_one_plays(prompts, monkeypatch):
             return PlayResult(clip.duration_ms, False)
 
     monkeypatch.setattr(phrases, "synthesize", slow_voice)
-    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
+    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None,
+                      services=CallServices(**SERVICES))
     t0 = loop.time()
     spoken = await phrases.speak_parts(ctx, PARTS[1:] + ["执行情况：已冻结被执行人银行存款。"], "case_status")
     assert spoken.played == 3 and not spoken.failed
@@ -357,7 +350,8 @@ async def test_a_status_that_begins_with_a_rendered_phrase_starts_at_once(prompt
             return PlayResult(clip.duration_ms, False)
 
     monkeypatch.setattr(phrases, "synthesize", slow_voice)
-    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None, extra=dict(SERVICES))
+    ctx = FlowContext(channel=Line([]), prompts=prompts, emit=lambda cls, **kw: None,
+                      services=CallServices(**SERVICES))
     spoken = await phrases.speak_parts(ctx, PARTS[:1], "case_status")
     rest = PARTS[0].removeprefix("您查询的案件，")
     assert spoken.played == 2

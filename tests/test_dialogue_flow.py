@@ -20,28 +20,28 @@ from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import MenuError, load_menu, parse_menu
-from ivr.hub_client import KbMatch, MenuSpec
+from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from ivr.speech_client import Heard
+from tests.fakes import FakeChannel, FakeHubApi
 
 FEES = [("F101", "诉讼费怎么交", "诉讼费可以在立案窗口或网上交。"),
         ("F102", "诉讼费退费", "诉讼费退费请在结案后申请。"),
         ("F103", "诉讼费减免", "交不起诉讼费可以申请减免。")]
 
 
-class Caller:
+class Caller(FakeChannel):
     """Acts when the prompt the script's next entry names begins (a name ending in ":" is a prefix): presses keys
     ("2"), says something ("say:第二个"; speaking stops the prompt), or both ("1&say:…"). Prompts end at once unless
     interrupted."""
 
     call_id = "dlg-test"
-    rate = 8000
+    hears = True
 
     def __init__(self, script: list[tuple[str, str]]):
+        super().__init__()
         self.script = deque(script)
-        self.pending: deque[str] = deque()
         self.speech: asyncio.Queue[str] = asyncio.Queue()
-        self.played: list[str] = []
         self.interrupted: list[str] = []
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
@@ -62,25 +62,15 @@ class Caller:
             return PlayResult(0, True)
         return PlayResult(clip.duration_ms, False)
 
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
     async def next_digit(self, timeout: float):
         if not self.pending:
             await asyncio.sleep(min(timeout, 0.02))
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    def stop_prompt(self) -> None: ...
+        return await super().next_digit(timeout)
 
     async def audio_chunks(self):
         while True:
             await asyncio.sleep(0.01)
             yield bytes(1600)
-
-    async def hangup(self) -> None: ...
 
 
 @pytest.fixture(scope="module")
@@ -101,19 +91,9 @@ def voice(monkeypatch, tmp_path):
     return said
 
 
-class Hub:
+def Hub(monkeypatch, replies: dict[str, dict]) -> FakeHubApi:
     """Stands in for /internal/kb/match: replies by the text asked; records every request."""
-
-    def __init__(self, monkeypatch, replies: dict[str, dict]):
-        self.replies = replies
-        self.asked: list[tuple[str, MenuSpec | None, float | None]] = []
-        for module in (ivr.kb_dialog, ivr.menu_speech):
-            monkeypatch.setattr(module, "kb_match", self.match)
-
-    async def match(self, hub_url, token, text, *, menu=None, asr_confidence=None, timeout=3.0) -> KbMatch:
-        self.asked.append((text, menu, asr_confidence))
-        reply = self.replies.get(text, {"decision": "handoff", "reason": "no entry close enough"})
-        return KbMatch.model_validate({"query": text, **reply})
+    return FakeHubApi(kb=replies).install(monkeypatch)
 
 
 def clarify_reply(ids=("F101", "F102", "F103")) -> dict:
@@ -134,11 +114,10 @@ def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
         yield Heard("started")
         yield Heard("final", text, 0.87, 1.2, 0.3)
 
-    monkeypatch.setattr(ivr.hearing, "recognize", recognize)
-    monkeypatch.setattr(ivr.listening, "recognize", recognize)
+    monkeypatch.setattr(ivr.listening, "recognize", recognize)  # hearing.py listens through listening.py
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
-                      extra={"speech_url": "ws://speech", "hub_url": "http://hub", "hub_token": "t"})
+                      services=CallServices(speech_url="ws://speech", hub_url="http://hub", hub_token="t"))
     outcome = asyncio.run(asyncio.wait_for(run_flow(load_menu(menu, prompts), ctx), 30))
     return outcome, events
 

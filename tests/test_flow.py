@@ -13,10 +13,12 @@ from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
 from ivr.flow.engine import run_flow
 from ivr.flow.menu import MenuError, load_menu, parse_menu
+from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
+from tests.fakes import FakeChannel
 
 
-class ScriptedChannel:
+class ScriptedChannel(FakeChannel):
     """A caller who presses keys when given prompts start: [("main_menu", "1"), ...] in order.
 
     Prompts finish at once unless a pressed digit interrupts them (barge-in).
@@ -25,9 +27,8 @@ class ScriptedChannel:
     call_id = "test"
 
     def __init__(self, script: list[tuple[str, str]]):
+        super().__init__()
         self.script = deque(script)
-        self.pending: deque[str] = deque()
-        self.hung_up = False
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         if self.script and self.script[0][0] == clip.name:
@@ -35,18 +36,6 @@ class ScriptedChannel:
         if barge_in and self.pending:
             return PlayResult(0, True)
         return PlayResult(clip.duration_ms, False)
-
-    def has_digits(self) -> bool:
-        return bool(self.pending)
-
-    async def next_digit(self, timeout: float):
-        return (self.pending.popleft(), "rfc4733") if self.pending else None
-
-    def flush_digits(self) -> None:
-        self.pending.clear()
-
-    async def hangup(self) -> None:
-        self.hung_up = True
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +169,8 @@ async def test_the_kb_decision_carries_the_callers_question(prompts, monkeypatch
                                 (no_answer, {}, "no question or no hub/voice")]:
         monkeypatch.setattr(kb_dialog, "kb_match", fake)
         events: list[tuple[type, dict]] = []
-        ctx = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="consult", extra=dict(extra),
+        ctx = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="consult",
+                          services=CallServices(**extra),
                           emit=lambda cls, **kw: events.append((cls, kw)))  # noqa: B023
         ctx.vars["question"] = "社保卡丢了怎么补办"
         assert await kb_dialog.answer_dialog(ctx, verb) == "handoff"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,34 +24,28 @@ from ivr.contract import (
 )
 from ivr.flow.channel import PlayResult
 from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
 from ivr.queueing import number_prompts, position_text, run_handoff, zh_number
 from ivr.settings import BUNDLED_PROMPTS, OfficeHours, WorkingHours
 from ivr.verbs.handoff import Handoff
+from tests.fakes import FakeChannel
 from work_orders.calendar import WorkCalendar
 
 SPEED = 20.0  # prompts play 20x faster than real time
 
 
-class SimChannel:
+class SimChannel(FakeChannel):
     """A caller on a simulated line: prompts take (duration / SPEED), keys and hub commands on cue."""
 
     call_id = "sim"
+    hears = True
 
     def __init__(self, rate: int = 8000, voice_s: float = 0.0):
-        self.rate = rate
+        super().__init__(rate)
         self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.queued = False
-        self.queue_status: QueueStatus | None = None
-        self.cleanups: list = []
         self.played: list[tuple[str, int, bool]] = []
         self._stop = asyncio.Event()
         self.voice_s = voice_s  # the caller speaks this long after the beep, then is silent
-        self.host = None
-        self.events: list = []
-
-    def emit(self, cls, **kw) -> None:
-        self.events.append((cls, kw))
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self._stop.clear()
@@ -92,8 +87,6 @@ class SimChannel:
         while not self.digits.empty():
             self.digits.get_nowait()
 
-    async def hangup(self) -> None: ...
-
     async def audio_chunks(self):
         t = 0.0
         rng = np.random.default_rng(1)
@@ -122,7 +115,7 @@ def context(prompts, ch, tmp_path, **extra) -> tuple[FlowContext, list]:
 
     ch.emit = emit  # the bridge leg emits through the session
     ctx = FlowContext(channel=ch, prompts=prompts, emit=emit, node="operator",
-                      extra={"recordings_dir": tmp_path, **extra})
+                      services=CallServices(**{"recordings_dir": tmp_path, **extra}))
     return ctx, events
 
 
@@ -338,8 +331,9 @@ class FakeSpeech:
 async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spoken_by_the_voice(prompts, tmp_path):
     from websockets.asyncio.server import serve
 
+    from ivr.bridged import transcribe_leg
     from ivr.contract import SpeechHeard
-    from ivr.queueing import QueueWait, _transcribe
+    from ivr.queueing import QueueWait
     from ivr.speech_client import transcribe_pcm
 
     fake = FakeSpeech()
@@ -352,7 +346,7 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
             for _ in range(k):
                 yield bytes(1600)
 
-        await _transcribe(ctx, "operator", chunks(11), url)
+        await transcribe_leg(ctx, "operator", chunks(11), url)
         heard = of(events, SpeechHeard)
         finals = [(h["speaker"], h["text"]) for h in heard if h["kind"] == "final"]
         assert finals == [("operator", "第1句"), ("operator", "第2句"), ("operator", "最后")]
@@ -366,7 +360,7 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
         assert fake.tts == ["您前面还有十二位，请耐心等待；如需回电请按1。"]
         assert clip.name == "queue_position:12" and clip.duration_ms == 1000
     # without the voice: the bundled prompts, joined
-    ctx.extra["speech_url"] = "ws://127.0.0.1:1"
+    ctx.services = replace(ctx.services, speech_url="ws://127.0.0.1:1")
     clip = await QueueWait(ctx, Handoff())._announcement()
     assert clip.name == "queue_position:12" and clip.duration_ms > 4000
 

@@ -17,9 +17,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from court_cases.backend import open_case_system
@@ -37,65 +36,10 @@ from court_cases.spoken import (
     status_parts,
     tries_left_sentence,
 )
-from court_cases.system import SECRET_MAX, CaseSystem, CaseSystemUnavailable
+from court_cases.system import CaseSystem, CaseSystemUnavailable
+from ivr.hub_api import CaseBrief, LookupReply, LookupRequest, VerifyReply, VerifyRequest
 
 log = logging.getLogger(__name__)
-
-
-class CaseBrief(BaseModel):
-    """What a worker needs after verification (menus 3 and 4): no party names."""
-
-    case_number: str
-    stage: str
-    stage_name: str
-    judge: str
-    clerk: str
-    department: str
-    judge_team_line: str | None
-
-
-class LookupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    number: str = Field(min_length=1, max_length=100, description="keypad digits (2023*440305*1*1234#), "
-                                                                  "a lookup number, or the number as said")
-    caller: str = Field("", max_length=64, description="calling number (with ticket)")
-    ticket: str | None = Field(None, max_length=400, description="from a successful verify of this call")
-
-
-class LookupReply(BaseModel):
-    result: Literal["found", "not_found", "invalid", "unavailable"]
-    kind: Literal["case", "lookup"] | None = None
-    number: str | None = Field(None, description="the normalised input: canonical case number or lookup digits")
-    case_number: str | None = Field(None, description="canonical case number (also for a lookup number)")
-    readback: str | None = Field(None, description="confirmation to speak: 您输入的案号是……")
-    verified: bool = False
-    status: str | None = Field(None, description="the status sentence; only with a valid ticket")
-    status_parts: list[str] = Field(default_factory=list, description="the status as its sentences, to render "
-                                                                      "and play one after the other")
-    case: CaseBrief | None = None
-    say: str = Field(description="what to speak now: the status (verified), else the read-back or an apology")
-
-
-class VerifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    number: str = Field(min_length=1, max_length=100)
-    secret: str = Field(min_length=1, max_length=SECRET_MAX, description="查询密码 or the last 6 of an ID number "
-                                                                         "(keypad * = X)")
-    caller: str = Field("", max_length=64, description="calling number; '' when withheld")
-    call_id: str | None = Field(None, max_length=128)
-
-
-class VerifyReply(BaseModel):
-    result: Literal["ok", "wrong", "locked", "unavailable", "invalid"]
-    case_number: str | None = None
-    tries_left: int = 0
-    ticket: str | None = Field(None, description="pass to /internal/cases/lookup for the rest of the call")
-    status: str | None = Field(None, description="the status sentence (result ok)")
-    status_parts: list[str] = Field(default_factory=list, description="the status as its sentences")
-    case: CaseBrief | None = None
-    say: str
 
 
 def _b64(data: bytes) -> str:

@@ -1,13 +1,15 @@
-"""Per-call state the verbs share: the channel, prompts, variables, and the event sink."""
+"""Per-call state the verbs share: the channel, prompts, services, variables, the checked case and the event sink."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ivr.audio import Clip, PromptLibrary
+from ivr.cases_client import VerifiedCase
+from ivr.contract import PromptPlayed
 from ivr.flow.channel import Channel, PlayResult
+from ivr.flow.services import CallServices
 
 
 @dataclass
@@ -18,11 +20,10 @@ class FlowContext:
     node: str = ""
     vars: dict[str, str] = field(default_factory=dict)
     steps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    services: CallServices = field(default_factory=CallServices)
+    verified_case: VerifiedCase | None = None  # set by case_check (ivr/case_dialog.py) for the rest of the call
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
-        from ivr.contract import PromptPlayed
-
         clip = self.prompts.get(name)
         return await self.play_clip(clip, barge_in, PromptPlayed, name)
 

@@ -37,7 +37,7 @@ def write(vec, data: bytes) -> None:
 
 
 def self_test() -> None:
-    import pjsua2 as pj
+    import pjsua2 as pj  # lazy: the copy helpers above work on any buffer, so importing them needs no pjsua2
 
     v = pj.ByteVector()
     probe = bytes(range(7)) * 10

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from ivr.flow.context import FlowContext
-    from ivr.flow.outcomes import Outcome
+from ivr.flow.context import FlowContext
+from ivr.flow.outcomes import Outcome
 
 DIGITS = set("0123456789*#")
 

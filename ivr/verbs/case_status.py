@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from ivr.case_dialog import CaseStatusOptions, status_dialog
 from ivr.verbs.base import DIGITS, Verb
 
 
-class CaseStatus(Verb):
+class CaseStatus(Verb, CaseStatusOptions):
     """Speak the checked case's status sentence by sentence (each rendered while the one before plays), then
     "重听请按星号键，联系法官请按3，人工服务请按0": ``*`` speaks it again (fetched anew with the check's ticket),
     3 goes to ``on_judge`` for this case without a second check, 0 to ``on_operator``. A key stops the status.
@@ -13,19 +14,6 @@ class CaseStatus(Verb):
     """
 
     name = "case_status"
-
-    on_judge: str
-    on_operator: str
-    menu_prompt: str = "case_status_menu"
-    no_voice_prompt: str | None = "case_status_no_voice"
-    goodbye_prompt: str | None = "goodbye"
-    invalid_prompt: str | None = "invalid_input"
-    no_input_prompt: str | None = "no_input"
-    replay_key: str = "*"
-    judge_key: str = "3"
-    operator_key: str = "0"
-    key_timeout_s: float = Field(6.0, gt=0, le=30)
-    retries: int = Field(1, ge=0, le=5)
 
     @model_validator(mode="after")
     def _keys(self):
@@ -43,6 +31,4 @@ class CaseStatus(Verb):
         return [p for p in named if p]
 
     async def run(self, ctx):
-        from ivr.case_dialog import status_dialog
-
         return await status_dialog(ctx, self)

@@ -4,10 +4,10 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr.contract import DigitsReceived
 from ivr.flow.outcomes import Goto, Hangup, Repeat
 from ivr.hearing import can_listen, hear_or_key
 from ivr.kb_phrases import DIALOG_PROMPTS
+from ivr.keypad import EntryOptions, collect_keys
 from ivr.menu_speech import NOT_UNDERSTOOD_PROMPT, understand
 from ivr.verbs.base import DIGITS, Verb
 
@@ -146,34 +146,23 @@ class Gather(Verb):
             extra += [self.speech_prompt, self.not_understood_prompt, self.goodbye_prompt, *DIALOG_PROMPTS]
         return self.prompts + [p for p in extra if p]
 
+    def _entry(self) -> EntryOptions:
+        """How an entry ends: the terminator only where it can end one (a store, or a choice of several keys);
+        a choice ends as soon as it is complete and no longer choice starts with it."""
+        limit = self.limit
+        choices = self.choices
+
+        def complete(entry: str) -> bool:
+            return choices is not None and entry in choices and not any(
+                k != entry and k.startswith(entry) for k in choices)
+
+        terminator = self.terminator if self.terminator and (self.store or limit > 1) else None
+        return EntryOptions(limit, self.timeout, self.inter_digit_timeout, terminator=terminator, complete=complete)
+
     async def _collect(self, ctx, first: str | None = None) -> str:
         """The entry: digits until complete, the terminator or a pause. ``first``: a key already taken (and
         recorded) while listening; without it the prompts play first."""
-        if first is None:
-            for name in self.prompts:
-                if (await ctx.play(name, barge_in=True)).interrupted:
-                    break
-        entry = ""
-        limit = self.limit
-        wait = self.timeout
-        while len(entry) < limit:
-            if first is not None:
-                digit, first = first, None
-            else:
-                got = await ctx.channel.next_digit(wait)
-                if got is None:
-                    break
-                digit, method = got
-                ctx.emit(DigitsReceived, node=ctx.node, digits=digit, method=method)
-            if self.terminator and digit == self.terminator and (self.store or limit > 1):
-                break
-            entry += digit
-            if self.choices is not None and entry in self.choices and not any(
-                k != entry and k.startswith(entry) for k in self.choices
-            ):
-                break
-            wait = self.inter_digit_timeout
-        return entry
+        return await collect_keys(ctx, self.prompts, self._entry(), first)
 
     def _valid(self, entry: str) -> bool:
         if self.choices is not None:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
+from ivr.queueing import HandoffOptions, run_handoff
 from ivr.verbs.base import DIGITS, Verb
 
 CATEGORIES = ("consult", "query", "urge", "contact_judge", "complaint", "suggestion")
@@ -10,7 +11,7 @@ ANNOUNCE_PROMPTS = ("queue_wait", "queue_ahead", "queue_ahead_tail", "queue_next
                     *(f"digit_{d}" for d in "0123456789"))
 
 
-class Handoff(Verb):
+class Handoff(Verb, HandoffOptions):
     """Hand the caller to a person: the operator queue.
 
     The caller waits with hold music; every ``announce_every_s`` (and when the hub reports a new
@@ -23,24 +24,6 @@ class Handoff(Verb):
 
     name = "handoff"
     shorthand = "reason"
-
-    reason: str = "caller_request"
-    category: str | None = None
-    prompt: str | None = "handoff"
-    unavailable_prompt: str | None = "handoff_unavailable"
-    queue: bool = Field(True, description="wait for an operator; false: record the request and end the call")
-    hold_music: str = "hold_music"
-    announce_every_s: float = Field(30.0, ge=5, le=600)
-    max_wait_s: float = Field(180.0, gt=0, le=3600)
-    callback_key: str = "1"
-    callback_message: bool = Field(True, description="record a short message with a callback request")
-    callback_prompt: str | None = "callback_message"
-    callback_goodbye_prompt: str | None = "callback_goodbye"
-    max_wait_prompt: str | None = "queue_max_wait"
-    after_hours_prompt: str = "after_hours"
-    after_hours_goodbye_prompt: str | None = "message_goodbye"
-    message_max_s: float = Field(60.0, ge=5, le=300)
-    confirm_message: bool = Field(False, description="after a message: 确认请按1，重新录制请按2")
 
     @field_validator("category")
     @classmethod
@@ -73,6 +56,4 @@ class Handoff(Verb):
         return refs
 
     async def run(self, ctx):
-        from ivr.queueing import run_handoff
-
         return await run_handoff(ctx, self)

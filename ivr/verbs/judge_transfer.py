@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from pydantic import Field
-
+from ivr.judge_call import JudgeTransferOptions, transfer_to_judge
 from ivr.verbs.base import Verb
 
 
-class JudgeTransfer(Verb):
+class JudgeTransfer(Verb, JudgeTransferOptions):
     """Connect the caller to the checked case's judge's team line (``judge_team_line``) during working hours.
 
     The worker calls the line itself and joins the two calls (the operator-leg bridge, ivr/bridge.py); the
@@ -16,16 +15,8 @@ class JudgeTransfer(Verb):
 
     name = "judge_transfer"
 
-    prompt: str | None = "judge_transfer_connecting"
-    no_answer_prompt: str | None = "judge_no_answer"
-    hold_music: str = "hold_music"
-    ring_timeout_s: float = Field(20.0, gt=0, le=120)
-    domain: str | None = Field(None, description="SIP domain for a team line that is a bare extension")
-
     def prompt_refs(self) -> list[str]:
         return [p for p in (self.prompt, self.no_answer_prompt, self.hold_music) if p]
 
     async def run(self, ctx):
-        from ivr.case_dialog import transfer_to_judge
-
         return await transfer_to_judge(ctx, self)

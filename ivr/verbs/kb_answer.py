@@ -4,6 +4,7 @@ from pydantic import Field
 
 from ivr.flow.outcomes import Goto
 from ivr.flow.outcomes import Hangup as HangupOutcome
+from ivr.kb_dialog import AnswerOptions, answer_dialog
 from ivr.kb_phrases import DIALOG_PROMPTS
 from ivr.verbs.base import Verb
 
@@ -34,9 +35,8 @@ class KbAnswer(Verb):
         return [*DIALOG_PROMPTS, *([self.goodbye_prompt] if self.goodbye_prompt else [])]
 
     async def run(self, ctx):
-        from ivr.kb_dialog import answer_dialog
-
-        outcome = await answer_dialog(ctx, self)
+        options = AnswerOptions(question=self.question, key_timeout_s=self.key_timeout_s, listen=self.listen)
+        outcome = await answer_dialog(ctx, options)
         if outcome == "settled":
             if self.goodbye_prompt:
                 await ctx.play(self.goodbye_prompt, barge_in=False)

@@ -4,6 +4,7 @@ from pydantic import Field
 
 from ivr.flow.outcomes import Goto
 from ivr.flow.outcomes import Hangup as HangupOutcome
+from ivr.listening import ListenOptions, listen_once
 from ivr.verbs.base import Verb
 
 
@@ -43,12 +44,15 @@ class Listen(Verb):
     def _fail(self, reason: str):
         return Goto(self.on_failure) if self.on_failure else HangupOutcome(reason)
 
-    async def run(self, ctx):
-        from ivr.listening import listen_once
+    def options(self) -> ListenOptions:
+        return ListenOptions(no_input_timeout_s=self.no_input_timeout_s, max_utterance_s=self.max_utterance_s,
+                             end_silence_ms=self.end_silence_ms, beep=self.beep)
 
+    async def run(self, ctx):
+        options = self.options()
         for attempt in range(self.retries + 1):
             prompts = self.prompts if attempt == 0 or not self.no_input_prompt else [self.no_input_prompt]
-            result = await listen_once(ctx, self, prompts)
+            result = await listen_once(ctx, options, prompts)
             if result.kind == "final" and result.text:
                 ctx.vars[self.store] = result.text
                 if result.confidence is not None:  # the knowledge base weighs what the recognizer was unsure of

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ivr.recording import RecordOptions, record_and_report
 from ivr.verbs.base import Verb
 
 
@@ -29,8 +30,6 @@ class Record(Verb):
         return refs + (["beep"] if self.beep else []) + ([self.confirm_prompt] if self.confirm else [])
 
     async def run(self, ctx):
-        from ivr.recording import RecordOptions, record_and_report
-
         if self.prompt:
             await ctx.play(self.prompt, barge_in=False)
         await record_and_report(ctx, RecordOptions(self.purpose, max_s=self.max_s, end_silence_s=self.end_silence_s,

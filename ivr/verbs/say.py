@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
+from ivr.audio import Clip
+from ivr.contract import PromptPlayed
 from ivr.verbs.base import Verb
 
 DIGIT_PROMPTS = {**{d: f"digit_{d}" for d in "0123456789"}, "*": "digit_star", "#": "digit_hash"}
@@ -32,9 +34,6 @@ class Say(Verb):
         return sorted(set(DIGIT_PROMPTS.values()))
 
     async def run(self, ctx):
-        from ivr.audio import Clip
-        from ivr.contract import PromptPlayed
-
         value = ctx.expand(self.digits or "")
         parts = [ctx.prompts.get(DIGIT_PROMPTS[c]).pcm for c in value if c in DIGIT_PROMPTS]
         if not parts:
