@@ -25,7 +25,7 @@ from asr.audio import MODEL_RATE, to_model_rate
 from asr.errors import ModelError
 from asr.leveling import level
 from asr.models import verify_model_dir
-from asr.numbers import PAD_S, PROMPTS, Expect, allowed_tokens, fits, interpret
+from asr.numbers import PAD_S, PROMPTS, Expect, allowed_tokens, fits, interpret, unleak
 from asr.repetition import cut_loop
 from asr.segment import split_at_pauses
 from asr.settings import AsrSettings
@@ -53,6 +53,11 @@ def _is_prompt_echo(text: str, prompt: str) -> bool:
     t, p = _bare(text), _bare(prompt)
     grams = [t[i:i + 2] for i in range(len(t) - 1)]
     return len(grams) >= 3 and sum(g in p for g in grams) >= 0.8 * len(grams)
+
+
+def _unleak(text: str, expect: Expect) -> str:
+    """Only a digits-only decode composes stray characters from numeral bytes (a case number is free text)."""
+    return unleak(text) if expect == "digits" else text
 
 
 def _compression_ratio(text: str) -> float:
@@ -94,11 +99,17 @@ class WhisperEngine:
 
     # ------------------------------------------------------------------ decoding
 
-    def _features(self, audio: np.ndarray, window_frames: int) -> np.ndarray:
-        feats = self.model.feature_extractor(audio, padding=160)  # (80, n_frames)
+    def _features(self, audio: np.ndarray, window_frames: int, pad_audio: bool = False) -> np.ndarray:
+        """Log-mel features of one window. ``pad_audio`` pads with silent audio (as whisper was trained)
+        rather than zero features, which read as sound; number decodes use it (codes 5/8 → 6/8)."""
+        if pad_audio:
+            n = window_frames * MODEL_RATE // FRAMES_PER_S
+            audio = np.concatenate([audio, np.zeros(max(0, n - len(audio)), dtype=np.float32)])[:n]
+        feats = self.model.feature_extractor(audio, padding=0 if pad_audio else 160)  # (80, n_frames)
         feats = feats[:, :window_frames]
         if feats.shape[1] < window_frames:
-            feats = np.pad(feats, ((0, 0), (0, window_frames - feats.shape[1])))
+            mode = "edge" if pad_audio else "constant"
+            feats = np.pad(feats, ((0, 0), (0, window_frames - feats.shape[1])), mode=mode)
         return feats.astype(np.float32)
 
     def _generate(self, enc, n: int, max_new: int, prompt: list[int], suppress: list[int], temperature: float,
@@ -119,7 +130,7 @@ class WhisperEngine:
         """The first beam hypothesis that reads as the expected number (else the best one)."""
         for k in range(len(res.sequences_ids)):
             text, lp, nsp = self._result(res, k)
-            if fits(interpret(cut_loop(to_simplified(text), digits=True)[0], expect), expect, length):
+            if fits(interpret(_unleak(cut_loop(to_simplified(text), digits=True)[0], expect), expect), expect, length):
                 return text, lp, nsp
         return self._result(res)
 
@@ -129,8 +140,8 @@ class WhisperEngine:
             allowed = allowed_tokens(self.tokenizer.encode, expect)
             suppress = list(self._suppress) if allowed is None else sorted(
                 set(self._suppress) | {t for t in range(self.tokenizer.eot) if t not in allowed})
-            prompt = self.model.get_prompt(self.tokenizer, self.tokenizer.encode(" " + PROMPTS[expect]),
-                                           without_timestamps=True)
+            words = self.tokenizer.encode(" " + PROMPTS[expect]) if PROMPTS[expect] else []
+            prompt = self.model.get_prompt(self.tokenizer, words, without_timestamps=True)
             self._expect_cache[expect] = (prompt, suppress)
         return self._expect_cache[expect]
 
@@ -173,7 +184,8 @@ class WhisperEngine:
             prompt, suppress = (self._prompt, self._suppress) if expect is None else self._expect_options(expect)
             with self._lock:
                 t_dec = time.perf_counter()
-                feats = np.stack([self._features(c, window_s * FRAMES_PER_S) for _, c in chunks])
+                feats = np.stack([self._features(c, window_s * FRAMES_PER_S, pad_audio=expect is not None)
+                                  for _, c in chunks])
                 enc = self.model.model.encode(self._storage(feats), to_cpu=False)
                 max_new = min(int(10 * max(len(c) for _, c in chunks) / MODEL_RATE) + 10, 200)
                 gen = (enc, len(chunks), max_new, prompt, suppress)
@@ -206,7 +218,7 @@ class WhisperEngine:
                 text = "".join(texts)
                 raw = text
                 if expect is not None:
-                    text = interpret(text, expect) if text else ""
+                    text = interpret(_unleak(text, expect), expect) if text else ""
                 lp = [p[1] for p in parts] or [-10.0]
                 nsp = max((p[2] for p in parts), default=1.0)
                 info: dict[str, float | str] = {
