@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Long speech, spoken numbers and bad input with whisper base (issue 14, acceptance 2 and 5).
 
-    nice .venv/bin/python bench/speech_turns.py [--long N] [--numbers-only]
+    nice .venv/bin/python bench/speech_turns.py [--long N] [--numbers-only [--vote]]
 
 On tests/data/speech_turns (scripts/render_speech_turns.py: the project voice through the telephone
 chain): CER of the 50 sentences alone vs. the 40 utterances of 10-40 s built from them (ratio, goal
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from asr.audio import read_wav  # noqa: E402
 from asr.metrics import cer  # noqa: E402
-from asr.numbers import case_alternatives, interpret  # noqa: E402
+from asr.numbers import VOTE_TEMPOS, case_alternatives, interpret  # noqa: E402
 from asr.repetition import longest_run  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.whisper_engine import WhisperEngine  # noqa: E402
@@ -107,15 +107,20 @@ def main() -> int:
     ap.add_argument("--long", type=int, default=40, help="how many long utterances (default all 40)")
     ap.add_argument("--model", type=Path, default=ROOT / "var" / "models" / "whisper-base")
     ap.add_argument("--numbers-only", action="store_true", help="only the spoken numbers (both sets)")
+    ap.add_argument("--vote", action="store_true", help="digit strings decoded at the tempos "
+                                                       f"{VOTE_TEMPOS}, their n-best lists voting")
     args = ap.parse_args()
     rows = manifest()
     engine = WhisperEngine(args.model, AsrSettings())
+    if args.vote:
+        engine.digit_tempos = VOTE_TEMPOS
     out: dict = {"machine": f"{platform.node()} {platform.machine()}, 2 shared cores (other jobs running)",
-                 "model": "whisper base int8, 10 s window, beam 5"}
+                 "model": "whisper base int8, 10 s window, beam 5", "digit_tempos": list(engine.digit_tempos)}
     if args.numbers_only:
         out["numbers"] = number_figures(engine, DATA, rows, "tuning set")
         out["numbers_heldout"] = number_figures(engine, EVAL, manifest(EVAL), "held-out set")
-        path = ROOT / "bench" / "results" / "spoken_numbers.json"
+        vote = "_vote" if args.vote else ""
+        path = ROOT / "bench" / "results" / f"spoken_numbers{vote}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
         print(f"wrote {path}")
