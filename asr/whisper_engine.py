@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from asr.audio import MODEL_RATE, to_model_rate
 from asr.errors import ModelError
 from asr.leveling import level
 from asr.models import verify_model_dir
-from asr.numbers import PAD_S, PROMPTS, Expect, allowed_tokens, fits, interpret
+from asr.numbers import DIGIT_TEMPOS, PAD_S, PROMPTS, Expect, allowed_tokens, fits, interpret, unleak
 from asr.repetition import cut_loop
 from asr.segment import split_at_pauses
 from asr.settings import AsrSettings
@@ -53,6 +54,18 @@ def _is_prompt_echo(text: str, prompt: str) -> bool:
     t, p = _bare(text), _bare(prompt)
     grams = [t[i:i + 2] for i in range(len(t) - 1)]
     return len(grams) >= 3 and sum(g in p for g in grams) >= 0.8 * len(grams)
+
+
+def _tempo(audio: np.ndarray, factor: float) -> np.ndarray:
+    """``audio`` played ``factor`` times longer (resampled: pitch moves too, which whisper tolerates)."""
+    if factor == 1.0:
+        return audio
+    return soxr.resample(audio, MODEL_RATE, int(MODEL_RATE * factor)).astype(np.float32)
+
+
+def _unleak(text: str, expect: Expect) -> str:
+    """Only a digits-only decode composes stray characters from numeral bytes (a case number is free text)."""
+    return unleak(text) if expect == "digits" else text
 
 
 def _compression_ratio(text: str) -> float:
@@ -91,14 +104,21 @@ class WhisperEngine:
         self._storage = get_ctranslate2_storage
         self._expect_cache: dict[str, tuple[list[int], list[int]]] = {}
         self._lock = threading.Lock()
+        self.digit_tempos: tuple[float, ...] = DIGIT_TEMPOS  # tempos whose n-best lists vote on a digit string
 
     # ------------------------------------------------------------------ decoding
 
-    def _features(self, audio: np.ndarray, window_frames: int) -> np.ndarray:
-        feats = self.model.feature_extractor(audio, padding=160)  # (80, n_frames)
+    def _features(self, audio: np.ndarray, window_frames: int, pad_audio: bool = False) -> np.ndarray:
+        """Log-mel features of one window. ``pad_audio`` pads with silent audio (as whisper was trained)
+        rather than zero features, which read as sound; number decodes use it (codes 5/8 → 6/8)."""
+        if pad_audio:
+            n = window_frames * MODEL_RATE // FRAMES_PER_S
+            audio = np.concatenate([audio, np.zeros(max(0, n - len(audio)), dtype=np.float32)])[:n]
+        feats = self.model.feature_extractor(audio, padding=0 if pad_audio else 160)  # (80, n_frames)
         feats = feats[:, :window_frames]
         if feats.shape[1] < window_frames:
-            feats = np.pad(feats, ((0, 0), (0, window_frames - feats.shape[1])))
+            mode = "edge" if pad_audio else "constant"
+            feats = np.pad(feats, ((0, 0), (0, window_frames - feats.shape[1])), mode=mode)
         return feats.astype(np.float32)
 
     def _generate(self, enc, n: int, max_new: int, prompt: list[int], suppress: list[int], temperature: float,
@@ -115,13 +135,37 @@ class WhisperEngine:
         avg_logprob = res.scores[k] * len(tokens) / (len(tokens) + 1)
         return self.tokenizer.decode(tokens).strip(), avg_logprob, res.no_speech_prob
 
+    def _number(self, text: str, expect: Expect) -> str:
+        return interpret(_unleak(cut_loop(to_simplified(text), digits=True)[0], expect), expect)
+
     def _pick(self, res, expect: Expect, length: int | None) -> tuple[str, float, float]:
         """The first beam hypothesis that reads as the expected number (else the best one)."""
         for k in range(len(res.sequences_ids)):
             text, lp, nsp = self._result(res, k)
-            if fits(interpret(cut_loop(to_simplified(text), digits=True)[0], expect), expect, length):
+            if fits(self._number(text, expect), expect, length):
                 return text, lp, nsp
         return self._result(res)
+
+    def _vote(self, views: list, expect: Expect, length: int | None) -> tuple[str, float, float]:
+        """The number most hypotheses of the expected length agree on, over the views of one number
+        (the audio at several tempos): hypothesis k of n gives n - k votes, once per view. One view
+        (or no hypothesis of the length) falls back to ``_pick`` of the plain audio."""
+        if len(views) == 1 or length is None:
+            return self._pick(views[0], expect, length)
+        votes: dict[str, int] = {}
+        first: dict[str, tuple[str, float, float]] = {}
+        for res in views:
+            n, seen = len(res.sequences_ids), set()
+            for k in range(n):
+                text, lp, nsp = self._result(res, k)
+                value = self._number(text, expect)
+                if fits(value, expect, length) and value not in seen:
+                    seen.add(value)
+                    votes[value] = votes.get(value, 0) + n - k
+                    first.setdefault(value, (text, lp, nsp))
+        if not votes:
+            return self._pick(views[0], expect, length)
+        return first[max(votes, key=votes.__getitem__)]  # ties: the plain audio's order
 
     def _expect_options(self, expect: Expect) -> tuple[list[int], list[int]]:
         """Prompt and suppressed tokens for a decode that expects a number (built once per kind)."""
@@ -129,8 +173,8 @@ class WhisperEngine:
             allowed = allowed_tokens(self.tokenizer.encode, expect)
             suppress = list(self._suppress) if allowed is None else sorted(
                 set(self._suppress) | {t for t in range(self.tokenizer.eot) if t not in allowed})
-            prompt = self.model.get_prompt(self.tokenizer, self.tokenizer.encode(" " + PROMPTS[expect]),
-                                           without_timestamps=True)
+            words = self.tokenizer.encode(" " + PROMPTS[expect]) if PROMPTS[expect] else []
+            prompt = self.model.get_prompt(self.tokenizer, words, without_timestamps=True)
             self._expect_cache[expect] = (prompt, suppress)
         return self._expect_cache[expect]
 
@@ -173,20 +217,27 @@ class WhisperEngine:
             prompt, suppress = (self._prompt, self._suppress) if expect is None else self._expect_options(expect)
             with self._lock:
                 t_dec = time.perf_counter()
-                feats = np.stack([self._features(c, window_s * FRAMES_PER_S) for _, c in chunks])
+                # a digit string of known length is decoded at several tempos and the hypotheses vote
+                tempos = self.digit_tempos if expect == "digits" and length else (1.0,)
+                fit = (window_s - 0.3) * MODEL_RATE  # a view slowed past the window would lose its end
+                views = [_tempo(c, f if len(c) * f <= fit else 1.0) for _, c in chunks for f in tempos]
+                feats = np.stack([self._features(v, window_s * FRAMES_PER_S, pad_audio=expect is not None)
+                                  for v in views])
                 enc = self.model.model.encode(self._storage(feats), to_cpu=False)
-                max_new = min(int(10 * max(len(c) for _, c in chunks) / MODEL_RATE) + 10, 200)
-                gen = (enc, len(chunks), max_new, prompt, suppress)
+                max_new = min(int(10 * max(len(v) for v in views) / MODEL_RATE) + 10, 200)
+                gen = (enc, len(views), max_new, prompt, suppress)
                 if expect is None:
                     results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0])]
                 else:
                     hyps = self._generate(*gen, 0.0, hypotheses=self.s.beam_size)
-                    results = [self._pick(r, expect, length) for r in hyps]
+                    m = len(tempos)
+                    results = [self._vote(hyps[k * m:(k + 1) * m], expect, length) for k in range(len(chunks))]
                 for temperature in self.s.temperatures[1:]:  # bounded retries, for repetitive output only
                     redo = [k for k, (text, _, _) in enumerate(results) if _compression_ratio(text) > 2.4]
                     if not redo:
                         break
-                    enc1 = self.model.model.encode(self._storage(feats[redo]), to_cpu=False)
+                    enc1 = self.model.model.encode(self._storage(feats[[k * len(tempos) for k in redo]]),
+                                                   to_cpu=False)
                     for k, r in zip(redo, self._generate(enc1, len(redo), max_new, prompt, suppress, temperature),
                                     strict=True):
                         results[k] = self._result(r)
@@ -206,7 +257,7 @@ class WhisperEngine:
                 text = "".join(texts)
                 raw = text
                 if expect is not None:
-                    text = interpret(text, expect) if text else ""
+                    text = interpret(_unleak(text, expect), expect) if text else ""
                 lp = [p[1] for p in parts] or [-10.0]
                 nsp = max((p[2] for p in parts), default=1.0)
                 info: dict[str, float | str] = {

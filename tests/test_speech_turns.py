@@ -18,14 +18,16 @@ import pytest
 from asr.audio import read_wav
 from asr.leveling import level
 from asr.metrics import cer
-from asr.numbers import parse_spoken_case_number, to_digits
+from asr.numbers import case_alternatives, parse_spoken_case_number, to_digits, unleak
 from asr.repetition import cut_loop, longest_run
 from asr.segment import split_at_pauses
 from asr.settings import AsrSettings
+from asr.sound import nearest
 from ivr.listening import read_back
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "speech_turns"
+EVAL = ROOT / "tests" / "data" / "number_eval"
 MODEL = ROOT / "var" / "models" / "whisper-base"
 LENGTH = {"phone": 11, "code": 6, "id": 18}
 
@@ -74,12 +76,27 @@ def test_long_audio_is_cut_in_pauses_and_windows_without_speech_are_dropped():
 
 def test_spoken_numbers_are_read_as_digits_and_case_numbers_by_sound():
     assert to_digits("幺三八，零五七幺，两四六") == "1380571246"
-    assert parse_spoken_case_number("二零二五乡零四行初四二零九号").canonical == "（2025）湘0404行初4209号" or \
-        parse_spoken_case_number("二零二五乡零四行初四二零九号").canonical == "（2025）湘04行初4209号"
+    # a digits-only decode may finish 幺 (E5 B9 BA) or 零 on another numeral's last byte: 幼, 雼
+    assert to_digits(unleak("幼七七雼四叉")) == "17704X"
+    assert parse_spoken_case_number("二零二五乡零四行初四二零九号").canonical == "（2025）湘04行初4209号"
     assert parse_spoken_case_number("二零二四折零九七七行出二千七百二十九号").canonical == "（2024）浙0977行初2729号"
     assert parse_spoken_case_number("二零二四乡零二二九民中四九零号").canonical == "（2024）湘0229民终490号"
+    # what whisper wrote for 二零二五浙零九两五执恢幺四五四号: 这 ~ 浙, 集会 ~ 执恢, 要 ~ 幺
+    assert parse_spoken_case_number("二零二五这零九两五集会要四五四号。").canonical == "（2025）浙0925执恢1454号"
+    assert parse_spoken_case_number("二零二五乡零四行出四七二百零九号。").seq == 4209  # 七 before 二百: 千
+    assert parse_spoken_case_number("二零二三苏零四民初第幺零六七八号").canonical == "（2023）苏04民初10678号"
+    # the province was lost: a numeral there is not read as 宁 (ling ~ ning)
+    assert parse_spoken_case_number("二零二四零五四零五民初幺三三一号") is None
     assert parse_spoken_case_number("我想问一下案件进度") is None
+    assert case_alternatives("（2024）浙0977行初2729号") == ["（2024）浙0977行初2729号", "（2024）浙0977刑初2729号"]
     assert read_back("13805710246", "digits") == "幺三八，零五七幺，零二四六"
+
+
+def test_syllables_are_matched_by_sound_with_a_unique_best():
+    assert nearest("乡", ["湘", "京", "沪"]) == "湘"
+    assert nearest("指挥", ["执恢", "执异", "民初"]) == "执恢"
+    assert nearest("五", ["沪", "豫"]) is None  # wu is as close to hu as to yu: no guess
+    assert nearest("号", ["沪", "京"]) is None  # too far from both
 
 
 # ------------------------------------------------------------------ with the model
@@ -160,17 +177,35 @@ def test_a_sixty_second_message_is_transcribed_whole(service_url):
     assert value < 0.2 and len(text) > 0.8 * len(ref)
 
 
-def test_spoken_numbers_with_expect_beat_a_free_decode(engine):
-    rows = [r for r in manifest() if r["kind"] in ("phone", "case")]
+def _numbers_right(engine, data: Path, kinds: tuple[str, ...]) -> dict[str, float]:
+    """Share of the spoken numbers of ``kinds`` read right (case numbers: up to 刑初/行初, which the case
+    store is asked for both)."""
+    rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     right: dict[str, list[bool]] = {}
     for r in rows:
+        if r["kind"] not in kinds:
+            continue
         kind = "case_number" if r["kind"] == "case" else "digits"
-        got = engine.transcribe(*read_wav(DATA / r["file"]), expect=kind, length=LENGTH.get(r["kind"])).text
-        right.setdefault(r["kind"], []).append(got == r["expect"])
+        got = engine.transcribe(*read_wav(data / r["file"]), expect=kind, length=LENGTH.get(r["kind"])).text
+        right.setdefault(r["kind"], []).append(bool(got) and r["expect"] in case_alternatives(got))
     rate = {k: sum(v) / len(v) for k, v in right.items()}
-    print(f"\nexactly right: {rate}")
-    # measured 9/14 phones and 3/12 case numbers (bench/speech_turns.py); a free decode gets ~0-1 of each
-    assert rate["phone"] >= 0.5 and rate["case"] >= 0.15
+    print(f"\n{data.name}: right {rate}")
+    return rate
+
+
+def test_spoken_numbers_on_the_tuning_set(engine):
+    rate = _numbers_right(engine, DATA, ("phone", "code", "case"))
+    # bench/speech_turns.py --numbers-only: phones 11/14, codes 6/8, case numbers 7/12 (before this
+    # decoder: 9/14, 5/8, 4/12; a free decode ~0-1 of each)
+    assert rate["phone"] >= 10 / 14 and rate["code"] >= 5 / 8 and rate["case"] >= 6 / 12
+
+
+def test_spoken_numbers_on_the_held_out_set(engine):
+    """tests/data/number_eval: other numbers, speed 0.85/1.15, 4-16 dB quieter, noise, never tuned on."""
+    rate = _numbers_right(engine, EVAL, ("phone", "code", "case"))
+    # measured phones 7/16, codes 3/8, case numbers 3/12 (before: 3/16, 4/8, 1/12) -- far from the goal
+    # of 90 % / 80 %; this guards the floor reached
+    assert rate["phone"] >= 6 / 16 and rate["code"] >= 2 / 8 and rate["case"] >= 2 / 12
 
 
 @pytest.mark.parametrize("name", ["silence", "dc", "clipping", "noise"])
