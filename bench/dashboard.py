@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from dashboard_data import DEPARTMENTS, TZ, generate  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 
+from agent_console.dashboard.figures import figures  # noqa: E402
 from agent_console.dashboard.filters import parse_filters  # noqa: E402
-from agent_console.dashboard.queries import figures  # noqa: E402
 from agent_console.dashboard.topics import hot_topics  # noqa: E402
 from agent_console.kb.unanswered import MatchCache  # noqa: E402
 from agent_console.models import Department  # noqa: E402

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console.dashboard import export
+from agent_console.dashboard.figures import figures
 from agent_console.dashboard.filters import FilterError, Filters, parse_filters
-from agent_console.dashboard.queries import department_exists, figures, order_figures
+from agent_console.dashboard.queries import department_exists, order_figures
 from agent_console.dashboard.topics import hot_topics
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.kb.unanswered import MatchCache
