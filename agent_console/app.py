@@ -39,7 +39,10 @@ from agent_console.kb_match import internal_router as kb_internal_router
 from agent_console.kb_match import router as kb_match_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
 from agent_console.ops.hub import OpsHub
+from agent_console.ops.live import LiveCalls
+from agent_console.ops.persister import Persister
 from agent_console.ops.wallboard import router as wallboard_router
+from agent_console.ops.workers import WorkerRegistry
 from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
@@ -48,6 +51,7 @@ from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
 from agent_console.work_orders import scheduler as work_order_scheduler
 from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.hub_orders import HubFiling
 from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
 from agent_console.work_orders.orders import WorkOrderContext
@@ -117,17 +121,19 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
     app.state.work_orders = work_order_context(app, config)
-    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,
-                           calendar=app.state.work_orders.calendar,
-                           offer_timeout_s=config.offer_timeout_s, bridge_ring_timeout_s=config.bridge_ring_timeout_s)
-    app.state.ops.work_orders = app.state.work_orders
+    # the subscribers of the hub's stored events are made first, on the parts of the hub they read
+    live, workers, persist = LiveCalls(), WorkerRegistry(), Persister(app.state.sessionmaker)
+    filing = HubFiling(app.state.work_orders, app.state.sessionmaker, category_of=live.category_of,
+                       submit=persist.submit)
     app.state.callbacks = work_order_callbacks.CallbackDispatcher(
-        app.state.sessionmaker, app.state.work_orders, app.state.ops, hours=config.working_hours,
+        app.state.sessionmaker, app.state.work_orders, workers, live.worker_calls, hours=config.working_hours,
         worker_max_calls=config.worker_max_calls)
-    app.state.ops.callbacks = app.state.callbacks
+    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
+                           live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
+                           bridge_ring_timeout_s=config.bridge_ring_timeout_s)
     try:
         rebuilt = app.state.ops.rebuild()
-        app.state.ops.ensure_auto_orders()
+        filing.recheck()
         if rebuilt:
             log.info("ops: %d open calls rebuilt from the database", rebuilt)
     except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty

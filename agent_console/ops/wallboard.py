@@ -52,7 +52,7 @@ def today_counts(db: Session, calendar: WorkCalendar, now: datetime) -> dict[str
 def wallboard(request: Request, db: Session = Depends(get_db),
               user: User = Depends(require_role(*WALLBOARD_ROLES))) -> dict[str, Any]:
     hub = request.app.state.ops
-    calendar = hub.calendar
+    calendar = request.app.state.work_orders.calendar  # the court's days, as the work orders count them
     data = hub.wallboard()
     data.update(today_counts(db, calendar, datetime.fromtimestamp(hub.clock(), calendar.tz)))
     return data
