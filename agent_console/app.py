@@ -50,7 +50,6 @@ from agent_console.pii import MaskingFilter
 from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
 from agent_console.work_orders import scheduler as work_order_scheduler
-from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.hub_orders import HubFiling
 from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
@@ -58,6 +57,7 @@ from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
+from work_orders.calendar import WorkCalendar
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 #: (``/metrics`` and the API docs need a login too unless ``hub.public_metrics`` / ``hub.public_docs``: PRIVATE_PATHS)
@@ -165,7 +165,7 @@ def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
     """The work orders' calendar (official schedule and the holiday file, as the IVR's working hours), settings,
     files and the case system (to send a message about a case to its judge's team)."""
     wo = config.work_orders
-    calendar = WorkCalendar.of(config.timezone, holiday_file=wo.holiday_file, day_end=wo.office_close)
+    calendar = WorkCalendar.from_file(wo.holiday_file, tz=config.timezone, day_end=wo.office_close)
     home = config.home if config.home is not None else Path(tempfile.mkdtemp(prefix="hotline-hub-"))
     ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
 

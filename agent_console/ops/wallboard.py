@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.models import CallEventRecord, User
-from agent_console.work_orders.calendar import WorkCalendar
+from work_orders.calendar import WorkCalendar
 
 router = APIRouter()
 WALLBOARD_ROLES = ("supervisor", "admin")

@@ -118,10 +118,10 @@ class CallbackDispatcher:
     # ------------------------------------------------------------------------------------------ a pass
     def office_open(self, now: datetime) -> bool:
         if self.hours is not None:
-            return bool(self.hours.is_open(now, self.ctx.rules_calendar))
+            return bool(self.hours.is_open(now, self.ctx.calendar))
         cal = self.ctx.calendar
         local = now.astimezone(cal.tz)
-        return cal.is_working_day(local.date()) and DEFAULT_OPEN <= local.time() < cal.day_end
+        return cal.is_workday(local.date()) and DEFAULT_OPEN <= local.time() < cal.day_end
 
     def run_once(self) -> list[CallbackCommand]:
         """Fail callbacks that were never reported, then (enabled, office hours) start due ones; returns the

@@ -93,7 +93,7 @@ class HubFiling:
     def _auto_order(self, e: Any, kind: str) -> None:
         # the same working day while the office is still to close (a message left at 07:00 on a Monday is
         # called back that Monday), else the next working day
-        due = self.ctx.rules_calendar.same_day_due(e.ts).date()
+        due = self.ctx.calendar.same_day_due(e.ts).date()
         message = e.type == "message_recorded"
         with self.sessions() as db:
             order, created = ensure_auto_order(db, self.ctx, call_id=e.call_id, kind=kind, at=e.ts,

@@ -172,7 +172,7 @@ def actor_of(user: User) -> Actor:
 
 def _out(request: Request, order: WorkOrder, user: User, full: bool = True) -> dict[str, Any]:
     ctx = ctx_of(request)
-    return order_out(order, user.role, now=ctx.now(), calendar=ctx.rules_calendar, full=full)
+    return order_out(order, user.role, now=ctx.now(), calendar=ctx.calendar, full=full)
 
 
 def _visible(order: WorkOrder | None, user: User) -> WorkOrder:

@@ -45,7 +45,7 @@ def _timelines(db: Session, ctx: WorkOrderContext) -> list[Timeline]:
 def pending_jobs(db: Session, ctx: WorkOrderContext) -> list[tuple[Job, Timeline]]:
     """Jobs due now whose keys are not stored yet."""
     timelines = {t.order_id: t for t in _timelines(db, ctx)}
-    jobs = due_jobs(list(timelines.values()), ctx.now(), ctx.rules_calendar, ctx.settings)
+    jobs = due_jobs(list(timelines.values()), ctx.now(), ctx.calendar, ctx.settings)
     stored: set[str] = set()
     keys = [j.key for j in jobs]
     for i in range(0, len(keys), _CHUNK):

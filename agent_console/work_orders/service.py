@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, WorkOrder, utcnow
 from agent_console.work_orders import classification, orders
-from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.orders import WorkOrderContext
+from work_orders.calendar import WorkCalendar
 from work_orders.dial_plan import caller_number
 from work_orders.rules import Actor
 from zh_text import parse_case_number
