@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from datetime import time as dtime
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -39,6 +38,7 @@ from agent_console.models import CallEventRecord, WorkOrder, WorkOrderHistory, u
 from agent_console.work_orders.orders import Conflict, WorkOrderContext, apply_change, record
 from ivr.contract import CallbackCommand, CallbackOutcome
 from work_orders import dial_plan
+from work_orders.calendar import WorkingHours
 from work_orders.filing import Filing, filing_for
 from work_orders.rules import Actor, Refused
 
@@ -55,7 +55,6 @@ REQUEUE_DELAY = timedelta(minutes=1)
 PENDING_S = 30.0  # a dispatched call counts against its worker's slots until its own events show it
 SUMMARY_MAX = 1000
 SENTENCE_ENDS = "。！？；!?;"
-DEFAULT_OPEN = dtime(8, 30)
 
 
 def spoken_summary(feedback: str) -> str:
@@ -97,8 +96,8 @@ class CallbackDispatcher:
     now (``agent_console.ops.live.LiveCalls.worker_calls``)."""
 
     def __init__(self, sessions: Callable[[], Session], ctx: WorkOrderContext, workers: WorkerLines,
-                 worker_calls: Callable[[], dict[str, list[str]]], *, hours: Any = None, worker_max_calls: int = 4,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 worker_calls: Callable[[], dict[str, list[str]]], *, hours: WorkingHours | None = None,
+                 worker_max_calls: int = 4, monotonic: Callable[[], float] = time.monotonic):
         self.sessions = sessions
         self.ctx = ctx
         self.workers = workers
@@ -117,11 +116,10 @@ class CallbackDispatcher:
 
     # ------------------------------------------------------------------------------------------ a pass
     def office_open(self, now: datetime) -> bool:
-        if self.hours is not None:
-            return bool(self.hours.is_open(now, self.ctx.calendar))
+        # without ivr.working_hours: its default opening (08:30) to work_orders.office_close
         cal = self.ctx.calendar
-        local = now.astimezone(cal.tz)
-        return cal.is_workday(local.date()) and DEFAULT_OPEN <= local.time() < cal.day_end
+        hours = self.hours or WorkingHours(close=f"{cal.day_end:%H:%M}", timezone=cal.tz.key)
+        return hours.is_open(now, cal)
 
     def run_once(self) -> list[CallbackCommand]:
         """Fail callbacks that were never reported, then (enabled, office hours) start due ones; returns the
