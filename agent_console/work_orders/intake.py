@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db
 from agent_console.models import WorkOrder, WorkOrderHistory
+from agent_console.work_orders.api_common import CitizenFields, check_taxonomy, ctx_of
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.router import CitizenFields, check_taxonomy, ctx_of
 from agent_console.work_orders.service import create_order
 from work_orders import taxonomy as tx
 from work_orders.numbering import parse_number
