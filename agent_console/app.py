@@ -24,6 +24,7 @@ from agent_console.auth.users import session_user
 from agent_console.calls.internal import router as internal_router
 from agent_console.calls.records import count_open_calls
 from agent_console.calls.router import router as calls_router
+from agent_console.cases.router import get_desk
 from agent_console.cases.router import internal_router as cases_internal_router
 from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
@@ -170,8 +171,6 @@ def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
     ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
 
     def case_lookup(number: str) -> Any:
-        from agent_console.cases.router import get_desk
-
         return get_desk(SimpleNamespace(app=app)).system.get_case(number)  # get_desk reads request.app only
 
     ctx.case_lookup = case_lookup

@@ -19,8 +19,9 @@ ALLOWED = {
     "asr": {"zh_text"},
     "table_import": set(),
     "knowledge_base": {"zh_text", "table_import"},
-    # order classification uses the one embedding model the knowledge base loads (a hub holds a single copy)
-    "work_orders": {"knowledge_base.embedding"},
+    # order classification uses the one embedding model the knowledge base loads (a hub holds a single copy);
+    # the work orders' tables use the shared UTC timestamp type and naming (knowledge_base/db_types.py)
+    "work_orders": {"knowledge_base.embedding", "knowledge_base.db_types"},
     # the case system: its tables use the shared UTC timestamp type and naming (knowledge_base/db_types.py)
     "court_cases": {"zh_text", "table_import", "knowledge_base.db_types"},
     # the IVR's working hours use the hotline's one calendar of working days (work_orders/calendar.py)

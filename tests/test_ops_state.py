@@ -15,7 +15,7 @@ from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user
 from agent_console.config import HubConfig
-from agent_console.models import Call, WorkOrder
+from agent_console.models import Call
 from agent_console.ops.eventlog import EventLog
 from agent_console.ops.live import LiveCall
 from agent_console.work_orders.service import category_from_menu, create_order, draft_for_call
@@ -32,6 +32,7 @@ from ivr.contract import (
 )
 from tests.ops_support import queued_call
 from work_orders.calendar import WorkCalendar
+from work_orders.models import WorkOrder
 
 TOKEN = "worker-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

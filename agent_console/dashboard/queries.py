@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from agent_console.dashboard.filters import Filters
-from agent_console.models import Call, Department, WorkOrder
+from agent_console.models import Call
+from work_orders.models import Department, WorkOrder
 from work_orders.rules import STATES
 from work_orders.settings import CATEGORIES, CATEGORY_NAMES
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.models import CallEventRecord, User
+from agent_console.pages import _page
 from work_orders.calendar import WorkCalendar
 
 router = APIRouter()
@@ -60,8 +61,6 @@ def wallboard(request: Request, db: Session = Depends(get_db),
 
 @router.get("/wallboard", response_class=HTMLResponse, include_in_schema=False)
 def wallboard_page(user: User | None = Depends(optional_user)) -> Response:
-    from agent_console.pages import _page
-
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     if user.role not in WALLBOARD_ROLES:

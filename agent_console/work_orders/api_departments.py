@@ -10,10 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
-from agent_console.models import (
-    Department,
-    User,
-)
+from agent_console.models import User
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
     SUPERVISING,
@@ -23,6 +20,7 @@ from agent_console.work_orders.api_common import (
 )
 from agent_console.work_orders.departments import DepartmentError, add_department, members_of, set_members
 from agent_console.work_orders.errors import invalid
+from work_orders.models import Department
 
 router = APIRouter(tags=["work orders"])
 

@@ -15,12 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
-from agent_console.models import (
-    ROLES,
-    User,
-    WorkOrder,
-    WorkOrderAttachment,
-)
+from agent_console.models import ROLES, User
 from agent_console.work_orders import orders
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
@@ -38,6 +33,7 @@ from agent_console.work_orders.api_common import (
 from agent_console.work_orders.errors import invalid
 from agent_console.work_orders.orders import Conflict
 from agent_console.work_orders.views import attachment_out, history_out
+from work_orders.models import WorkOrder, WorkOrderAttachment
 from work_orders.rules import MOVES, Refused
 
 router = APIRouter(tags=["work orders"])

@@ -12,11 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from agent_console.deps import CONSOLE_ROLES, get_db, require_role
-from agent_console.models import (
-    Call,
-    User,
-    WorkOrder,
-)
+from agent_console.models import Call, User
 from agent_console.pii import mask_for
 from agent_console.work_orders import classification
 from agent_console.work_orders.api_common import (
@@ -43,6 +39,7 @@ from agent_console.work_orders.service import (
 )
 from work_orders import taxonomy as tx
 from work_orders.dial_plan import caller_number
+from work_orders.models import WorkOrder
 from work_orders.rules import STATES
 
 router = APIRouter(tags=["work orders"])

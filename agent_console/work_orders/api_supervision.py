@@ -10,11 +10,7 @@ from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
-from agent_console.models import (
-    User,
-    WorkOrder,
-    WorkOrderNotice,
-)
+from agent_console.models import User
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
     SUPERVISING,
@@ -23,6 +19,7 @@ from agent_console.work_orders.api_common import (
     overdue_condition,
 )
 from agent_console.work_orders.views import notice_out
+from work_orders.models import WorkOrder, WorkOrderNotice
 
 router = APIRouter(tags=["work orders"])
 

@@ -20,11 +20,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent_console.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from agent_console.work_orders.views import CHANNEL_NAMES
 from work_orders import rules
 from work_orders import taxonomy as tx
 from work_orders.calendar import WorkCalendar
+from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.numbering import format_number
 from work_orders.rules import Actor, Change
 from work_orders.settings import WorkOrderSettings

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from agent_console.models import WorkOrder, WorkOrderNotice
 from agent_console.work_orders import orders
 from agent_console.work_orders.orders import SYSTEM, Conflict, WorkOrderContext, job_message, notice
+from work_orders.models import WorkOrder, WorkOrderNotice
 from work_orders.reminders import Job, Timeline, due_jobs
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent_console.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
 from agent_console.pii import TEXT_FIELDS, mask_fields, mask_text, sees_clear
 from court_cases.privacy import mask_name
 from work_orders import dial_plan
+from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
 from work_orders.reminders import KIND_NAMES, Timeline, is_overdue
 from work_orders.rules import ACTION_NAMES, STATE_NAMES
 from work_orders.settings import CATEGORY_NAMES
