@@ -54,11 +54,11 @@ from agent_console.work_orders import scheduler as work_order_scheduler
 from agent_console.work_orders.hub_orders import HubFiling
 from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
-from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
 from work_orders.calendar import WorkCalendar
+from work_orders.store import WorkOrderContext
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 #: (``/metrics`` and the API docs need a login too unless ``hub.public_metrics`` / ``hub.public_docs``: PRIVATE_PATHS)

@@ -32,7 +32,7 @@ class Base(DeclarativeBase):
 class WorkOrder(Base):
     """A work order (工单): what a citizen asked for, from any channel, through dispatch, feedback and callback.
 
-    Every change after filing goes through ``agent_console.work_orders.orders`` (the row and its history line
+    Every change after filing goes through ``work_orders.store`` (the row and its history line
     in one transaction). Indexes serve the lists and the dashboard over a million orders.
     """
 

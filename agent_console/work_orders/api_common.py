@@ -13,12 +13,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from agent_console.models import ROLES, User
-from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.views import attachment_out, history_out, order_out
 from work_orders import taxonomy as tx
 from work_orders.models import Department, WorkOrder, WorkOrderAttachment, WorkOrderHistory
 from work_orders.rules import MOVES, Actor, Refused
 from work_orders.settings import CATEGORIES
+from work_orders.store import WorkOrderContext
 
 Category = Literal["consult", "query", "urge", "contact_judge", "complaint", "suggestion"]
 StaffChannel = Literal["hotline", "walk_in", "letter"]

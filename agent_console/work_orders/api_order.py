@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
 from agent_console.models import ROLES, User
-from agent_console.work_orders import orders
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
     MOVE_BODIES,
@@ -31,10 +30,11 @@ from agent_console.work_orders.api_common import (
     visible_order,
 )
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.orders import Conflict
 from agent_console.work_orders.views import attachment_out, history_out
+from work_orders import store as orders
 from work_orders.models import WorkOrder, WorkOrderAttachment
 from work_orders.rules import MOVES, Refused
+from work_orders.store import Conflict
 
 router = APIRouter(tags=["work orders"])
 

@@ -28,7 +28,6 @@ from agent_console.work_orders.api_common import (
     overdue_condition,
 )
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.service import (
     call_notes,
     call_transcript,
@@ -41,6 +40,7 @@ from work_orders import taxonomy as tx
 from work_orders.dial_plan import caller_number
 from work_orders.models import WorkOrder
 from work_orders.rules import STATES
+from work_orders.store import WorkOrderContext
 
 router = APIRouter(tags=["work orders"])
 

@@ -35,13 +35,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from agent_console.models import CallEventRecord, utcnow
-from agent_console.work_orders.orders import Conflict, WorkOrderContext, apply_change, record
 from ivr.contract import CallbackCommand, CallbackOutcome
 from work_orders import dial_plan
 from work_orders.calendar import WorkingHours
 from work_orders.filing import Filing, filing_for
 from work_orders.models import WorkOrder, WorkOrderHistory
 from work_orders.rules import Actor, Refused
+from work_orders.store import Conflict, WorkOrderContext, apply_change, record
 
 log = logging.getLogger(__name__)
 

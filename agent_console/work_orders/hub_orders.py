@@ -26,11 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console.models import CallEventRecord, utcnow
-from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.service import attach_transcript, ensure_auto_order, kb_settled_order, message_order
 from court_cases.system import CaseSystemUnavailable
 from ivr.contract import CallEvent
 from work_orders.filing import AUTO_KINDS, KB_CAUSE, RECHECKED_TYPES, ROUTED_PURPOSES, Filing, filing_for
+from work_orders.store import WorkOrderContext
 
 log = logging.getLogger(__name__)
 _event_adapter: TypeAdapter[Any] = TypeAdapter(CallEvent)

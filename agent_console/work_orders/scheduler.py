@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from agent_console.work_orders import orders
-from agent_console.work_orders.orders import SYSTEM, Conflict, WorkOrderContext, job_message, notice
+from work_orders import store as orders
 from work_orders.models import WorkOrder, WorkOrderNotice
 from work_orders.reminders import Job, Timeline, due_jobs
+from work_orders.store import SYSTEM, Conflict, WorkOrderContext, job_message, notice
 
 log = logging.getLogger(__name__)
 _CHUNK = 500

@@ -21,13 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.models import Call, CallEventRecord, utcnow
-from agent_console.work_orders import classification, orders
-from agent_console.work_orders.orders import WorkOrderContext
+from agent_console.work_orders import classification
 from knowledge_base.store import get_entry
+from work_orders import store as orders
 from work_orders.calendar import WorkCalendar
 from work_orders.dial_plan import caller_number
 from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder
 from work_orders.rules import Actor
+from work_orders.store import WorkOrderContext
 from zh_text import parse_case_number
 
 #: menu node names (or parts of them) that say what the caller wanted, most specific first

@@ -1,5 +1,5 @@
-"""The one way a work order changes: :func:`record` writes the row change and its history line (and any
-notices) in the caller's transaction; :func:`move` applies a move of ``work_orders.rules`` through it.
+"""The work orders' store, the one way a work order changes: :func:`record` writes the row change and its history
+line (and any notices) in the caller's transaction; :func:`move` applies a move of ``work_orders.rules`` through it.
 
 Concurrent changes are caught, not merged: the row is updated only if ``updated_at`` is still what was read
 (compare-and-set), so two people rating the same callback cannot both succeed; :func:`move` re-reads and
@@ -20,14 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent_console.work_orders.views import CHANNEL_NAMES
 from work_orders import rules
 from work_orders import taxonomy as tx
 from work_orders.calendar import WorkCalendar
 from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.numbering import format_number
 from work_orders.rules import Actor, Change
-from work_orders.settings import WorkOrderSettings
+from work_orders.settings import CHANNEL_NAMES, WorkOrderSettings
 
 log = logging.getLogger(__name__)
 
