@@ -6,6 +6,7 @@ owns settings and migrations; this package never imports ``hotline``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import tempfile
@@ -50,13 +51,13 @@ from agent_console.pages import router as pages_router
 from agent_console.pii import MaskingFilter
 from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
-from agent_console.work_orders import scheduler as work_order_scheduler
 from agent_console.work_orders.hub_orders import HubFiling
 from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
 from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
+from work_orders import scheduler as work_order_scheduler
 from work_orders.calendar import WorkCalendar
 from work_orders.store import WorkOrderContext
 
@@ -83,7 +84,8 @@ def _mask_logs() -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _mask_logs()
     ensure_ticker(app)
-    work_order_scheduler.start(app)
+    app.state.work_orders_scheduler = asyncio.get_running_loop().create_task(
+        work_order_scheduler.run_forever(app.state.sessionmaker, app.state.work_orders))
     work_order_callbacks.start(app)
     try:
         yield

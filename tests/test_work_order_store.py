@@ -12,10 +12,10 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from agent_console.work_orders import scheduler
 from agent_console.work_orders.errors import field_errors
 from agent_console.work_orders.intake import RateLimit
 from hotline.db import make_engine, session_factory, upgrade_engine
+from work_orders import scheduler
 from work_orders import store as orders
 from work_orders import taxonomy as tx
 from work_orders.calendar import WorkCalendar
