@@ -20,7 +20,6 @@ from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.config import HubConfig
 from agent_console.models import CallEventRecord
-from agent_console.work_orders.callbacks import spoken_summary
 from hotline.db import make_engine, upgrade_engine
 from ivr.contract import (
     CallAnswered,
@@ -32,6 +31,7 @@ from ivr.contract import (
     WorkerHello,
 )
 from work_orders import store as orders
+from work_orders.callbacks import spoken_summary
 from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.rules import Actor
 from work_orders.settings import AutoCallbackSettings, WorkOrderSettings

@@ -38,41 +38,16 @@ from agent_console.models import CallEventRecord, utcnow
 from ivr.contract import CallbackCommand, CallbackOutcome
 from work_orders import dial_plan
 from work_orders.calendar import WorkingHours
+from work_orders.callbacks import AUTO, NOT_PLACED, REQUEUE_DELAY, outcome_reason, spoken_summary
 from work_orders.filing import Filing, filing_for
 from work_orders.models import WorkOrder, WorkOrderHistory
-from work_orders.rules import Actor, Refused
+from work_orders.rules import Refused
 from work_orders.store import Conflict, WorkOrderContext, apply_change, record
 
 log = logging.getLogger(__name__)
 
-AUTO = Actor("自动回访", "system")
 HUB_WORKER = "hub"
-#: why a callback did not reach a rating, as the history line says it
-OUTCOME_NAMES = {"no_answer": "无人接听", "busy": "占线", "rejected": "拒接", "no_rating": "未评价",
-                 "failed": "呼叫失败", "rated": "已评价"}
-#: worker-side reasons: the citizen's phone was never called, so the order goes back due soon
-NOT_PLACED = frozenset({"no_slot", "draining"})
-REQUEUE_DELAY = timedelta(minutes=1)
 PENDING_S = 30.0  # a dispatched call counts against its worker's slots until its own events show it
-SUMMARY_MAX = 1000
-SENTENCE_ENDS = "。！？；!?;"
-
-
-def spoken_summary(feedback: str) -> str:
-    """The handler's answer as spoken (whitespace folded), at most 1000 characters, cut after a sentence."""
-    text = " ".join(feedback.split())
-    if len(text) <= SUMMARY_MAX:
-        return text
-    cut = max(text.rfind(p, 0, SUMMARY_MAX) for p in SENTENCE_ENDS)
-    return text[:cut + 1] if cut >= SUMMARY_MAX // 4 else text[:SUMMARY_MAX]
-
-
-def outcome_reason(e: CallbackOutcome) -> str:
-    what = OUTCOME_NAMES.get(e.outcome, e.outcome)
-    detail = [str(e.status_code)] if e.status_code else []
-    if e.reason and e.outcome == "failed":
-        detail.append(e.reason)
-    return f"{what}（{'，'.join(detail)}）" if detail else what
 
 
 @dataclass
