@@ -6,6 +6,7 @@ owns settings and migrations; this package never imports ``hotline``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import tempfile
@@ -24,6 +25,7 @@ from agent_console.auth.users import session_user
 from agent_console.calls.internal import router as internal_router
 from agent_console.calls.records import count_open_calls
 from agent_console.calls.router import router as calls_router
+from agent_console.cases.router import get_desk
 from agent_console.cases.router import internal_router as cases_internal_router
 from agent_console.cases.router import router as cases_router
 from agent_console.config import HubConfig
@@ -39,21 +41,25 @@ from agent_console.kb_match import internal_router as kb_internal_router
 from agent_console.kb_match import router as kb_match_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
 from agent_console.ops.hub import OpsHub
+from agent_console.ops.live import LiveCalls
+from agent_console.ops.persister import Persister
 from agent_console.ops.wallboard import router as wallboard_router
+from agent_console.ops.workers import WorkerRegistry
 from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
 from agent_console.pii import MaskingFilter
 from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
-from agent_console.work_orders import scheduler as work_order_scheduler
-from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.work_orders.hub_orders import HubFiling
 from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
-from agent_console.work_orders.orders import WorkOrderContext
 from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
 from knowledge_base.live import LiveMatcher
+from work_orders import scheduler as work_order_scheduler
+from work_orders.calendar import WorkCalendar
+from work_orders.store import WorkOrderContext
 
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 #: (``/metrics`` and the API docs need a login too unless ``hub.public_metrics`` / ``hub.public_docs``: PRIVATE_PATHS)
@@ -78,7 +84,8 @@ def _mask_logs() -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _mask_logs()
     ensure_ticker(app)
-    work_order_scheduler.start(app)
+    app.state.work_orders_scheduler = asyncio.get_running_loop().create_task(
+        work_order_scheduler.run_forever(app.state.sessionmaker, app.state.work_orders))
     work_order_callbacks.start(app)
     try:
         yield
@@ -117,17 +124,19 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
     app.state.work_orders = work_order_context(app, config)
-    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher,
-                           calendar=app.state.work_orders.calendar,
-                           offer_timeout_s=config.offer_timeout_s, bridge_ring_timeout_s=config.bridge_ring_timeout_s)
-    app.state.ops.work_orders = app.state.work_orders
+    # the subscribers of the hub's stored events are made first, on the parts of the hub they read
+    live, workers, persist = LiveCalls(), WorkerRegistry(), Persister(app.state.sessionmaker)
+    filing = HubFiling(app.state.work_orders, app.state.sessionmaker, category_of=live.category_of,
+                       submit=persist.submit)
     app.state.callbacks = work_order_callbacks.CallbackDispatcher(
-        app.state.sessionmaker, app.state.work_orders, app.state.ops, hours=config.working_hours,
+        app.state.sessionmaker, app.state.work_orders, workers, live.worker_calls, hours=config.working_hours,
         worker_max_calls=config.worker_max_calls)
-    app.state.ops.callbacks = app.state.callbacks
+    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
+                           live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
+                           bridge_ring_timeout_s=config.bridge_ring_timeout_s)
     try:
         rebuilt = app.state.ops.rebuild()
-        app.state.ops.ensure_auto_orders()
+        filing.recheck()
         if rebuilt:
             log.info("ops: %d open calls rebuilt from the database", rebuilt)
     except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty
@@ -159,13 +168,11 @@ def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
     """The work orders' calendar (official schedule and the holiday file, as the IVR's working hours), settings,
     files and the case system (to send a message about a case to its judge's team)."""
     wo = config.work_orders
-    calendar = WorkCalendar.of(config.timezone, holiday_file=wo.holiday_file, day_end=wo.office_close)
+    calendar = WorkCalendar.from_file(wo.holiday_file, tz=config.timezone, day_end=wo.office_close)
     home = config.home if config.home is not None else Path(tempfile.mkdtemp(prefix="hotline-hub-"))
     ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
 
     def case_lookup(number: str) -> Any:
-        from agent_console.cases.router import get_desk
-
         return get_desk(SimpleNamespace(app=app)).system.get_case(number)  # get_desk reads request.app only
 
     ctx.case_lookup = case_lookup

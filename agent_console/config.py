@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
 
 from court_cases.settings import CaseSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
+from work_orders.calendar import WorkingHours
 from work_orders.settings import WorkOrderSettings
-
-
-class OfficeHours(Protocol):
-    """When staff work (``ivr.working_hours``): open at ``at`` on ``calendar``'s working days."""
-
-    def is_open(self, at: datetime | None = None, calendar: Any = None) -> bool: ...
 
 
 def _version() -> str:
@@ -45,7 +38,7 @@ class HubConfig:
     home: Path | None = None
     #: office hours (``ivr.working_hours``) on the work orders' calendar: automatic callbacks only then
     #: (None: 08:30 to ``work_orders.office_close`` on working days)
-    working_hours: OfficeHours | None = None
+    working_hours: WorkingHours | None = None
     #: call slots of one IVR worker (``sip.max_calls_per_worker``), for choosing a worker for a callback
     worker_max_calls: int = 4
     #: origins besides the hub's own whose pages may send state-changing requests with the session cookie

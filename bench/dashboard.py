@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from dashboard_data import DEPARTMENTS, TZ, generate  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 
+from agent_console.dashboard.figures import figures  # noqa: E402
 from agent_console.dashboard.filters import parse_filters  # noqa: E402
-from agent_console.dashboard.queries import figures  # noqa: E402
 from agent_console.dashboard.topics import hot_topics  # noqa: E402
 from agent_console.kb.unanswered import MatchCache  # noqa: E402
-from agent_console.models import Department  # noqa: E402
 from hotline.db import make_engine, session_factory, upgrade_engine  # noqa: E402
 from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
+from work_orders.models import Department  # noqa: E402
 from work_orders.settings import CATEGORIES  # noqa: E402
 
 NOW = datetime(2026, 12, 31, 15, 0, tzinfo=TZ)

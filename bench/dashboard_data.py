@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
-from agent_console.models import Call, CallEventRecord, Department, WorkOrder
+from agent_console.models import Call, CallEventRecord
+from work_orders.models import Department, WorkOrder
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")

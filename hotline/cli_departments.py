@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from agent_console.models import Department
 from agent_console.work_orders.departments import DepartmentError, add_department, members_of, set_members
 from hotline.cli_db import ConfigOption, fail, load, open_session
+from work_orders.models import Department
 
 departments_app = typer.Typer(help="Departments and judges' teams that work orders are dispatched to.",
                               no_args_is_help=True)

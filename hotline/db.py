@@ -27,8 +27,9 @@ def metadatas() -> list[MetaData]:
     from agent_console.models import Base as ConsoleBase
     from court_cases.models import Base as CasesBase
     from knowledge_base.models import Base as KbBase
+    from work_orders.models import Base as WorkOrdersBase
 
-    return [ConsoleBase.metadata, KbBase.metadata, CasesBase.metadata]
+    return [ConsoleBase.metadata, WorkOrdersBase.metadata, KbBase.metadata, CasesBase.metadata]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder, WorkOrderHistory
 from hotline.db import make_engine, session_factory
 from ivr.contract import BridgeUpdate, CallEnded, SpeechHeard
 from tests.browser import browser, login, requires_chromium
 from tests.ops_support import FakeWorker, add_users, ops_hub, post_events, queued_call
+from work_orders.models import WorkOrder, WorkOrderHistory
 
 pytestmark = [requires_chromium]
 PHONE = "13812345678"

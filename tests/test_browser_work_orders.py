@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder, WorkOrderHistory
 from tests.browser import browser, login, requires_chromium
 from tests.ops_support import PASSWORD
 from tests.work_order_support import at, database, staff, wo_hub
+from work_orders.models import WorkOrder, WorkOrderHistory
 
 pytestmark = [requires_chromium]
 XSS = '<img src=x onerror="window.__xss=1">'

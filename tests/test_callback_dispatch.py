@@ -19,9 +19,7 @@ from sqlalchemy import select
 from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.config import HubConfig
-from agent_console.models import CallEventRecord, WorkOrder, WorkOrderHistory, WorkOrderNotice
-from agent_console.work_orders import orders
-from agent_console.work_orders.callbacks import spoken_summary
+from agent_console.models import CallEventRecord
 from hotline.db import make_engine, upgrade_engine
 from ivr.contract import (
     CallAnswered,
@@ -32,6 +30,9 @@ from ivr.contract import (
     EventBatch,
     WorkerHello,
 )
+from work_orders import store as orders
+from work_orders.callbacks import spoken_summary
+from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.rules import Actor
 from work_orders.settings import AutoCallbackSettings, WorkOrderSettings
 

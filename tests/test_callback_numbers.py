@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from agent_console.models import WorkOrderNotice
 from agent_console.work_orders.views import order_out
 from tests.test_callback_dispatch import MONDAY, Clock, answered, connect, engine, history, make_app, order, received
 from work_orders.dial_plan import caller_number, check
+from work_orders.models import WorkOrderNotice
 
 __all__ = ["engine"]  # the fixture, imported for this module
 

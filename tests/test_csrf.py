@@ -19,10 +19,10 @@ from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user
 from agent_console.config import HubConfig
-from agent_console.models import WorkOrder
 from hotline.db import make_engine, upgrade_engine
 from ivr.contract import CallOffered, EventBatch
 from knowledge_base.io import DEFAULT_KB_PATH
+from work_orders.models import WorkOrder
 
 TOKEN = "worker-token-for-csrf-tests"
 SELF = "http://testserver"

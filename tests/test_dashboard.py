@@ -25,11 +25,13 @@ from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user
 from agent_console.config import HubConfig
 from agent_console.dashboard import summary
+from agent_console.dashboard.figures import figures
 from agent_console.dashboard.filters import parse_filters
-from agent_console.dashboard.queries import figures, offset_segments, p90_rank
-from agent_console.models import HANDLING_EDGES, Call, CallEventRecord, Department, WorkOrder
+from agent_console.dashboard.queries import offset_segments, p90_rank
+from agent_console.models import HANDLING_EDGES, Call, CallEventRecord
 from hotline.db import alembic_config, make_engine, upgrade_engine
 from hotline.hub_main import load_default_kb
+from work_orders.models import Department, WorkOrder
 
 TZ = ZoneInfo("Asia/Shanghai")
 PASSWORD = "password1"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from hotline.hub_tls import fingerprint, generate
-from tests.browser import Hub
+from tests.browser import Hub, browser, login, requires_chromium
 from tests.hotline_proc import Hotline, sip_ping
 
 pytestmark = pytest.mark.timeout(120)
@@ -136,5 +136,30 @@ def test_a_configured_certificate_is_served(tmp_path):
         wait_https(hub, own / "court.crt", proc)
         assert presented(hub.port) == fingerprint(own / "court.crt")
         assert not (hub.home / "tls").exists()  # nothing self-signed made
+    finally:
+        stop(proc)
+
+
+@requires_chromium
+def test_chromium_keeps_the_secure_cookie_over_https_and_the_console_goes_live(tmp_path):
+    """Issue 15, acceptance 3: a real browser logs in over HTTPS; it stores the Secure, HttpOnly cookie, sends it
+    back (the console page and its wss socket open) and a plain-HTTP page on the same port gets nothing."""
+    hub = Hub(tmp_path / "home")
+    hub.add_user("op1", "operator")
+    cert = hub.home / "tls" / "hub.crt"
+    proc = start(hub)
+    base = f"https://127.0.0.1:{hub.port}"
+    try:
+        wait_https(hub, cert, proc)
+        with browser(tmp_path) as chromium:
+            # the self-signed certificate is compared by fingerprint by staff; Chromium is told to accept it
+            context = chromium.new_context(ignore_https_errors=True)
+            page = context.new_page()
+            login(page, base, "op1")
+            (cookie,) = [c for c in context.cookies(base) if c["httpOnly"]]
+            assert cookie["secure"] and cookie["sameSite"] == "Lax", cookie
+            page.wait_for_selector("#conn.ok", timeout=15_000)  # the console's wss socket, on that cookie
+            assert page.url == f"{base}/"
+            assert "就绪" in page.inner_text("body") or page.locator("button.presence").count() > 0
     finally:
         stop(proc)

@@ -24,9 +24,9 @@ from agent_console.auth.passwords import use_hasher
 from agent_console.auth.throttle import LoginThrottle
 from agent_console.auth.users import create_user, set_active
 from agent_console.config import HubConfig
-from agent_console.models import WorkOrder
-from agent_console.work_orders import orders
 from hotline.db import make_engine, upgrade_engine
+from work_orders import store as orders
+from work_orders.models import WorkOrder
 from work_orders.numbering import format_number
 from work_orders.rules import Actor
 

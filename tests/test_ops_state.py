@@ -15,10 +15,9 @@ from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user
 from agent_console.config import HubConfig
-from agent_console.models import Call, WorkOrder
+from agent_console.models import Call
 from agent_console.ops.eventlog import EventLog
 from agent_console.ops.live import LiveCall
-from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.service import category_from_menu, create_order, draft_for_call
 from hotline.db import make_engine, upgrade_engine
 from ivr.contract import (
@@ -32,6 +31,8 @@ from ivr.contract import (
     WorkerHello,
 )
 from tests.ops_support import queued_call
+from work_orders.calendar import WorkCalendar
+from work_orders.models import WorkOrder
 
 TOKEN = "worker-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -134,7 +135,7 @@ def test_a_restarted_hub_rebuilds_the_queue_and_the_talking_call(db_file):
 
 def test_work_order_numbers_per_day_and_the_draft(db_file):
     app = app_on(db_file)
-    cal = WorkCalendar.of("Asia/Shanghai")
+    cal = WorkCalendar(tz="Asia/Shanghai")
     with app.state.sessionmaker() as db:
         late = datetime(2026, 11, 30, 16, 30, tzinfo=UTC)  # 00:30 on 1 December in Shanghai
         numbers = [create_order(db, cal, now=late - timedelta(hours=1), category="consult").number,
@@ -143,7 +144,7 @@ def test_work_order_numbers_per_day_and_the_draft(db_file):
         db.commit()
         assert numbers == ["12368-20261130-0001", "12368-20261201-0001", "12368-20261201-0002"]
         assert db.scalar(select(WorkOrder.status).where(WorkOrder.number == numbers[0])) == "received"
-    assert cal.next_working_day(date(2026, 9, 30)) == date(2026, 10, 8)  # National Day week
+    assert cal.next_workday(date(2026, 9, 30)) == date(2026, 10, 8)  # National Day week
     assert category_from_menu(["main", "contact_judge"]) == "contact_judge"
     assert category_from_menu(["main", "case_query", "case_number", "query_done"]) == "query"
     assert category_from_menu(["welcome", "main"]) is None

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agent_console.models import Call, CallEventRecord, WorkOrder
+from agent_console.models import Call, CallEventRecord
 from hotline.db import make_engine, session_factory
 from ivr.contract import BridgeUpdate, CallEnded, MessageRecorded, QueueLeft, SpeechHeard
 from tests.ops_support import (
@@ -27,6 +27,7 @@ from tests.ops_support import (
     queued_call,
     ws_url,
 )
+from work_orders.models import WorkOrder
 
 OFFER_TIMEOUT_S = 1.5
 

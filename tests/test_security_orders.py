@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder
 from ivr.contract import CallOffered, MessageRecorded, MessageTranscribed
 from tests.ops_support import post_events
 from tests.work_order_support import at, database, staff, wait_for, wo_hub
+from work_orders.models import WorkOrder
 
 NOW = at(2026, 11, 30, 10)  # a Monday
 

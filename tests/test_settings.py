@@ -108,4 +108,4 @@ def test_the_holiday_file_is_checked_and_the_worker_and_the_hub_read_the_same_da
     hub = work_order_context(FastAPI(), hub_config(s)).calendar  # the hub's due dates and callbacks
     for day, working in ((date(2027, 2, 8), False), (date(2027, 2, 6), True), (date(2026, 10, 1), False),
                          (date(2026, 9, 27), False), (date(2026, 10, 10), True)):  # file, then China's schedule
-        assert ivr.is_workday(day) == hub.is_working_day(day) == working, day
+        assert ivr.is_workday(day) == hub.is_workday(day) == working, day

@@ -12,16 +12,17 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from agent_console.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
-from agent_console.work_orders import orders, scheduler
-from agent_console.work_orders.calendar import WorkCalendar
 from agent_console.work_orders.errors import field_errors
 from agent_console.work_orders.intake import RateLimit
-from agent_console.work_orders.orders import Conflict, WorkOrderContext
 from hotline.db import make_engine, session_factory, upgrade_engine
+from work_orders import scheduler
+from work_orders import store as orders
 from work_orders import taxonomy as tx
+from work_orders.calendar import WorkCalendar
+from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.rules import Actor, Refused
 from work_orders.settings import CATEGORIES, WorkOrderSettings
+from work_orders.store import Conflict, WorkOrderContext
 
 SUP = Actor("zhang", "supervisor")
 

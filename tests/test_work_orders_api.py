@@ -13,7 +13,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory
 from ivr.contract import CallEnded, CallOffered, KbDecided, MessageRecorded
 from tests.ops_support import post_events, queued_call
 from tests.work_order_support import (
@@ -27,6 +26,7 @@ from tests.work_order_support import (
     wait_for,
     wo_hub,
 )
+from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory
 
 PHONE = "13812345678"
 ID_NUMBER = "44030519800101123X"

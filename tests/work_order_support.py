@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agent_console.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from hotline.db import make_engine, session_factory
 from tests.browser import Hub
 from tests.ops_support import TOKEN, add_users, login_cookie
+from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 
 CN = ZoneInfo("Asia/Shanghai")
 INTAKE_TOKEN = "intake-token-for-work-order-tests"

@@ -13,6 +13,7 @@ CATEGORIES = ("consult", "query", "urge", "contact_judge", "complaint", "suggest
 CATEGORY_NAMES = {"consult": "咨询", "query": "查询", "urge": "催办", "contact_judge": "联络法官",
                   "complaint": "投诉信访", "suggestion": "意见建议"}
 CHANNELS = ("hotline", "web", "walk_in", "letter", "api")
+CHANNEL_NAMES = {"hotline": "热线", "web": "网上诉求", "walk_in": "来访", "letter": "来信", "api": "外部系统"}
 
 
 class AutoCallbackSettings(BaseModel):

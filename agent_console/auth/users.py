@@ -11,7 +11,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from agent_console.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
-from agent_console.models import ROLES, WORK_ORDER_CATEGORIES, LoginSession, User, utcnow
+from agent_console.models import ROLES, LoginSession, User, utcnow
+from work_orders.models import WORK_ORDER_CATEGORIES
 
 SESSION_RETENTION_DAYS = 30  # expired sessions are deleted this long after expiry
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

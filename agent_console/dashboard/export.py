@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from agent_console.dashboard.filters import Filters
 from agent_console.dashboard.queries import order_conditions
-from agent_console.models import WorkOrder
 from agent_console.pii import mask_text, sees_clear
 from knowledge_base.io import csv_cell_out
+from work_orders.models import WorkOrder
 from work_orders.rules import STATE_NAMES
 from work_orders.settings import CATEGORY_NAMES
 
@@ -136,7 +136,7 @@ def _cells(ws: Any, row: Iterable[Any]) -> list[Any]:
 
 
 def xlsx(sheets: list[Table]) -> bytes:
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # lazily: only an Excel export needs it (and it is slow to import)
 
     wb = Workbook(write_only=True)
     for title, header, rows in sheets:

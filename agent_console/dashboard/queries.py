@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from agent_console.dashboard.filters import Filters
-from agent_console.models import Call, WorkOrder
+from agent_console.models import Call
+from work_orders.models import Department, WorkOrder
 from work_orders.rules import STATES
 from work_orders.settings import CATEGORIES, CATEGORY_NAMES
 
@@ -213,8 +214,6 @@ def trend(db: Session, f: Filters) -> list[dict[str, Any]]:
 
 
 def department_exists(db: Session, name: str) -> bool:
-    from agent_console.models import Department
-
     return (db.scalar(select(Department.id).where(Department.name == name)) is not None
             or db.scalar(select(W.id).where(W.assignee == name).limit(1)) is not None)
 
@@ -224,22 +223,3 @@ def raw_figures(db: Session, f: Filters, now: datetime) -> dict[str, Any]:
     return {"calls": call_figures(db, f, now), "orders": order_figures(db, f),
             "handling": {**handling_figures(db, f), "p90_exact": True}, "satisfaction": satisfaction_figures(db, f),
             "categories": category_counts(db, f), "trend": trend(db, f)}
-
-
-def figures(db: Session, f: Filters, now: datetime, *, source: str = "auto",
-            exact_p90_max: int | None = None) -> dict[str, Any]:
-    """Everything the page shows but the hot topics (see :mod:`agent_console.dashboard.topics`).
-
-    ``source``: ``summary`` (the day summaries of migration 0007), ``orders`` (raw rows) or ``auto`` (the
-    summaries where they hold for the period, see :func:`summary.usable`).
-    """
-    from agent_console.dashboard import summary
-
-    use = source == "summary" or (source == "auto" and summary.usable(db, f))
-    if use:
-        kw = {} if exact_p90_max is None else {"exact_p90_max": exact_p90_max}
-        body = summary.summary_figures(db, f, now, **kw)
-    else:
-        body = raw_figures(db, f, now)
-    return {"filters": f.as_dict(), "generated_at": now.astimezone(UTC).isoformat(),
-            "source": "summary" if use else "orders", **body, "overdue": overdue_by_department(db, f, now)}

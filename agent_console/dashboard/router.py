@@ -16,12 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console.dashboard import export
+from agent_console.dashboard.figures import figures
 from agent_console.dashboard.filters import FilterError, Filters, parse_filters
-from agent_console.dashboard.queries import department_exists, figures, order_figures
+from agent_console.dashboard.queries import department_exists, order_figures
 from agent_console.dashboard.topics import hot_topics
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.kb.unanswered import MatchCache
-from agent_console.models import Department, User
+from agent_console.models import User
+from agent_console.pages import _page
+from work_orders.models import Department
 
 router = APIRouter(tags=["dashboard"])
 DASHBOARD_ROLES = ("supervisor", "admin")
@@ -99,8 +102,6 @@ def dashboard_export(request: Request, format: Literal["csv", "xlsx"] = Query("c
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 def dashboard_page(user: User | None = Depends(optional_user)) -> Response:
-    from agent_console.pages import _page
-
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     if user.role not in DASHBOARD_ROLES:

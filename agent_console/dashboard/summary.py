@@ -28,7 +28,8 @@ from agent_console.dashboard.queries import (
     ratio,
     rounded,
 )
-from agent_console.models import HANDLING_EDGES, DashboardCallDay, DashboardMeta, DashboardOrderDay, WorkOrder
+from agent_console.models import HANDLING_EDGES, DashboardCallDay, DashboardMeta, DashboardOrderDay
+from work_orders.models import WorkOrder
 from work_orders.settings import CATEGORIES, CATEGORY_NAMES
 
 D = DashboardOrderDay

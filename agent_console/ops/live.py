@@ -6,6 +6,7 @@ the same ``line_id`` and closes it, so a browser shows each utterance once.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,3 +62,32 @@ class LiveCall:
                             menu_path=list(self.menu_path), category=self.category, lines=list(self.lines.values()),
                             suggestions=dict(self.suggestions), notes=list(self.notes), bridge=self.bridge,
                             operator_id=self.operator_id)
+
+
+class LiveCalls:
+    """The calls the hub shows live, behind the lock that guards them and the queue.
+
+    Made before the hub so the subscribers that read it (work-order filing: a call's category; the callbacks
+    dispatcher: the call slots in use) are wired at construction."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, LiveCall] = {}
+        self.lock = threading.RLock()
+
+    def category_of(self, call_id: str) -> str | None:
+        call = self.calls.get(call_id)
+        return call.category if call is not None else None
+
+    def worker_calls(self) -> dict[str, list[str]]:
+        """Call slots each worker uses now, as far as its events tell: its live calls, a bridged (or ringing)
+        operator leg counting once more."""
+        out: dict[str, list[str]] = {}
+        with self.lock:
+            for c in self.calls.values():
+                if c.state == "ended":
+                    continue
+                ids = out.setdefault(c.worker, [])
+                ids.append(c.call_id)
+                if c.bridge is not None and c.bridge.state in ("requested", "dialing", "connected"):
+                    ids.append(c.call_id)
+        return out

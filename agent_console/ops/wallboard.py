@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.models import CallEventRecord, User
-from agent_console.work_orders.calendar import WorkCalendar
+from agent_console.pages import _page
+from work_orders.calendar import WorkCalendar
 
 router = APIRouter()
 WALLBOARD_ROLES = ("supervisor", "admin")
@@ -52,7 +53,7 @@ def today_counts(db: Session, calendar: WorkCalendar, now: datetime) -> dict[str
 def wallboard(request: Request, db: Session = Depends(get_db),
               user: User = Depends(require_role(*WALLBOARD_ROLES))) -> dict[str, Any]:
     hub = request.app.state.ops
-    calendar = hub.calendar
+    calendar = request.app.state.work_orders.calendar  # the court's days, as the work orders count them
     data = hub.wallboard()
     data.update(today_counts(db, calendar, datetime.fromtimestamp(hub.clock(), calendar.tz)))
     return data
@@ -60,8 +61,6 @@ def wallboard(request: Request, db: Session = Depends(get_db),
 
 @router.get("/wallboard", response_class=HTMLResponse, include_in_schema=False)
 def wallboard_page(user: User | None = Depends(optional_user)) -> Response:
-    from agent_console.pages import _page
-
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     if user.role not in WALLBOARD_ROLES:

@@ -26,6 +26,7 @@ from agent_console.models import User
 from agent_console.ops.hub import CONSOLE_ROLES, OpsHub
 from agent_console.ops.protocol import ClientMessage, ErrorEvent, Welcome
 from agent_console.ops.workers import WorkerConn
+from agent_console.pii import mask_for
 from ivr.contract import WorkerHello
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,6 @@ async def _pump(hub: OpsHub, conn: _Conn, cursor: int) -> None:
 
 
 def _masked(role: str, payload: dict[str, Any]) -> dict[str, Any]:
-    from agent_console.pii import mask_for
 
     return mask_for(role, payload)
 

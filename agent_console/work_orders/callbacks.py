@@ -25,53 +25,29 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from datetime import time as dtime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from agent_console.models import CallEventRecord, WorkOrder, WorkOrderHistory, utcnow
-from agent_console.work_orders.orders import Conflict, WorkOrderContext, apply_change, record
+from agent_console.models import CallEventRecord, utcnow
 from ivr.contract import CallbackCommand, CallbackOutcome
 from work_orders import dial_plan
-from work_orders.rules import Actor, Refused
+from work_orders.calendar import WorkingHours
+from work_orders.callbacks import AUTO, NOT_PLACED, REQUEUE_DELAY, outcome_reason, spoken_summary
+from work_orders.filing import Filing, filing_for
+from work_orders.models import WorkOrder, WorkOrderHistory
+from work_orders.rules import Refused
+from work_orders.store import Conflict, WorkOrderContext, apply_change, record
 
 log = logging.getLogger(__name__)
 
-AUTO = Actor("自动回访", "system")
 HUB_WORKER = "hub"
-#: why a callback did not reach a rating, as the history line says it
-OUTCOME_NAMES = {"no_answer": "无人接听", "busy": "占线", "rejected": "拒接", "no_rating": "未评价",
-                 "failed": "呼叫失败", "rated": "已评价"}
-#: worker-side reasons: the citizen's phone was never called, so the order goes back due soon
-NOT_PLACED = frozenset({"no_slot", "draining"})
-REQUEUE_DELAY = timedelta(minutes=1)
 PENDING_S = 30.0  # a dispatched call counts against its worker's slots until its own events show it
-SUMMARY_MAX = 1000
-SENTENCE_ENDS = "。！？；!?;"
-DEFAULT_OPEN = dtime(8, 30)
-
-
-def spoken_summary(feedback: str) -> str:
-    """The handler's answer as spoken (whitespace folded), at most 1000 characters, cut after a sentence."""
-    text = " ".join(feedback.split())
-    if len(text) <= SUMMARY_MAX:
-        return text
-    cut = max(text.rfind(p, 0, SUMMARY_MAX) for p in SENTENCE_ENDS)
-    return text[:cut + 1] if cut >= SUMMARY_MAX // 4 else text[:SUMMARY_MAX]
-
-
-def outcome_reason(e: CallbackOutcome) -> str:
-    what = OUTCOME_NAMES.get(e.outcome, e.outcome)
-    detail = [str(e.status_code)] if e.status_code else []
-    if e.reason and e.outcome == "failed":
-        detail.append(e.reason)
-    return f"{what}（{'，'.join(detail)}）" if detail else what
 
 
 @dataclass
@@ -82,15 +58,26 @@ class Pending:
     since: float
 
 
-class CallbackDispatcher:
-    """One per hub (``app.state.callbacks``); ``ops`` is the hub's :class:`agent_console.ops.hub.OpsHub` (its
-    worker sockets and live calls)."""
+class WorkerLines(Protocol):
+    """The hub's command sockets to IVR workers (``agent_console.ops.workers.WorkerRegistry``)."""
 
-    def __init__(self, sessions: Callable[[], Session], ctx: WorkOrderContext, ops: Any, *,
-                 hours: Any = None, worker_max_calls: int = 4, monotonic: Callable[[], float] = time.monotonic):
+    def connected(self) -> list[str]: ...
+
+    def send_command(self, worker: str, command: Any) -> bool: ...
+
+
+class CallbackDispatcher:
+    """One per hub (``app.state.callbacks``), made before the hub and handed to it as a subscriber of its stored
+    events. ``workers`` are the hub's worker sockets; ``worker_calls`` tells the call slots each worker uses
+    now (``agent_console.ops.live.LiveCalls.worker_calls``)."""
+
+    def __init__(self, sessions: Callable[[], Session], ctx: WorkOrderContext, workers: WorkerLines,
+                 worker_calls: Callable[[], dict[str, list[str]]], *, hours: WorkingHours | None = None,
+                 worker_max_calls: int = 4, monotonic: Callable[[], float] = time.monotonic):
         self.sessions = sessions
         self.ctx = ctx
-        self.ops = ops
+        self.workers = workers
+        self.worker_calls = worker_calls
         self.hours = hours
         self.worker_max_calls = worker_max_calls
         self.monotonic = monotonic
@@ -105,11 +92,10 @@ class CallbackDispatcher:
 
     # ------------------------------------------------------------------------------------------ a pass
     def office_open(self, now: datetime) -> bool:
-        if self.hours is not None:
-            return bool(self.hours.is_open(now, self.ctx.rules_calendar))
+        # without ivr.working_hours: its default opening (08:30) to work_orders.office_close
         cal = self.ctx.calendar
-        local = now.astimezone(cal.tz)
-        return cal.is_working_day(local.date()) and DEFAULT_OPEN <= local.time() < cal.day_end
+        hours = self.hours or WorkingHours(close=f"{cal.day_end:%H:%M}", timezone=cal.tz.key)
+        return hours.is_open(now, cal)
 
     def run_once(self) -> list[CallbackCommand]:
         """Fail callbacks that were never reported, then (enabled, office hours) start due ones; returns the
@@ -134,14 +120,14 @@ class CallbackDispatcher:
             if worker is None:
                 self._say_once("no_worker", logging.WARNING,
                                "callbacks: due callbacks wait: no connected IVR worker has a free call slot (%s)",
-                               ", ".join(self.ops.workers.connected()) or "none connected")
+                               ", ".join(self.workers.connected()) or "none connected")
                 break
             cmd = self._start(order_id, target, now)
             if cmd is None:
                 continue
             with self._lock:
                 self._pending[cmd.call_id] = Pending(worker, cmd.order_id, cmd.attempt, self.monotonic())
-            if not self.ops.workers.send_command(worker, cmd):
+            if not self.workers.send_command(worker, cmd):
                 with self._lock:
                     self._pending.pop(cmd.call_id, None)
                 log.warning("callbacks: worker %s could not be sent the callback of %s; due again soon", worker,
@@ -197,20 +183,29 @@ class CallbackDispatcher:
     def pick_worker(self) -> str | None:
         """The connected worker with the most free call slots, keeping ``reserve_slots`` for incoming callers."""
         now = self.monotonic()
-        busy = self.ops.worker_calls()
+        busy = self.worker_calls()
         with self._lock:
             for call_id, p in list(self._pending.items()):
                 if now - p.since > PENDING_S or call_id in busy.get(p.worker, ()):
                     del self._pending[call_id]
             pending = [p.worker for p in self._pending.values()]
         best, best_free = None, self.settings.reserve_slots
-        for worker in self.ops.workers.connected():
+        for worker in self.workers.connected():
             free = self.worker_max_calls - len(busy.get(worker, ())) - pending.count(worker)
             if free > best_free:
                 best, best_free = worker, free
         return best
 
     # ------------------------------------------------------------------------------------------ outcomes
+    def on_stored(self, events: Sequence[Any], notes: dict[str, Any]) -> None:
+        """The hub's newly stored events (each once): the callback outcomes among them."""
+        for e in events:
+            if filing_for(e) is Filing.CALLBACK_OUTCOME:  # 回访: rate or retry later
+                try:
+                    self.on_outcome(e)
+                except Exception:  # noqa: BLE001 - the next outcome still counts
+                    log.exception("callbacks: applying an outcome failed")
+
     def on_outcome(self, e: CallbackOutcome) -> None:
         """A newly stored ``CallbackOutcome`` (the ingest path: each event once)."""
         with self._lock:

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent_console.models import WorkOrder, WorkOrderHistory
-from agent_console.work_orders.orders import WorkOrderContext
 from work_orders import classify
 from work_orders.embedding import EmbeddingError
+from work_orders.models import WorkOrder, WorkOrderHistory
 from work_orders.rules import Actor
 from work_orders.settings import CATEGORY_NAMES
+from work_orders.store import WorkOrderContext
 
 log = logging.getLogger(__name__)
 ACTION = "suggest"

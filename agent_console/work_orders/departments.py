@@ -7,8 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent_console.models import DEPARTMENT_KINDS, Department, User, utcnow
-from agent_console.work_orders.orders import begin_write
+from agent_console.models import User, utcnow
+from work_orders.models import DEPARTMENT_KINDS, Department
+from work_orders.store import begin_write
 
 
 class DepartmentError(ValueError):

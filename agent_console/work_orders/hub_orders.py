@@ -1,5 +1,9 @@
-"""Orders the hub files by itself from stored call events, once per call or event however often they arrive:
+"""The hub's own work orders, filed from newly stored call events (what files one: ``work_orders.filing``), once
+per call or event however often they arrive:
 
+- a caller who chose a callback in the queue, or left a message after hours or for a callback: the call's
+  order (``auto:<call>``), with a callback due the same working day while the office is still to close, else
+  the next working day;
 - a call that ended ``answered_by_kb`` (the knowledge base answered, the caller hung up content): a closed
   consult order, settled at once (即办);
 - a ``MessageRecorded`` to a judge, an urge, a complaint or a suggestion: an order with the transcript and the
@@ -13,62 +17,113 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent_console.work_orders.orders import WorkOrderContext
-from agent_console.work_orders.service import attach_transcript, kb_settled_order, message_order
+from agent_console.models import CallEventRecord, utcnow
+from agent_console.work_orders.service import attach_transcript, ensure_auto_order, kb_settled_order, message_order
+from court_cases.system import CaseSystemUnavailable
+from ivr.contract import CallEvent
+from work_orders.filing import AUTO_KINDS, KB_CAUSE, RECHECKED_TYPES, ROUTED_PURPOSES, Filing, filing_for
+from work_orders.store import WorkOrderContext
 
 log = logging.getLogger(__name__)
-MESSAGE_PURPOSES = frozenset({"contact_judge", "urge", "complaint", "suggestion"})
-KB_CAUSE = "answered_by_kb"
+_event_adapter: TypeAdapter[Any] = TypeAdapter(CallEvent)
 
 
-def wants(e: Any) -> bool:
-    return ((e.type == "message_recorded" and e.purpose in MESSAGE_PURPOSES)
-            or e.type == "message_transcribed"
-            or (e.type == "call_ended" and e.cause == KB_CAUSE))
+class HubFiling:
+    """A subscriber of the hub's stored events that files their orders.
 
+    ``category_of`` gives a live call's category (chosen in the menu or the queue), ``submit`` runs a database
+    job on the hub's ordered background writer."""
 
-def file_for_event(ctx: WorkOrderContext, sessions: Callable[[], Session], e: Any,
-                   submit: Callable[[Callable[[Session], None]], None]) -> None:
-    if e.type == "call_ended":
-        with sessions() as db:
-            order, created = kb_settled_order(db, ctx, call_id=e.call_id, at=e.ts)
-            db.commit()
-        if created:
-            log.info("work orders: %s settled at once by the knowledge base (call %s)", order.number, e.call_id)
-        return
-    if e.type == "message_transcribed":  # after its message's order (the same ordered writer)
-        submit(lambda db: _transcript(db, e))
-        return
-    submit(lambda db: _message(ctx, db, e))
+    def __init__(self, ctx: WorkOrderContext, sessions: Callable[[], Session], *,
+                 category_of: Callable[[str], str | None], submit: Callable[[Callable[[Session], None]], None]):
+        self.ctx = ctx
+        self.sessions = sessions
+        self.category_of = category_of
+        self.submit = submit
 
-
-def _transcript(db: Session, e: Any) -> None:
-    order = attach_transcript(db, event=e, message_order_purposes=MESSAGE_PURPOSES)
-    if order is None:
-        log.warning("work orders: transcript of %s (call %s) has no order to go to", e.recording, e.call_id)
-
-
-def _message(ctx: WorkOrderContext, db: Session, e: Any) -> None:
-    from court_cases.system import CaseSystemUnavailable
-
-    case, problem = None, ""
-    if e.purpose in ("contact_judge", "urge"):
-        if not e.case_number:
-            problem = "留言未关联已核实的案件"
-        elif ctx.case_lookup is None:
-            problem = "未配置案件系统"
-        else:
+    def on_stored(self, events: Sequence[Any], notes: dict[str, Any]) -> None:
+        for e in events:
             try:
-                case = ctx.case_lookup(e.case_number)
-                problem = "" if case is not None else "案件系统中未找到该案件"
-            except CaseSystemUnavailable:
-                problem = "案件系统暂时无法查询"
-    order, created = message_order(db, ctx, event=e, case=case, case_problem=problem)
-    if created:
-        log.info("work orders: %s filed for a %s message of call %s (assignee %s)", order.number, e.purpose,
-                 e.call_id, order.assignee)
+                self.file(e)
+            except Exception:  # noqa: BLE001 - one failed order must not stop the others
+                log.exception("work orders: filing for a %s event failed", e.type)
+
+    def file(self, e: Any) -> None:
+        what = filing_for(e)
+        if what in AUTO_KINDS:
+            self._auto_order(e, AUTO_KINDS[what])
+        elif what is Filing.KB_SETTLED:
+            with self.sessions() as db:
+                order, created = kb_settled_order(db, self.ctx, call_id=e.call_id, at=e.ts)
+                db.commit()
+            if created:
+                log.info("work orders: %s settled at once by the knowledge base (call %s)", order.number, e.call_id)
+        elif what is Filing.TRANSCRIPT:  # after its message's order (the same ordered writer)
+            self.submit(lambda db: self._transcript(db, e))
+        elif what is Filing.ROUTED_MESSAGE:
+            self.submit(lambda db: self._message(db, e))
+
+    def recheck(self, since: timedelta = timedelta(days=3)) -> None:
+        """File the orders of recent events that have none (the hub stopped between storing and filing)."""
+        cutoff = utcnow() - since
+        with self.sessions() as db:
+            rows = list(db.scalars(select(CallEventRecord).where(
+                CallEventRecord.type.in_(sorted(RECHECKED_TYPES - {"call_ended"})), CallEventRecord.ts >= cutoff)))
+            rows += db.scalars(select(CallEventRecord).where(
+                CallEventRecord.type == "call_ended", CallEventRecord.ts >= cutoff,
+                CallEventRecord.payload["cause"].as_string() == KB_CAUSE))
+        for row in rows:
+            try:
+                e = _event_adapter.validate_python(row.payload)
+            except ValidationError:
+                continue
+            try:
+                self.file(e)
+            except Exception:  # noqa: BLE001
+                log.exception("work orders: filing for a %s event failed", e.type)
+
+    def _auto_order(self, e: Any, kind: str) -> None:
+        # the same working day while the office is still to close (a message left at 07:00 on a Monday is
+        # called back that Monday), else the next working day
+        due = self.ctx.calendar.same_day_due(e.ts).date()
+        message = e.type == "message_recorded"
+        with self.sessions() as db:
+            order, created = ensure_auto_order(db, self.ctx, call_id=e.call_id, kind=kind, at=e.ts,
+                                               category=self.category_of(e.call_id),
+                                               text=e.text if message else "",
+                                               recording=e.recording if message else "", callback_due=due)
+            db.commit()
+            if created:
+                log.info("ops: work order %s filed for call %s (%s)", order.number, e.call_id, kind)
+
+    @staticmethod
+    def _transcript(db: Session, e: Any) -> None:
+        order = attach_transcript(db, event=e, message_order_purposes=ROUTED_PURPOSES)
+        if order is None:
+            log.warning("work orders: transcript of %s (call %s) has no order to go to", e.recording, e.call_id)
+
+    def _message(self, db: Session, e: Any) -> None:
+        case, problem = None, ""
+        if e.purpose in ("contact_judge", "urge"):
+            if not e.case_number:
+                problem = "留言未关联已核实的案件"
+            elif self.ctx.case_lookup is None:
+                problem = "未配置案件系统"
+            else:
+                try:
+                    case = self.ctx.case_lookup(e.case_number)
+                    problem = "" if case is not None else "案件系统中未找到该案件"
+                except CaseSystemUnavailable:
+                    problem = "案件系统暂时无法查询"
+        order, created = message_order(db, self.ctx, event=e, case=case, case_problem=problem)
+        if created:
+            log.info("work orders: %s filed for a %s message of call %s (assignee %s)", order.number, e.purpose,
+                     e.call_id, order.assignee)

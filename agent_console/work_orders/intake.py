@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -27,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db
-from agent_console.models import WorkOrder, WorkOrderHistory
+from agent_console.work_orders.api_common import CitizenFields, check_taxonomy, ctx_of
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.router import CitizenFields, check_taxonomy, ctx_of
 from agent_console.work_orders.service import create_order
 from work_orders import taxonomy as tx
+from work_orders.models import WorkOrder, WorkOrderHistory
 from work_orders.numbering import parse_number
 from work_orders.rules import STATE_NAMES, Actor
 from work_orders.settings import CATEGORY_NAMES
@@ -215,8 +216,6 @@ def track_page(number: str, request: Request, db: Session = Depends(get_db)) -> 
         code = 404
     else:
         def local(iso: str) -> str:
-            from datetime import datetime
-
             return datetime.fromisoformat(iso).astimezone(ctx.calendar.tz).strftime("%Y-%m-%d %H:%M")
 
         rows = "".join(f"<li><span>{e(local(s['at']))}</span> {e(s['status_name'])}</li>" for s in info["steps"])

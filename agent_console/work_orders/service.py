@@ -20,12 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent_console.models import WORK_ORDER_CATEGORIES, Call, CallEventRecord, WorkOrder, utcnow
-from agent_console.work_orders import classification, orders
-from agent_console.work_orders.calendar import WorkCalendar
-from agent_console.work_orders.orders import WorkOrderContext
+from agent_console.models import Call, CallEventRecord, utcnow
+from agent_console.work_orders import classification
+from knowledge_base.store import get_entry
+from work_orders import store as orders
+from work_orders.calendar import WorkCalendar
 from work_orders.dial_plan import caller_number
+from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder
 from work_orders.rules import Actor
+from work_orders.store import WorkOrderContext
 from zh_text import parse_case_number
 
 #: menu node names (or parts of them) that say what the caller wanted, most specific first
@@ -184,7 +187,6 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
     existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
     if existing is not None:
         return existing, False
-    from knowledge_base.store import get_entry  # the KB's own store (agent_console may use knowledge_base)
 
     call = db.get(Call, call_id)
     rows = db.scalars(select(CallEventRecord).where(CallEventRecord.call_id == call_id,
@@ -307,7 +309,6 @@ def attach_transcript(db: Session, *, event: Any, message_order_purposes: frozen
 
 def ensure_department(db: Session, name: str, kind: str) -> None:
     """The team exists as a department (so supervisors can dispatch to it again); in the caller's transaction."""
-    from agent_console.models import Department
 
     if db.scalar(select(Department.id).where(Department.name == name)) is None:
         try:

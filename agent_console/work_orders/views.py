@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent_console.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
 from agent_console.pii import TEXT_FIELDS, mask_fields, mask_text, sees_clear
 from court_cases.privacy import mask_name
 from work_orders import dial_plan
+from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
 from work_orders.reminders import KIND_NAMES, Timeline, is_overdue
 from work_orders.rules import ACTION_NAMES, STATE_NAMES
-from work_orders.settings import CATEGORY_NAMES
+from work_orders.settings import CATEGORY_NAMES, CHANNEL_NAMES
 
-CHANNEL_NAMES = {"hotline": "热线", "web": "网上诉求", "walk_in": "来访", "letter": "来信", "api": "外部系统"}
 MASKED = TEXT_FIELDS | {"feedback", "message", "callback_number", "callback_refusal"}
 ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "append": "补充内容",
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",

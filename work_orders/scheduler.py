@@ -1,4 +1,4 @@
-"""提醒督办 in the hub: every ``scheduler_interval_s`` the open orders' due jobs (``work_orders.reminders``) are
+"""提醒督办: in the hub, every ``scheduler_interval_s`` the open orders' due jobs (``work_orders.reminders``) are
 stored as notices, each with its history line (and the overdue flag for escalations) in one transaction.
 
 The notice's key is unique, so a job is stored once however many passes or hubs see it; jobs are "due at or
@@ -15,12 +15,11 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from agent_console.models import WorkOrder, WorkOrderNotice
-from agent_console.work_orders import orders
-from agent_console.work_orders.orders import SYSTEM, Conflict, WorkOrderContext, job_message, notice
+from work_orders import store as orders
+from work_orders.models import WorkOrder, WorkOrderNotice
 from work_orders.reminders import Job, Timeline, due_jobs
+from work_orders.store import SYSTEM, Conflict, WorkOrderContext, job_message, notice
 
 log = logging.getLogger(__name__)
 _CHUNK = 500
@@ -45,7 +44,7 @@ def _timelines(db: Session, ctx: WorkOrderContext) -> list[Timeline]:
 def pending_jobs(db: Session, ctx: WorkOrderContext) -> list[tuple[Job, Timeline]]:
     """Jobs due now whose keys are not stored yet."""
     timelines = {t.order_id: t for t in _timelines(db, ctx)}
-    jobs = due_jobs(list(timelines.values()), ctx.now(), ctx.rules_calendar, ctx.settings)
+    jobs = due_jobs(list(timelines.values()), ctx.now(), ctx.calendar, ctx.settings)
     stored: set[str] = set()
     keys = [j.key for j in jobs]
     for i in range(0, len(keys), _CHUNK):
@@ -79,19 +78,12 @@ def run_once(sessions: Callable[[], Session], ctx: WorkOrderContext) -> list[str
     return done
 
 
-def start(app) -> asyncio.Task:
-    """The scheduler task in the running loop (the app's lifespan cancels it)."""
-    ctx: WorkOrderContext = app.state.work_orders
-    sessions = app.state.sessionmaker
-
-    async def loop() -> None:
-        while True:
-            try:
-                await run_in_threadpool(run_once, sessions, ctx)
-            except Exception:  # noqa: BLE001 - a failed pass is retried on the next
-                log.exception("work orders: scheduler pass failed")
-            await asyncio.sleep(ctx.settings.scheduler_interval_s)
-
-    task = asyncio.get_running_loop().create_task(loop())
-    app.state.work_orders_scheduler = task
-    return task
+async def run_forever(sessions: Callable[[], Session], ctx: WorkOrderContext) -> None:
+    """A pass every ``scheduler_interval_s``, each in a worker thread (the hub runs this as a task of its loop and
+    cancels it when it stops)."""
+    while True:
+        try:
+            await asyncio.to_thread(run_once, sessions, ctx)
+        except Exception:  # noqa: BLE001 - a failed pass is retried on the next
+            log.exception("work orders: scheduler pass failed")
+        await asyncio.sleep(ctx.settings.scheduler_interval_s)

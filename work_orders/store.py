@@ -1,5 +1,5 @@
-"""The one way a work order changes: :func:`record` writes the row change and its history line (and any
-notices) in the caller's transaction; :func:`move` applies a move of ``work_orders.rules`` through it.
+"""The work orders' store, the one way a work order changes: :func:`record` writes the row change and its history
+line (and any notices) in the caller's transaction; :func:`move` applies a move of ``work_orders.rules`` through it.
 
 Concurrent changes are caught, not merged: the row is updated only if ``updated_at`` is still what was read
 (compare-and-set), so two people rating the same callback cannot both succeed; :func:`move` re-reads and
@@ -20,14 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agent_console.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
-from agent_console.work_orders.calendar import WorkCalendar
-from agent_console.work_orders.views import CHANNEL_NAMES
 from work_orders import rules
 from work_orders import taxonomy as tx
+from work_orders.calendar import WorkCalendar
+from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
 from work_orders.numbering import format_number
 from work_orders.rules import Actor, Change
-from work_orders.settings import WorkOrderSettings
+from work_orders.settings import CHANNEL_NAMES, WorkOrderSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +64,6 @@ class WorkOrderContext:
             except (OSError, ValueError):
                 log.warning("work orders: clock file %s unreadable; using the system clock", f)
         return datetime.now(UTC)
-
-    @property
-    def rules_calendar(self):  # work_orders.calendar.WorkCalendar
-        return self.calendar.shared
 
     def taxonomy(self) -> tx.Taxonomy:
         return tx.load(self.settings.taxonomy_file)
@@ -131,7 +126,7 @@ def _fields_of(change: Change, order: WorkOrder, ctx: WorkOrderContext, now: dat
     f = dict(change.fields)
     if f.pop("reopen_count_delta", 0):
         f["reopen_count"] = (order.reopen_count or 0) + 1
-    cal = ctx.rules_calendar
+    cal = ctx.calendar
     if change.status in ("received", "reopened") and order.status not in ("received", "reopened"):
         f["dispatch_due"] = cal.same_day_due(now)  # returned or reopened: to be dispatched again today
         f["overdue"] = False
@@ -154,7 +149,7 @@ def _fields_of(change: Change, order: WorkOrder, ctx: WorkOrderContext, now: dat
 def apply_change(db: Session, order: WorkOrder, action: str, actor: Actor, payload: dict[str, Any],
                  ctx: WorkOrderContext, now: datetime) -> WorkOrderHistory:
     """Check ``action`` against the rules and record it (the caller commits). Raises Refused or Conflict."""
-    change = rules.apply(snapshot(order), action, actor, payload, now, ctx.rules_calendar, ctx.settings)
+    change = rules.apply(snapshot(order), action, actor, payload, now, ctx.calendar, ctx.settings)
     return record(db, order, actor=actor, action=action, at=now, status=change.status,
                   fields=_fields_of(change, order, ctx, now), note=change.note, alerts=change.alerts)
 
@@ -210,7 +205,7 @@ def create(db: Session, ctx: WorkOrderContext, *, actor: Actor, now: datetime | 
     if settled:
         fields.setdefault("closed_at", now)
     else:
-        fields.setdefault("dispatch_due", ctx.rules_calendar.same_day_due(now))
+        fields.setdefault("dispatch_due", ctx.calendar.same_day_due(now))
     fields.setdefault("created_by", actor.name[:64])
     begin_write(db)
     for _ in range(_NUMBER_ATTEMPTS):

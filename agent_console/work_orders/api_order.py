@@ -1,0 +1,146 @@
+"""One work order: read it with its history, one endpoint per move of ``work_orders.rules`` (409 with the reason in
+Chinese when the rules refuse, nothing changed), its attachments."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.orm import Session
+
+from agent_console.deps import get_db, require_role
+from agent_console.models import ROLES, User
+from agent_console.work_orders.api_common import (
+    ALL_ROLES,
+    MOVE_BODIES,
+    MSG_NO_ORDER,
+    SAFE_INLINE,
+    Body,
+    actor_of,
+    ctx_of,
+    full_detail,
+    known_assignee,
+    refused,
+    visible_order,
+)
+from agent_console.work_orders.errors import invalid
+from agent_console.work_orders.views import attachment_out, history_out
+from work_orders import store as orders
+from work_orders.models import WorkOrder, WorkOrderAttachment
+from work_orders.rules import MOVES, Refused
+from work_orders.store import Conflict
+
+router = APIRouter(tags=["work orders"])
+
+
+@router.get("/api/work_orders/{work_order_id}", summary="One work order with its history and attachments")
+def get_work_order(work_order_id: int, request: Request, db: Session = Depends(get_db),
+                   user: User = Depends(require_role(*ALL_ROLES))) -> dict[str, Any]:
+    order = visible_order(db.get(WorkOrder, work_order_id), user)
+    return full_detail(request, db, order, user)
+
+
+# ============================================================================================ moves
+def _move_endpoint(action: str, body_model: type[Body]):
+    roles = tuple(r for r in MOVES[action].roles if r in ROLES)
+
+    def endpoint(work_order_id: int, body: body_model, request: Request,  # type: ignore[valid-type]
+                 db: Session = Depends(get_db), user: User = Depends(require_role(*roles))) -> Any:
+        ctx = ctx_of(request)
+        visible_order(db.get(WorkOrder, work_order_id), user)
+        payload = body.model_dump()
+        if action == "dispatch" and not known_assignee(db, ctx, payload["assignee"]):
+            return invalid([{"field": "assignee", "message": f"承办部门：未知或已停用的部门“{payload['assignee']}”"}])
+        try:
+            order, entry = orders.move(db, work_order_id, action, actor_of(user), payload, ctx)
+        except Refused as e:
+            db.rollback()
+            return refused(e)
+        except Conflict as e:
+            return JSONResponse({"detail": e.message, "code": "conflict"}, status_code=409)
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, MSG_NO_ORDER) from None
+        return full_detail(request, db, order, user) | {"change": history_out(entry, user.role)}
+
+    endpoint.__name__ = f"work_order_{action}"
+    endpoint.__annotations__["body"] = body_model  # a class, not the string that postponed annotations make
+    return endpoint, roles
+
+
+for _action, _body in MOVE_BODIES.items():
+    _fn, _roles = _move_endpoint(_action, _body)
+    router.add_api_route(f"/api/work_orders/{{work_order_id}}/{_action}", _fn, methods=["POST"],
+                         summary=f"{_action} (roles: {', '.join(sorted(_roles))}); 409 with the reason when the "
+                                 f"rules refuse")
+
+
+# ============================================================================================ attachments
+@router.post("/api/work_orders/{work_order_id}/attachments", status_code=status.HTTP_201_CREATED,
+             summary="Attach a file (stored under HOTLINE_HOME/attachments; over the size limit: 413, nothing kept)")
+def add_attachment(work_order_id: int, request: Request, file: UploadFile = File(...), db: Session = Depends(get_db),
+                   user: User = Depends(require_role(*ALL_ROLES))) -> Any:
+    ctx = ctx_of(request)
+    order = visible_order(db.get(WorkOrder, work_order_id), user)
+    limit = int(ctx.settings.attachment_max_mb * 1024 * 1024)
+    too_big = JSONResponse({"detail": f"附件不能超过{ctx.settings.attachment_max_mb:g} MB", "code": "too_large"},
+                           status_code=413)
+    name = Path(file.filename or "").name.strip()[:255]
+    if not name:
+        return invalid([{"field": "file", "message": "附件：缺少文件名"}])
+    root = ctx.attachments_dir
+    assert root is not None, "the app sets attachments_dir"
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(dir=root / "tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := file.file.read(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    return too_big
+                digest.update(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        final = root / sha[:2] / sha
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.exists():
+            os.replace(tmp, final)
+        now = ctx.now()
+        att = WorkOrderAttachment(order_id=order.id, name=name, content_type=(file.content_type or "")[:128]
+                                  or "application/octet-stream", size=size, sha256=sha, created_by=user.username,
+                                  created_at=now)
+        db.add(att)
+        try:
+            orders.record(db, order, actor=actor_of(user), action="attach", at=now, note=f"{name}（{size} 字节）")
+            db.commit()
+        except Conflict as e:
+            db.rollback()
+            return JSONResponse({"detail": e.message, "code": "conflict"}, status_code=409)
+        return attachment_out(att)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@router.get("/api/work_orders/{work_order_id}/attachments/{attachment_id}", summary="Download an attachment")
+def get_attachment(work_order_id: int, attachment_id: int, request: Request, db: Session = Depends(get_db),
+                   user: User = Depends(require_role(*ALL_ROLES))) -> Any:
+    visible_order(db.get(WorkOrder, work_order_id), user)
+    att = db.get(WorkOrderAttachment, attachment_id)
+    if att is None or att.order_id != work_order_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "未找到该附件")
+    path = ctx_of(request).attachments_dir / att.sha256[:2] / att.sha256
+    if not path.exists():
+        raise HTTPException(status.HTTP_410_GONE, "附件文件已不存在")
+    inline = att.content_type in SAFE_INLINE
+    return FileResponse(path, media_type=att.content_type if inline else "application/octet-stream",
+                        headers={"Content-Disposition": f"{'inline' if inline else 'attachment'}; "
+                                                        f"filename*=UTF-8''{quote(att.name)}",
+                                 "X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
