@@ -99,15 +99,26 @@ def test_operator_takes_a_call_and_files_the_work_order(hub, worker, tmp_path):
         page.click("#add-note")
         page.wait_for_function("document.querySelectorAll('#notes li').length === 2")
 
+        # the draft is fetched again at wrap-up; hold that reply until the operator has typed: it must not
+        # overwrite what the operator changed (a late reply once replaced a corrected subcategory)
+        held: list = []
+        page.route("**/work_order_draft", lambda route: held.append(route))
         post_events(hub, [CallEnded(call_id="bc1", worker="w0", cause="caller_hangup", side="caller")])
         page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'")
         page.wait_for_function("document.querySelector('#wo-content').value.length > 0")
+        page.fill("#wo-subcategory", "诉讼费")
+        page.wait_for_timeout(300)
+        assert len(held) == 1, held
+        held[0].continue_()
+        page.unroute("**/work_order_draft")
+        page.wait_for_function("document.querySelector('#wo-suggestion').textContent.includes('系统建议')")
+        page.wait_for_timeout(300)
+        assert page.input_value("#wo-subcategory") == "诉讼费"
         assert page.input_value("#wo-category") == "consult"
         # pre-filled with the suggested classification (issue 16); the operator corrects the subcategory
-        suggested = page.input_value("#wo-subcategory")  # the caller asked about 立案 and 诉讼费
+        suggested = page.evaluate("window.opsConsole.suggestion.subcategory")  # the caller asked about 立案 and 诉讼费
         assert suggested.split("/")[0] in ("立案", "诉讼费"), suggested
         assert f"系统建议：咨询 / {suggested}" in page.inner_text("#wo-suggestion")
-        page.fill("#wo-subcategory", "诉讼费")
         page.fill("#wo-tags", "缴费，立案")
         page.click("#wo-submit")
         page.wait_for_function("document.querySelector('#wo-result').textContent.includes('工单已提交')")
