@@ -39,11 +39,16 @@ def manifest() -> list[dict]:
 # ------------------------------------------------------------------ pure parts
 
 
-def test_repetition_guard_cuts_loops_of_one_to_three_characters():
+def test_repetition_guard_cuts_loops_of_characters_and_of_whole_phrases():
     assert cut_loop("执行库割割割割剈剈剈剈剈") == ("执行库割", True)
     assert cut_loop("诉讼费诉讼费诉讼费诉讼费诉讼费") == ("诉讼费", True)
     assert cut_loop("我想查一下案件进度") == ("我想查一下案件进度", False)
     assert cut_loop("谢谢谢") == ("谢谢谢", False)
+    assert cut_loop("转人工转人工转人工") == ("转人工转人工转人工", False)  # emphasis, not a loop
+    # a phrase looped three or more times (an operator's 上诉期限是多少天, heard on a bridged call)
+    assert cut_loop("上诉、执行是多少天。" * 8) == ("上诉、执行是多少天。", True)
+    assert cut_loop("你好，我想问一下。" + "诉讼费怎么交，" * 3) == ("你好，我想问一下。诉讼费怎么交，", True)
+    assert cut_loop("我要投诉，我要投诉，") == ("我要投诉，我要投诉，", False)
     # a phone number may repeat a digit a few times; eight is a loop
     assert cut_loop("13888888123", digits=True) == ("13888888123", False)
     assert cut_loop("1388888888888", digits=True)[1]

@@ -22,7 +22,10 @@ CASES: list[tuple[typing.Any, Filing | None]] = [
     (c.MenuEntered(**BASE, node="main"), None),
     (c.DigitsReceived(**BASE, node="main", digits="1"), None),
     (c.PromptPlayed(**BASE, node="main", prompt="p", played_ms=1, duration_ms=1), None),
-    (c.SpeechHeard(**BASE, node="main", kind="final", text="怎么立案"), None),
+    *[(c.SpeechHeard(**BASE, node="main", kind=k, text="怎么立案" if k != "started" else ""),
+       Filing.CALL_LINE if k == "final" else None)
+      for k in typing.get_args(c.SpeechHeard.model_fields["kind"].annotation)],
+    (c.SpeechHeard(**BASE, node="main", kind="final", text=""), None),
     (c.KbDecided(**BASE, node="kb", decision="answer", faq_id="f1"), None),
     (c.KbClarified(**BASE, node="kb", offered=["f1", "f2"], picked="f1"), None),
     (c.MenuSpeech(**BASE, node="main", text="立案", outcome="option"), None),
@@ -57,4 +60,4 @@ def test_what_each_event_files(event, filing):
 def test_a_restarted_hub_rechecks_only_types_that_file_orders():
     filed = {e.type for e, f in CASES if f is not None}
     assert filed >= RECHECKED_TYPES
-    assert filed - RECHECKED_TYPES == {"message_transcribed", "callback_outcome"}
+    assert filed - RECHECKED_TYPES == {"message_transcribed", "callback_outcome", "speech_heard"}

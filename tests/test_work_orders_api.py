@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ivr.contract import CallEnded, CallOffered, KbDecided, MessageRecorded
+from ivr.contract import CallEnded, CallOffered, KbDecided, MessageRecorded, SpeechHeard
 from tests.ops_support import post_events, queued_call
 from tests.work_order_support import (
     INTAKE_TOKEN,
@@ -131,6 +131,24 @@ def test_settled_at_once_by_the_operator_is_closed_and_counted(hub, users):
     assert o["status"] == "closed" and o["settled_at_once"] is True and o["closed_at"]
     full = ok(users["op"].get(f"/api/work_orders/{o['id']}"))
     assert [h["action"] for h in full["history"]] == ["settle"]
+
+
+def test_words_recognized_after_the_order_was_filed_still_reach_it(hub, users):
+    """The last words of a bridged call may be recognized after the operator filed the order at wrap-up."""
+    post_events(hub, queued_call("late1", caller=PHONE, said="我想问诉讼费"))
+    post_events(hub, [CallEnded(call_id="late1", worker="w0", cause="caller_hangup", side="caller")])
+    o = ok(users["op"].post("/api/work_orders", json={"call_id": "late1", "category": "consult",
+                                                      "content": "问诉讼费"}), 201)
+    post_events(hub, [SpeechHeard(call_id="late1", worker="w0", node="bridge", speaker="caller", kind="final",
+                                  text="那我明天去法院交"),
+                      SpeechHeard(call_id="late1", worker="w0", node="bridge", speaker="caller", kind="partial",
+                                  text="谢谢")])
+
+    def transcript() -> list[str]:
+        with database(hub) as db:
+            return [x["text"] for x in db.get(WorkOrder, o["id"]).transcript]
+    assert wait_for(lambda: transcript()[-1:] == ["那我明天去法院交"], what="the late line on the order")
+    assert transcript() == ["我想问诉讼费", "那我明天去法院交"]  # once, in order; partials are not kept
 
 
 # ---------------------------------------------------------------------------------------------- refusals

@@ -31,6 +31,9 @@ class Filing(StrEnum):
     KB_SETTLED = "kb_settled"
     #: a callback (回访) ended: rate the order, or try again later (the callbacks dispatcher's rules)
     CALLBACK_OUTCOME = "callback_outcome"
+    #: a final line of a call's transcript: orders already filed from that call get it too (the last words
+    #: of a bridged call may be recognized after the operator filed the order)
+    CALL_LINE = "call_line"
 
 
 #: messages that become an order of their own category, dispatched to a team
@@ -61,4 +64,6 @@ def filing_for(e: Any) -> Filing | None:
         return Filing.KB_SETTLED if e.cause == KB_CAUSE else None
     if t == "callback_outcome":
         return Filing.CALLBACK_OUTCOME
+    if t == "speech_heard":
+        return Filing.CALL_LINE if e.kind == "final" and e.text else None
     return None

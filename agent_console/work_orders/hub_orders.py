@@ -26,7 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console.models import CallEventRecord, utcnow
-from agent_console.work_orders.service import attach_transcript, ensure_auto_order, kb_settled_order, message_order
+from agent_console.work_orders.service import (
+    attach_transcript,
+    ensure_auto_order,
+    kb_settled_order,
+    message_order,
+    refresh_call_transcript,
+)
 from court_cases.system import CaseSystemUnavailable
 from ivr.contract import CallEvent
 from work_orders.filing import AUTO_KINDS, KB_CAUSE, RECHECKED_TYPES, ROUTED_PURPOSES, Filing, filing_for
@@ -70,6 +76,8 @@ class HubFiling:
             self.submit(lambda db: self._transcript(db, e))
         elif what is Filing.ROUTED_MESSAGE:
             self.submit(lambda db: self._message(db, e))
+        elif what is Filing.CALL_LINE:  # after the orders filed before it (the same ordered writer)
+            self.submit(lambda db: refresh_call_transcript(db, e.call_id))
 
     def recheck(self, since: timedelta = timedelta(days=3)) -> None:
         """File the orders of recent events that have none (the hub stopped between storing and filing)."""

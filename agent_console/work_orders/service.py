@@ -56,6 +56,18 @@ def call_transcript(db: Session, call_id: str) -> list[dict[str, Any]]:
              "at": r.ts.isoformat()} for r in rows if r.payload.get("kind") == "final" and r.payload.get("text")]
 
 
+def refresh_call_transcript(db: Session, call_id: str) -> int:
+    """Give the orders filed from a call its transcript as stored now; how many changed (the caller commits)."""
+    orders_of_call = db.scalars(select(WorkOrder).where(WorkOrder.call_id == call_id)).all()
+    if not orders_of_call:
+        return 0
+    transcript = call_transcript(db, call_id)
+    changed = [o for o in orders_of_call if o.transcript != transcript]
+    for o in changed:
+        o.transcript = transcript
+    return len(changed)
+
+
 def call_notes(db: Session, call_id: str) -> list[dict[str, Any]]:
     rows = db.scalars(select(CallEventRecord).where(CallEventRecord.call_id == call_id,
                                                     CallEventRecord.type == "operator_note")
