@@ -17,8 +17,9 @@ class HubConnection(Protocol):
     connected: bool
 
 
-class WorkingHours(Protocol):
-    """Is staff there now? (ivr/settings.OfficeHours)."""
+class StaffPresence(Protocol):
+    """Is staff there now? (ivr/settings.OfficeHours; not work_orders.calendar.WorkingHours, the settings
+    it is made from)."""
 
     def is_open(self) -> bool: ...
 
@@ -31,7 +32,7 @@ class CallServices:
     caller: str | None = None  # the caller's SIP URI (the case desk counts failures per number)
     worker_name: str = "worker"
     hub_link: HubConnection | None = None  # the operator queue waits only while the hub can reach the worker
-    working_hours: WorkingHours | None = None  # None: always open
+    working_hours: StaffPresence | None = None  # None: always open
     record_bridged_calls: bool = False
     operator_transfer: Literal["bridge", "refer"] = "bridge"
     refer_fallback_bridge: bool = True
