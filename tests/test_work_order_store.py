@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from agent_console.work_orders.errors import field_errors
 from agent_console.work_orders.intake import RateLimit
-from hotline.db import make_engine, session_factory, upgrade_engine
+from hotline.db import make_engine, session_factory
 from work_orders import scheduler
 from work_orders import store as orders
 from work_orders import taxonomy as tx
@@ -87,9 +87,8 @@ def test_the_bundled_taxonomy_loads():
 
 # ---------------------------------------------------------------------------------------------- store
 @pytest.fixture
-def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    upgrade_engine(engine)
+def store(tmp_path, migrated_db_url):
+    engine = make_engine(migrated_db_url)
     now = [datetime(2026, 11, 30, 2, 0, tzinfo=UTC)]  # 10:00 in Beijing, a Monday
     ctx = WorkOrderContext(WorkCalendar(), WorkOrderSettings(), attachments_dir=tmp_path / "att",
                            clock=lambda: now[0])

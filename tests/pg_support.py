@@ -1,0 +1,162 @@
+"""A throw-away PostgreSQL cluster for the database tests (Debian ``postgresql``'s binaries, no system service).
+
+One cluster per test session, started only when a test asks for it (``pg_cluster``), in a temporary directory,
+listening on a free loopback port and a unix socket in that directory, ``fsync=off``; each test module that asks
+gets a fresh database (``pg_database``). ``db_url`` is parametrized over SQLite and PostgreSQL: a test that takes
+it runs once on each. Without the binaries the PostgreSQL half is skipped, saying what to install.
+
+initdb refuses to run as root: as root the cluster runs as the ``postgres`` user (the Debian package makes it).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotline.db import make_engine, upgrade_engine
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # the ``postgres`` extra is not installed: the PostgreSQL half is skipped
+    psycopg = None
+
+HEAD_TEMPLATE = "hotline_head"
+POSTGRES_MISSING = "PostgreSQL is not installed (/usr/lib/postgresql/*/bin): scripts/setup.sh --dev installs it"
+
+
+PSYCOPG_MISSING = "psycopg is not installed: pip install -e '.[postgres]' (scripts/setup.sh --dev does)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed server's bin directory, or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(found[-1]).parent if found else None
+
+
+class LocalPostgres:
+    """A cluster in a temporary directory on 127.0.0.1:<free port>, trust authentication, user ``postgres``."""
+
+    def __init__(self, *, prefix: str = "hotline-pg-", options: str = "") -> None:
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            raise RuntimeError(POSTGRES_MISSING)
+        self.bin = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.port = _free_port()
+        self.options = options
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._names = itertools.count(1)
+
+    def _run(self, *argv: object) -> None:
+        cmd = [str(a) for a in argv]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{Path(str(argv[0])).name} failed: {done.stderr.strip()[-800:]}")
+
+    def start(self) -> LocalPostgres:
+        self._run(self.bin / "initdb", "-D", self.dir / "data", "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--no-sync", "--locale=C.UTF-8")
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                f"-c synchronous_commit=off -c full_page_writes=off {self.options}")
+        self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-o", opts, "-l", self.dir / "pg.log", "-w", "start")
+        return self
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, template: str | None = None, name: str | None = None) -> str:
+        """A new database, empty or a copy of ``template`` (a database name); returns its SQLAlchemy URL."""
+        name = name or f"t{next(self._names)}"
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            copy = sql.SQL(" TEMPLATE {}").format(sql.Identifier(template)) if template else sql.SQL("")
+            conn.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(name), copy))
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            if (self.dir / "data" / "postmaster.pid").exists():
+                self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalPostgres]:
+    """The session's cluster, started on first use; the test is skipped when PostgreSQL is not installed."""
+    if postgres_bin() is None:
+        pytest.skip(POSTGRES_MISSING)
+    if psycopg is None:
+        pytest.skip(PSYCOPG_MISSING)
+    pg = LocalPostgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_database(pg_cluster: LocalPostgres) -> str:
+    """A fresh empty database for this test module (SQLAlchemy URL)."""
+    return pg_cluster.create_database()
+
+
+@pytest.fixture(scope="session")
+def pg_head_template(pg_cluster: LocalPostgres) -> str:
+    """The name of a database migrated to head once per session, copied by ``migrated_db_url``."""
+    url = pg_cluster.create_database(name=HEAD_TEMPLATE)
+    engine = make_engine(url)
+    try:
+        upgrade_engine(engine)
+    finally:
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    return HEAD_TEMPLATE
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(request, db_backend: str, tmp_path: Path) -> str:
+    """An empty database for this test: a SQLite file in tmp_path, or a new PostgreSQL database in the cluster."""
+    if db_backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'x.db'}"
+    return request.getfixturevalue("pg_cluster").create_database()
+
+
+@pytest.fixture
+def migrated_db_url(request, db_backend: str, tmp_path: Path) -> str:
+    """Like ``db_url`` but already at the newest migration (PostgreSQL: a copy of the session's template)."""
+    if db_backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'x.db'}"
+        engine = make_engine(url)
+        try:
+            upgrade_engine(engine)
+        finally:
+            engine.dispose()
+        return url
+    return request.getfixturevalue("pg_cluster").create_database(
+        template=request.getfixturevalue("pg_head_template"))
