@@ -4,6 +4,7 @@ from tests.pg_support import (  # noqa: F401 - fixtures by name
     db_backend,
     db_url,
     migrated_db_url,
+    new_db,
     pg_cluster,
     pg_database,
     pg_head_template,

@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -140,23 +140,34 @@ def db_backend(request) -> str:
 
 
 @pytest.fixture
-def db_url(request, db_backend: str, tmp_path: Path) -> str:
-    """An empty database for this test: a SQLite file in tmp_path, or a new PostgreSQL database in the cluster."""
-    if db_backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'x.db'}"
-    return request.getfixturevalue("pg_cluster").create_database()
+def new_db(request, db_backend: str, tmp_path: Path) -> Callable[..., str]:
+    """Makes databases on this test's backend: ``new_db()`` empty, ``new_db(migrated=True)`` at the newest
+    migration (SQLite: a new file in tmp_path; PostgreSQL: a new database, a copy of the session's template)."""
+    files = itertools.count(1)
+
+    def make(migrated: bool = False) -> str:
+        if db_backend == "postgresql":
+            cluster = request.getfixturevalue("pg_cluster")
+            return cluster.create_database(template=request.getfixturevalue("pg_head_template") if migrated else None)
+        url = f"sqlite:///{tmp_path / f'db{next(files)}.db'}"
+        if migrated:
+            engine = make_engine(url)
+            try:
+                upgrade_engine(engine)
+            finally:
+                engine.dispose()
+        return url
+
+    return make
 
 
 @pytest.fixture
-def migrated_db_url(request, db_backend: str, tmp_path: Path) -> str:
-    """Like ``db_url`` but already at the newest migration (PostgreSQL: a copy of the session's template)."""
-    if db_backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'x.db'}"
-        engine = make_engine(url)
-        try:
-            upgrade_engine(engine)
-        finally:
-            engine.dispose()
-        return url
-    return request.getfixturevalue("pg_cluster").create_database(
-        template=request.getfixturevalue("pg_head_template"))
+def db_url(new_db: Callable[..., str]) -> str:
+    """An empty database for this test, once on SQLite and once on PostgreSQL."""
+    return new_db()
+
+
+@pytest.fixture
+def migrated_db_url(new_db: Callable[..., str]) -> str:
+    """Like ``db_url`` but already at the newest migration."""
+    return new_db(migrated=True)

@@ -1,4 +1,5 @@
-"""The FAQ store on a real SQLite file: CRUD, optimistic versions, history (who/when), diff, the change stamp."""
+"""The FAQ store on a real SQLite file and a real PostgreSQL database: CRUD, optimistic versions, history
+(who/when), diff, the change stamp."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from hotline.db import make_engine, session_factory, upgrade_engine
+from hotline.db import make_engine, session_factory
 from hotline.hub_main import load_default_kb
 from knowledge_base.entry import FaqEntry
 from knowledge_base.io import KbImportError, load_default_if_empty
@@ -41,9 +42,8 @@ def faq(id: str = "F001", **kw) -> FaqEntry:
 
 
 @pytest.fixture
-def engine(tmp_path):
-    eng = make_engine(f"sqlite:///{tmp_path / 'kb.db'}")
-    upgrade_engine(eng)
+def engine(migrated_db_url):
+    eng = make_engine(migrated_db_url)
     yield eng
     eng.dispose()
 
@@ -204,7 +204,7 @@ def _write_kb(path, entries):
     path.write_text(json.dumps([e.model_dump() for e in entries], ensure_ascii=False), encoding="utf-8")
 
 
-def test_default_kb_loads_on_first_start_only(tmp_path, engine, db):
+def test_default_kb_loads_on_first_start_only(tmp_path, engine, db, new_db):
     missing = tmp_path / "nope.json"
     assert load_default_if_empty(db, missing) == 0  # not written yet: skipped silently
     default = tmp_path / "default_kb.json"
@@ -218,9 +218,8 @@ def test_default_kb_loads_on_first_start_only(tmp_path, engine, db):
     db.commit()
     assert load_default_if_empty(db, default) == 0  # emptied by an admin: the defaults stay away
 
-    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh = make_engine(new_db(migrated=True))
     try:
-        upgrade_engine(fresh)
         broken = tmp_path / "broken.json"
         broken.write_text('[{"id": "F001", "category": "nope"}]', encoding="utf-8")
         with session_factory(fresh)() as s, pytest.raises(KbImportError, match="第1条 category"):
