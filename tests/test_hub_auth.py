@@ -1,4 +1,4 @@
-"""Login sessions, roles and the public/protected split of the hub, on a real SQLite file."""
+"""Login sessions, roles and the public/protected split of the hub, on a real SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,9 +29,8 @@ def cheap_argon2():
 
 
 @pytest.fixture
-def hub(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_engine(engine)
+def hub(migrated_db_url):
+    engine = make_engine(migrated_db_url)
     app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False, session_hours=2),
                      engine)
     with app.state.sessionmaker() as db:

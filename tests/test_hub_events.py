@@ -1,4 +1,4 @@
-"""Worker events -> call records: order tolerance, duplicates, bad batches, worker_lost."""
+"""Worker events -> call records on SQLite and PostgreSQL: order tolerance, duplicates, bad batches, worker_lost."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from agent_console.auth.passwords import use_hasher
 from agent_console.auth.users import create_user
 from agent_console.config import HubConfig
 from agent_console.models import Call, CallEventRecord
-from hotline.db import make_engine, upgrade_engine
+from hotline.db import make_engine
 from ivr.contract import (
     CallAnswered,
     CallEnded,
@@ -36,10 +36,9 @@ T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def hub(tmp_path):
+def hub(migrated_db_url):
     previous = use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_engine(engine)
+    engine = make_engine(migrated_db_url)
     app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False), engine)
     with app.state.sessionmaker() as db:
         create_user(db, "op", "operator", "password1")
