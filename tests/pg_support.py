@@ -37,6 +37,10 @@ POSTGRES_MISSING = "PostgreSQL is not installed (/usr/lib/postgresql/*/bin): scr
 PSYCOPG_MISSING = "psycopg is not installed: pip install -e '.[postgres]' (scripts/setup.sh --dev does)"
 
 
+#: on a test that takes ``db_url``/``migrated_db_url`` only for its setup, not to test the database: SQLite only
+sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

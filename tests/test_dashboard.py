@@ -1,7 +1,8 @@
 """The supervisors' dashboard (issue 7, acceptance 3): figures checked against a seeded data set whose answers are
-worked out by hand below, on a real SQLite file migrated to head (so the day summaries are kept by the real
-triggers), through the API with real logins; filters, roles, bad filters, the exports, and the summaries agreeing
-with counting the rows after updates, deletes and a re-run of the migration's backfill.
+worked out by hand below, on a real SQLite file and a PostgreSQL database migrated to head (so the day summaries
+are kept by the real triggers), through the API with real logins; filters, roles, bad filters, the exports, and the
+summaries agreeing with counting the rows after updates, deletes and a re-run of the migration's backfill. Roles and
+bad filters, which test no SQL, run on SQLite only.
 
 The seeded week is 2026-06-01 .. 06-07 in Asia/Shanghai (UTC+8, no holiday); the hub's clock says 06-08 12:00.
 """
@@ -29,8 +30,9 @@ from agent_console.dashboard.figures import figures
 from agent_console.dashboard.filters import parse_filters
 from agent_console.dashboard.queries import offset_segments, p90_rank
 from agent_console.models import HANDLING_EDGES, Call, CallEventRecord
-from hotline.db import alembic_config, make_engine, upgrade_engine
+from hotline.db import alembic_config, make_engine
 from hotline.hub_main import load_default_kb
+from tests.pg_support import sqlite_only
 from work_orders.models import Department, WorkOrder
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -96,9 +98,8 @@ def seed(db) -> None:
 
 
 @pytest.fixture
-def engine(tmp_path):
-    e = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_engine(e)
+def engine(migrated_db_url):
+    e = make_engine(migrated_db_url)
     yield e
     e.dispose()
 
@@ -274,6 +275,7 @@ def test_a_zone_the_summaries_are_not_kept_in_is_counted_from_the_rows(engine):
 
 
 # ------------------------------------------------------------------------------------------- access, bad input
+@sqlite_only
 def test_roles(app):
     assert client(app).get("/api/dashboard").status_code == 401
     assert client(app).get("/api/dashboard/export").status_code == 401
@@ -298,6 +300,7 @@ def test_roles(app):
     ({"department": "不存在的庭"}, "未知的承办部门“不存在的庭”"),
     ({"department": "庭" * 129}, "部门名称不能超过128个字符"),
 ])
+@sqlite_only
 def test_bad_filters_are_refused_in_chinese(app, params, message):
     c = client(app, "sup")
     for path in ("/api/dashboard", "/api/dashboard/export"):
