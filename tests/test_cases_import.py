@@ -1,6 +1,7 @@
 """The demo case store: case-number normalisation, imports that are all or nothing (the SQLite file is
 unchanged and every bad row is named), secrets kept only as salted hashes, the status sentence, the
-``hotline cases`` commands and the demo cases loaded on first start."""
+``hotline cases`` commands and the demo cases loaded on first start. The store's tests run on SQLite and
+PostgreSQL (``database_url`` in the settings file)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ GOOD = [
 ]
 
 
-def _cfg(tmp_path, name="hotline.toml", extra=""):
+def _cfg(tmp_path, name="hotline.toml", extra="", db_url=None):
     path = tmp_path / name
-    path.write_text(f'home = "{tmp_path / "home"}"\n{extra}', encoding="utf-8")
+    url = f'database_url = "{db_url}"\n' if db_url else ""
+    path.write_text(f'home = "{tmp_path / "home"}"\n{url}{extra}', encoding="utf-8")
     return path
 
 
@@ -49,19 +51,22 @@ def _engine(cfg):
 
 
 def db_state(engine) -> tuple[list, str]:
-    """The case tables' rows and the hash of the SQLite file after a checkpoint."""
+    """The case tables' rows and (SQLite) the hash of the file after a checkpoint."""
     with engine.connect() as conn:
         dump = [list(map(tuple, conn.execute(text(f"SELECT * FROM {t} ORDER BY 1")).all()))
                 for t in ("cases", "case_parties", "case_imports")]
+        if engine.dialect.name != "sqlite":
+            return dump, ""
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return dump, hashlib.sha256(open(engine.url.database, "rb").read()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    """A settings file whose database holds GOOD (imported through the CLI)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def seeded(request, tmp_path_factory):
+    """A settings file whose database holds GOOD (imported through the CLI), on SQLite and on PostgreSQL."""
     d = tmp_path_factory.mktemp("cases")
-    cfg = _cfg(d)
+    cfg = _cfg(d, db_url=request.getfixturevalue("pg_cluster").create_database()
+               if request.param == "postgresql" else None)
     src = d / "good.json"
     src.write_text(json.dumps(GOOD, ensure_ascii=False), encoding="utf-8")
     r = runner.invoke(app, ["cases", "import", str(src), "-c", str(cfg)])
@@ -144,9 +149,10 @@ def test_import_stores_hashes_never_secrets(seeded):
     dump = repr(db_state(engine)[0])
     for secret in ("123456", "11001X", "220018", "44032X"):
         assert secret not in dump
-    with open(engine.url.database, "rb") as f:
-        raw = f.read()
-    assert b"123456" not in raw and b"11001X" not in raw
+    if engine.dialect.name == "sqlite":
+        with open(engine.url.database, "rb") as f:
+            raw = f.read()
+        assert b"123456" not in raw and b"11001X" not in raw
     store = DemoCaseStore(session_factory(engine))
     assert store.verify("（2026）粤0305民初1234号", "123456")
     assert store.verify("26011234", "11001*")  # keypad * stands for X
@@ -263,8 +269,8 @@ def test_failure_while_writing_rolls_back(seeded, monkeypatch):
     assert db_state(engine) == before
 
 
-def test_upsert_replace_and_unchanged(tmp_path):
-    cfg = _cfg(tmp_path)
+def test_upsert_replace_and_unchanged(tmp_path, db_url):
+    cfg = _cfg(tmp_path, db_url=db_url)
     src = tmp_path / "a.json"
     src.write_text(json.dumps(GOOD, ensure_ascii=False), encoding="utf-8")
     assert runner.invoke(app, ["cases", "import", str(src), "-c", str(cfg)]).exit_code == 0
@@ -301,8 +307,8 @@ def test_cli_list_show_and_help(seeded):
     assert runner.invoke(app, ["cases", "show", "（2099）粤0305民初1号", "-c", str(cfg)]).exit_code == 1
 
 
-def test_demo_cases_load_once_on_first_start(tmp_path):
-    cfg = _cfg(tmp_path)
+def test_demo_cases_load_once_on_first_start(tmp_path, db_url, new_db):
+    cfg = _cfg(tmp_path, db_url=db_url)
     settings = load_settings(cfg)
     engine = make_engine(settings.db_url)
     try:
@@ -324,7 +330,7 @@ def test_demo_cases_load_once_on_first_start(tmp_path):
         engine.dispose()
     off = _cfg(tmp_path, "off.toml", "[cases]\nload_demo = false\n")
     settings = load_settings(off)
-    settings.database_url = f"sqlite:///{tmp_path / 'off.db'}"
+    settings.database_url = new_db()
     engine = make_engine(settings.db_url)
     try:
         from hotline.db import upgrade_engine
