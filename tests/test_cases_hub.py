@@ -1,7 +1,8 @@
 """The hub's case endpoints on a real SQLite file with the demo cases: /internal/cases/lookup and /verify for
 IVR workers (worker token; found / not found / invalid; the status only after verification; tickets), the
 lock-out after 3 failures per caller and per case that survives a hub restart and ends at the court's
-midnight, attempts recorded without the secret, and the staff view with masked party names."""
+midnight, attempts recorded without the secret, and the staff view with masked party names. Every test that
+stores or reads runs on PostgreSQL too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from agent_console.app import create_app
 from agent_console.auth.passwords import use_hasher
@@ -24,6 +25,7 @@ from court_cases.models import VerifyAttempt
 from court_cases.settings import CaseSettings
 from court_cases.spoken import SAY_INVALID, SAY_LOCKED, SAY_NOT_FOUND
 from hotline.db import make_engine, session_factory, upgrade_engine
+from tests.pg_support import sqlite_only
 
 TOKEN = "worker-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,12 +34,7 @@ N1888 = "（2025）粤0305执1888号"  # demo: enforcement with a refund status,
 CALLER = "13800000000"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated database with the demo cases and two users, copied for each test (hashing is slow on purpose)."""
-    path = tmp_path_factory.mktemp("template") / "hub.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade_engine(engine)
+def _fill(engine) -> None:
     previous = use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     try:
         with session_factory(engine)() as db:
@@ -45,18 +42,46 @@ def template(tmp_path_factory):
             create_user(db, "op", "operator", "password1")
             create_user(db, "adm", "admin", "password1")
             db.commit()
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
-        engine.dispose()
         use_hasher(previous)
-    return path
+
+
+@pytest.fixture(scope="module")
+def templates(request, tmp_path_factory):
+    """Makes, once per backend, a migrated database with the demo cases and two users, copied for each test
+    (hashing is slow on purpose): SQLite a file, PostgreSQL a template database."""
+    made: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend in made:
+            return made[backend]
+        if backend == "sqlite":
+            path = tmp_path_factory.mktemp("template") / "hub.db"
+            engine = make_engine(f"sqlite:///{path}")
+            upgrade_engine(engine)
+        else:
+            cluster = request.getfixturevalue("pg_cluster")
+            engine = make_engine(cluster.create_database(template=request.getfixturevalue("pg_head_template")))
+        try:
+            _fill(engine)
+            if backend == "sqlite":
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            engine.dispose()
+        made[backend] = str(path) if backend == "sqlite" else engine.url.database
+        return made[backend]
+
+    return get
 
 
 @pytest.fixture
-def db_url(template, tmp_path):
-    shutil.copyfile(template, tmp_path / "hub.db")
-    return f"sqlite:///{tmp_path / 'hub.db'}"
+def db_url(request, templates, db_backend, tmp_path):
+    """A copy of the template on this test's backend."""
+    if db_backend == "sqlite":
+        shutil.copyfile(templates("sqlite"), tmp_path / "hub.db")
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("pg_cluster").create_database(template=templates("postgresql"))
 
 
 class Hub:
@@ -91,6 +116,7 @@ def hub(db_url):
     h.close()
 
 
+@sqlite_only  # no SQL of its own
 def test_internal_endpoints_refuse_a_missing_or_wrong_token(hub):
     for path, body in (("/internal/cases/lookup", {"number": N1234}),
                        ("/internal/cases/verify", {"number": N1234, "secret": "123456", "caller": CALLER})):
@@ -146,6 +172,7 @@ def test_verify_then_the_status_and_a_ticket_for_the_rest_of_the_call(hub):
     assert rows == [(CALLER, N1234, "wrong", None), (CALLER, N1234, "ok", "call-1"), (CALLER, N1888, "ok", None)]
 
 
+@sqlite_only  # no SQL of its own
 def test_ticket_expires(hub):
     ticket = hub.verify(N1234, "123456")["ticket"]
     desk = hub.app.state.cases_desk
@@ -184,11 +211,16 @@ def test_three_failures_lock_the_case_and_the_caller_and_survive_a_restart(db_ur
             results = [a.result for a in db.scalars(select(VerifyAttempt).where(VerifyAttempt.case_number == N1234)
                                                      .order_by(VerifyAttempt.id))]
         assert results == ["wrong", "wrong", "wrong", "locked", "locked", "locked", "locked"]
+        if engine.dialect.name == "sqlite":
+            raw = (tmp_path / "hub.db").read_bytes()
+            wal = tmp_path / "hub.db-wal"
+            raw += wal.read_bytes() if wal.exists() else b""
+        else:
+            with engine.connect() as conn:  # every column of every attempt as text
+                raw = "".join(conn.execute(text("SELECT v::text FROM case_verify_attempts v")).scalars()).encode()
+            assert CALLER.encode() in raw
     finally:
         engine.dispose()
-    raw = (tmp_path / "hub.db").read_bytes()
-    wal = tmp_path / "hub.db-wal"
-    raw += wal.read_bytes() if wal.exists() else b""
     for typed in (b"111111", b"222222", b"333333"):
         assert typed not in raw  # attempts never keep what was typed
 
@@ -237,6 +269,7 @@ def test_unknown_case_counts_as_a_wrong_secret(hub):
     assert hub.verify(N1234, "123456", caller="13900000000")["result"] == "ok"  # the case had one failure
 
 
+@sqlite_only  # no SQL of its own
 def test_staff_view_masks_names_for_operators(hub):
     assert hub.client.get(f"/api/cases/{N1234}").status_code == 401
     hub.verify(N1234, "000000")
