@@ -1,4 +1,4 @@
-"""The console's state in-process on a real SQLite file: the event log's bounds, transcript lines, a hub
+"""The console's state in-process on a real SQLite file and on PostgreSQL: the event log's bounds, transcript lines, a hub
 restart that loses nobody in the queue, work-order numbering and drafts."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from agent_console.models import Call
 from agent_console.ops.eventlog import EventLog
 from agent_console.ops.live import LiveCall
 from agent_console.work_orders.service import category_from_menu, create_order, draft_for_call
-from hotline.db import make_engine, upgrade_engine
+from hotline.db import make_engine
 from ivr.contract import (
     BridgeUpdate,
     CallEnded,
@@ -73,10 +73,9 @@ def test_transcript_lines_partials_are_replaced_by_finals_per_speaker():
 
 
 @pytest.fixture
-def db_file(tmp_path):
+def db_file(migrated_db_url):
     previous = use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_engine(engine)
+    engine = make_engine(migrated_db_url)
     yield engine
     engine.dispose()
     use_hasher(previous)

@@ -155,6 +155,35 @@ def test_concurrent_scheduler_passes_store_each_job_once(store):
         assert db.scalar(select(func.count(WorkOrder.id)).where(WorkOrder.overdue.is_(True))) == 20
 
 
+def test_concurrent_filings_get_the_days_numbers_in_turn(store):
+    """8 operators file 5 orders each at once: every filing succeeds with its own number, 0001..0040, none
+    skipped (SQLite's write lock, PostgreSQL's advisory lock serialise the day's next number)."""
+    sessions, ctx, now = store
+    start = threading.Barrier(8)
+    numbers: list[str] = []
+    errors: list[Exception] = []
+
+    def operator(i: int) -> None:
+        start.wait()
+        for k in range(5):
+            try:
+                with sessions() as db:
+                    o = orders.create(db, ctx, actor=SUP, channel="hotline", category="consult", content=f"{i}/{k}")
+                    _time.sleep(0.005)  # the operator's transaction stays open a moment (notices, history)
+                    db.commit()
+                    numbers.append(o.number)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+    threads = [threading.Thread(target=operator, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(numbers) == [f"12368-20261130-{n:04d}" for n in range(1, 41)]
+
+
 # ---------------------------------------------------------------------------------------------- intake, errors
 def test_rate_limit_is_per_address_and_slides():
     now = [0.0]

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SYSTEM = Actor("系统", "system")
 _NUMBER_ATTEMPTS = 20
+#: PostgreSQL's advisory lock key for writers of work orders and departments (see :func:`begin_write`)
+WRITE_LOCK_KEY = 12368_0001
 #: fields that are not copied into the history's ``changes`` (their own columns say it, or too large)
 _QUIET = frozenset({"updated_at", "transcript"})
 
@@ -175,12 +177,16 @@ def move(db: Session, order_id: int, action: str, actor: Actor, payload: dict[st
 
 
 def begin_write(db: Session) -> None:
-    """Open the write transaction now. SQLite's driver begins one only at the first write, and a SAVEPOINT
-    outside a transaction commits on release — a row added in ``begin_nested`` would outlive a rollback.
-    A write that changes nothing takes SQLite's write lock, so the day's next number is read under it too."""
+    """Open the write transaction now and take the work orders' write lock until it ends. SQLite's driver begins
+    one only at the first write, and a SAVEPOINT outside a transaction commits on release — a row added in
+    ``begin_nested`` would outlive a rollback. A write that changes nothing takes SQLite's write lock, so the
+    day's next number is read under it too; PostgreSQL writers take one transaction-level advisory lock instead
+    (without it concurrent filings read the same number and run out of retries)."""
     conn = db.connection()
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE work_orders SET id = id WHERE 0")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
 
 
 def next_number(db: Session, day: date) -> str:
