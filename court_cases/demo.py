@@ -61,8 +61,8 @@ def list_cases(session: Session, *, stage: str | None = None, q: str | None = No
         stmt = stmt.where(CaseRecord.stage == stage)
     if q:
         like = f"%{q}%"
-        stmt = stmt.where(or_(CaseRecord.number.like(like), CaseRecord.cause.like(like),
-                              CaseRecord.judge.like(like), CaseRecord.department.like(like)))
+        stmt = stmt.where(or_(CaseRecord.number.ilike(like), CaseRecord.cause.ilike(like),  # any ASCII case, as
+                              CaseRecord.judge.ilike(like), CaseRecord.department.ilike(like)))  # SQLite's LIKE
     return list(session.scalars(stmt))
 
 

@@ -115,8 +115,9 @@ def _filtered(q, *, statuses: list[str], category: str | None, channel: str | No
         q = q.where(WorkOrder.created_at < datetime.combine(until, time(0), tz) + timedelta(days=1))
     if text:
         like = f"%{text}%"
-        q = q.where(or_(WorkOrder.number == text, WorkOrder.content.like(like), WorkOrder.case_number.like(like),
-                        WorkOrder.citizen_phone == text, WorkOrder.feedback.like(like)))
+        # ilike: SQLite's LIKE ignores ASCII case, PostgreSQL's does not ("app" finds "APP" on both)
+        q = q.where(or_(WorkOrder.number == text, WorkOrder.content.ilike(like), WorkOrder.case_number.ilike(like),
+                        WorkOrder.citizen_phone == text, WorkOrder.feedback.ilike(like)))
     if overdue is not None:
         cond = overdue_condition(ctx.now())
         q = q.where(cond if overdue else ~cond)
