@@ -106,6 +106,7 @@ def dial_cmd(
 @app.command()
 def hub(config: Path | None = ConfigOpt) -> None:
     """Run the console hub alone (normally started by `hotline serve`)."""
+    from hotline.db import DatabaseUnavailable
     from hotline.hub_main import run_hub
     from hotline.logs import configure_logging
     from knowledge_base.embedding import EmbeddingModelError
@@ -114,7 +115,7 @@ def hub(config: Path | None = ConfigOpt) -> None:
     configure_logging(s.log.level, s.log.json_output, process="hub")
     try:
         run_hub(s)
-    except EmbeddingModelError as e:  # the file is named; the hub does not start half-working
+    except (EmbeddingModelError, DatabaseUnavailable) as e:  # the file or key is named; no half-working hub
         typer.echo(f"hub not started: {e}", err=True)
         raise typer.Exit(2) from None
 

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -20,6 +21,34 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be opened or migrated; the message names the setting and the URL."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "(not a database URL)"
+
+
+def open_migrated(url: str) -> Engine:
+    """An engine on ``url`` with the database brought to the newest migration; a wrong URL, a server that does
+    not answer or a missing driver raise :class:`DatabaseUnavailable` naming ``database_url``."""
+    try:
+        engine = make_engine(url)
+    except (SQLAlchemyError, ImportError) as e:
+        raise DatabaseUnavailable(f"database_url (HOTLINE_DATABASE_URL) {safe_url(url)}: {e}") from None
+    try:
+        upgrade_engine(engine)
+    except SQLAlchemyError as e:
+        engine.dispose()
+        reason = str(e.orig if getattr(e, "orig", None) is not None else e).strip().splitlines()[0]
+        raise DatabaseUnavailable(f"database_url (HOTLINE_DATABASE_URL) {safe_url(url)}: {reason}") from None
+    return engine
 
 
 def metadatas() -> list[MetaData]:

@@ -13,7 +13,7 @@ from agent_console.app import create_app
 from agent_console.config import HubConfig
 from court_cases.demo import load_demo_if_empty
 from court_cases.io import DEMO_CASES_PATH, CaseImportError
-from hotline.db import make_engine, session_factory, upgrade_engine
+from hotline.db import open_migrated, session_factory
 from hotline.hub_tls import HubCertificate, ensure_certificate
 from hotline.settings import Settings
 from knowledge_base.embedding import check_model
@@ -77,11 +77,11 @@ def build_server(settings: Settings) -> uvicorn.Server:
     """A migrated database and a uvicorn server for the hub, not yet started.
 
     With ``kb.semantic`` a missing or damaged embedding model stops here (:class:`EmbeddingModelError`
-    names the file), before anything is served."""
+    names the file), and so does a database that cannot be opened (:class:`DatabaseUnavailable`), before
+    anything is served."""
     if settings.kb.semantic:
         check_model()
-    engine = make_engine(settings.db_url)
-    upgrade_engine(engine)
+    engine = open_migrated(settings.db_url)  # DatabaseUnavailable names database_url
     load_default_kb(engine)
     load_demo_cases(settings, engine)
     app = create_app(hub_config(settings), engine)

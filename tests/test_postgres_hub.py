@@ -1,20 +1,24 @@
 """`hotline hub` as a real process on PostgreSQL (``database_url = postgresql+psycopg://...``): it migrates the empty
 database at start, users are added with ``hotline users add`` against the same database, an operator logs in,
 files a work order through the API and reads it back (and finds it by a word in another letter case), a worker's
-events become a call record, and nothing is written to a SQLite file in the hub's home."""
+events become a call record, and nothing is written to a SQLite file in the hub's home. A database that cannot be
+opened stops the hub at start, naming ``database_url``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from hotline.db import current_revision, head_revision, make_engine, session_factory
+from hotline.db import DatabaseUnavailable, current_revision, head_revision, make_engine, open_migrated, session_factory
 from ivr.contract import CallEnded, CallOffered
 from tests.browser import Hub
 from tests.ops_support import TOKEN, post_events
+from tests.sipsupport import free_udp_port
 from work_orders.models import WorkOrder
 
 PASSWORD = "password123"
@@ -70,3 +74,19 @@ def test_a_hub_on_postgresql_files_and_reads_back_an_order(pg_hub):
             assert db.scalar(select(WorkOrder.citizen_phone)) == PHONE
     finally:
         engine.dispose()
+
+
+def test_a_wrong_database_url_stops_the_hub_naming_the_key(tmp_path, pg_cluster):
+    hub = Hub(tmp_path / "home")
+    hub.home.mkdir(parents=True)
+    bad = f"postgresql+psycopg://postgres:secret-pw@127.0.0.1:{pg_cluster.port}/no_such_database"
+    hub.env["HOTLINE_DATABASE_URL"] = bad
+    r = subprocess.run([sys.executable, "-m", "hotline", "hub"], env=hub.env, cwd=hub.home, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "hub not started: database_url (HOTLINE_DATABASE_URL)" in r.stderr and "no_such_database" in r.stderr
+    assert "secret-pw" not in r.stderr and "Traceback" not in r.stderr
+    for url, says in ((f"postgresql+psycopg://postgres@127.0.0.1:{free_udp_port()}/x", "Connection refused"),
+                      ("postgres://postgres@127.0.0.1/x", "Can't load plugin")):
+        with pytest.raises(DatabaseUnavailable, match=f"^database_url .*{says}"):
+            open_migrated(url)
