@@ -14,15 +14,11 @@ summary triggers on. Each combination is timed once after one untimed warm-up ru
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +39,7 @@ from agent_console.dashboard.topics import hot_topics  # noqa: E402
 from agent_console.kb.unanswered import MatchCache  # noqa: E402
 from hotline.db import make_engine, session_factory, upgrade_engine  # noqa: E402
 from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
+from tests.pg_support import LocalPostgres  # noqa: E402
 from work_orders.models import Department  # noqa: E402
 from work_orders.settings import CATEGORIES  # noqa: E402
 
@@ -103,47 +100,6 @@ def time_pages(engine, items: list[dict[str, Any]], source: str) -> list[dict[st
 
 
 # ------------------------------------------------------------------------------------------- PostgreSQL
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalPostgres:
-    """A throw-away cluster in a temporary directory on loopback, run as the ``postgres`` user when root."""
-
-    def __init__(self) -> None:
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
-            raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql)")
-        self.bin = Path(bins[-1]).parent
-        self.dir = Path(tempfile.mkdtemp(prefix="dashpg-"))
-        self.port = _free_port()
-        self.as_postgres = os.geteuid() == 0
-        if self.as_postgres:
-            shutil.chown(self.dir, "postgres", "postgres")
-
-    def _run(self, *argv: str) -> None:
-        cmd = [str(a) for a in argv]
-        if self.as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> str:
-        self._run(self.bin / "initdb", "-D", self.dir / "data", "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c shared_buffers=512MB "
-                "-c work_mem=64MB -c fsync=off -c synchronous_commit=off")
-        self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-o", opts, "-l", self.dir / "pg.log", "-w", "start")
-        self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "dashboard")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/dashboard"
-
-    def stop(self) -> None:
-        try:
-            self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def prepare_schema(engine) -> str:
     """Migrate to head; if an older migration does not run on this database, build the tables it makes from the
     models, stamp it, and run the dashboard's migration 0007 for real. Returns a note for the results."""
@@ -218,8 +174,8 @@ def main() -> None:
         try:
             url = args.pg
             if args.pg == "auto":
-                local = LocalPostgres()
-                url = local.start()
+                local = LocalPostgres(prefix="dashpg-", options="-c shared_buffers=512MB -c work_mem=64MB")
+                url = local.start().create_database(name="dashboard")
             results["backends"]["postgresql"] = run_backend("PostgreSQL", url, args, items)
         except Exception as e:  # noqa: BLE001 - no PostgreSQL here: say so in the results
             results["backends"]["postgresql"] = {"error": f"{type(e).__name__}: {e}"}
