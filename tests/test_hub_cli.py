@@ -1,4 +1,5 @@
-"""``hotline users``, ``hotline calls`` and ``hotline db`` through typer's CliRunner on a real SQLite file."""
+"""``hotline users``, ``hotline calls`` and ``hotline db`` through typer's CliRunner on a real SQLite file and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cfg(tmp_path, monkeypatch):
+def cfg(tmp_path, monkeypatch, db_backend, db_url):
     for var in ("HOTLINE_CONFIG", "HOTLINE_HOME", "HOTLINE_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
     previous = use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     path = tmp_path / "hotline.toml"
-    path.write_text(f'home = "{tmp_path / "var"}"\n')
+    url = f'database_url = "{db_url}"\n' if db_backend == "postgresql" else ""  # SQLite: the default file in home
+    path.write_text(f'home = "{tmp_path / "var"}"\n{url}')
     yield str(path)
     use_hasher(previous)
 
