@@ -6,6 +6,5 @@ from tests.pg_support import (  # noqa: F401 - fixtures by name
     migrated_db_url,
     new_db,
     pg_cluster,
-    pg_database,
     pg_head_template,
 )

@@ -1,5 +1,5 @@
-"""The console's state in-process on a real SQLite file and on PostgreSQL: the event log's bounds, transcript lines, a hub
-restart that loses nobody in the queue, work-order numbering and drafts."""
+"""The console's state in-process on a real SQLite file and on PostgreSQL: the event log's bounds, transcript
+lines, a hub restart that loses nobody in the queue, work-order numbering and drafts."""
 
 from __future__ import annotations
 
