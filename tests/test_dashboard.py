@@ -1,8 +1,8 @@
 """The supervisors' dashboard (issue 7, acceptance 3): figures checked against a seeded data set whose answers are
 worked out by hand below, on a real SQLite file and a PostgreSQL database migrated to head (so the day summaries
 are kept by the real triggers), through the API with real logins; filters, roles, bad filters, the exports, and the
-summaries agreeing with counting the rows after updates, deletes and a re-run of the migration's backfill. Roles and
-bad filters, which test no SQL, run on SQLite only.
+summaries agreeing with counting the rows after updates, deletes and a re-run of the migration's backfill. Roles, bad
+filters, the default period and the figures' file formats test no SQL of their own: SQLite only.
 
 The seeded week is 2026-06-01 .. 06-07 in Asia/Shanghai (UTC+8, no holiday); the hub's clock says 06-08 12:00.
 """
@@ -188,6 +188,7 @@ def test_filters_by_category_and_department(app):
     assert d["handling"]["p90_hours"] is None and d["satisfaction"]["mean_rating"] is None
 
 
+@sqlite_only
 def test_default_period_is_the_last_thirty_days_up_to_today(app):
     r = client(app, "adm").get("/api/dashboard")
     assert r.status_code == 200
@@ -317,6 +318,7 @@ def test_a_department_known_only_as_an_assignee_is_accepted(app):
 
 
 # ------------------------------------------------------------------------------------------- exports
+@sqlite_only
 def test_figures_csv_and_xlsx(app):
     c = client(app, "sup")
     r = c.get("/api/dashboard/export", params={**WEEK, "format": "csv"})

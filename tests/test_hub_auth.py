@@ -1,4 +1,5 @@
-"""Login sessions, roles and the public/protected split of the hub, on a real SQLite file and PostgreSQL."""
+"""Login sessions, roles and the public/protected split of the hub, on a real SQLite file; what stores or reads
+users and sessions runs on PostgreSQL too."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from agent_console.auth.users import create_user, set_active
 from agent_console.config import HubConfig
 from agent_console.models import LoginSession, User, utcnow
 from hotline.db import make_engine, upgrade_engine
+from tests.pg_support import sqlite_only
 
 TOKEN = "worker-token-for-tests"
 PASSWORD = "correct horse"
@@ -92,6 +94,7 @@ def test_bad_credentials_and_disabled_user(hub):
     assert r.status_code == 403 and r.json()["detail"] == "账号已停用"
 
 
+@sqlite_only
 def test_form_login_and_pages(hub):
     c = client(hub)
     r = c.get("/")
@@ -126,6 +129,7 @@ def test_secure_cookie_when_configured(tmp_path):
     engine.dispose()
 
 
+@sqlite_only
 def test_roles_401_vs_403(hub):
     anonymous = client(hub)
     r = anonymous.get("/api/calls")
@@ -167,6 +171,7 @@ def walk_routes(routes, prefix: str = ""):
             yield prefix + route.path, getattr(route, "methods", None) or {"GET"}
 
 
+@sqlite_only
 def test_every_route_needs_login_unless_public(hub):
     """Default deny: walk every route and call it without credentials."""
     c = client(hub)
@@ -194,6 +199,7 @@ def test_every_route_needs_login_unless_public(hub):
             "/internal/events"} <= paths
 
 
+@sqlite_only
 def test_public_endpoints(hub):
     c = client(hub)
     h = c.get("/healthz")
