@@ -11,6 +11,7 @@ initdb refuses to run as root: as root the cluster runs as the ``postgres`` user
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -33,6 +34,7 @@ except ImportError:  # the ``postgres`` extra is not installed: the PostgreSQL h
     psycopg = None
 
 HEAD_TEMPLATE = "hotline_head"
+OWNER_FILE = "owner.pid"  # the test process that started the cluster
 POSTGRES_MISSING = "PostgreSQL is not installed (/usr/lib/postgresql/*/bin): scripts/setup.sh --dev installs it"
 
 
@@ -58,17 +60,20 @@ def postgres_bin() -> Path | None:
 class LocalPostgres:
     """A cluster in a temporary directory on 127.0.0.1:<free port>, trust authentication, user ``postgres``."""
 
-    def __init__(self, *, prefix: str = "hotline-pg-", options: str = "") -> None:
+    def __init__(self, *, prefix: str = "hotline-pg-", options: str = "", existing: Path | None = None) -> None:
+        """A new cluster directory, or ``existing``: one left behind, to stop and remove."""
         bin_dir = postgres_bin()
         if bin_dir is None:
             raise RuntimeError(POSTGRES_MISSING)
         self.bin = bin_dir
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.dir = existing or Path(tempfile.mkdtemp(prefix=prefix))
         self.port = _free_port()
         self.options = options
         self.as_postgres = os.geteuid() == 0
-        if self.as_postgres:
-            shutil.chown(self.dir, "postgres", "postgres")
+        if existing is None:
+            (self.dir / OWNER_FILE).write_text(str(os.getpid()))  # see reap_orphans
+            if self.as_postgres:
+                shutil.chown(self.dir, "postgres", "postgres")
         self._names = itertools.count(1)
 
     def _run(self, *argv: object) -> None:
@@ -111,6 +116,30 @@ class LocalPostgres:
                 time.sleep(0.5)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(prefix: str = "hotline-pg-") -> None:
+    """Stop and remove clusters left by test sessions that were killed before their teardown (their owner
+    process is gone); clusters of sessions still running are left alone."""
+    for d in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((d / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            LocalPostgres(existing=d).stop()
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalPostgres]:
     """The session's cluster, started on first use; the test is skipped when PostgreSQL is not installed."""
@@ -118,6 +147,7 @@ def pg_cluster() -> Iterator[LocalPostgres]:
         pytest.skip(POSTGRES_MISSING)
     if psycopg is None:
         pytest.skip(PSYCOPG_MISSING)
+    reap_orphans()
     pg = LocalPostgres()
     try:
         pg.start()
