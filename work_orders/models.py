@@ -48,6 +48,9 @@ class WorkOrder(Base):
         Index("ix_work_orders_closed_at", "closed_at"),
         Index("ix_work_orders_feedback_due", "feedback_due"),
         Index("ix_work_orders_next_callback_at", "next_callback_at"),
+        # repeat contacts: an open order of the same number or case (work_orders.contacts)
+        Index("ix_work_orders_citizen_phone", "citizen_phone"),
+        Index("ix_work_orders_case_number", "case_number"),
         # open orders only (a few percent of all): the dashboard's overdue list
         Index("ix_work_orders_open", "assignee", "category", "status", "overdue", "feedback_due",
               sqlite_where=text("status != 'closed'"), postgresql_where=text("status != 'closed'")),
@@ -105,6 +108,10 @@ class WorkOrder(Base):
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: 重复来电: later contacts of the same number or case that joined this open order (``work_order_contacts``)
+    repeat_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: the call summary for the handler (诉求, key facts, what the IVR answered): made on filing, editable
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class WorkOrderHistory(Base):
@@ -151,6 +158,23 @@ class WorkOrderNotice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     read_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class WorkOrderContact(Base):
+    """A later contact (a call) that joined an open order instead of filing a new one (重复来电)."""
+
+    __tablename__ = "work_order_contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    #: a call joins one order at most
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LEN), nullable=True, unique=True)
+    channel: Mapped[str] = mapped_column(String(16), default="hotline")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: why it joined: the same number or the same case
+    matched_by: Mapped[str] = mapped_column(String(16), default="phone")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class WorkOrderAttachment(Base):
