@@ -1,5 +1,6 @@
 """The work-order pages in headless Chromium against a real hub: a supervisor dispatches on /orders, the handler
-signs for it and answers in /inbox, an operator calls back and rates on /orders (2 reopens with a 督办 alert,
+signs for it and answers in /inbox (the call summary shown and corrected there), an operator calls back and rates
+on /orders (2 reopens with a 督办 alert,
 5 closes); a walk-in is entered on the staff form; texts are never HTML; the public form files an order that
 /track shows."""
 
@@ -72,6 +73,15 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
         hd.wait_for_function("document.querySelector('#team').textContent.includes('民一庭')")
         hd.wait_for_selector("#notices .notice")
         open_row(hd, oid)
+        # the call summary is shown to the handler (masked like the rest) and may be corrected (issue 16, part 3)
+        shown = hd.input_value("#summary")
+        assert shown.startswith("诉求：催立案，电话138****5678") and PHONE not in shown, shown
+        hd.fill("#summary", shown + "\n处理要点：请立案庭说明未立案原因")
+        hd.click("#summary-save")
+        hd.wait_for_function("document.querySelector('#summary-result').textContent === '摘要已保存'")
+        with database(hub) as db:
+            kept = db.get(WorkOrder, oid).summary.splitlines()
+        assert kept[0].startswith(f"诉求：催立案，电话{PHONE}") and kept[-1] == "处理要点：请立案庭说明未立案原因"
         hd.click("#accept")
         status_is(hd, "办理中")
         hd.fill("form[data-action=answer] textarea[name=feedback]", "已催促立案庭，预计三个工作日内完成立案审查")
@@ -115,8 +125,8 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
         op.click("form[data-action=rate] button[type=submit]")
         status_is(op, "已办结")
         history = op.eval_on_selector_all("#history li b", "els => els.map(e => e.textContent)")
-        assert [h for h in history if h != "待回访"] == ["受理", "转办", "签收", "反馈", "回访", "满意度评价", "转办",
-                                                      "反馈", "回访", "满意度评价"]
+        assert [h for h in history if h != "待回访"] == ["受理", "转办", "修改摘要", "签收", "反馈", "回访",
+                                                      "满意度评价", "转办", "反馈", "回访", "满意度评价"]
         assert "待回访" in history  # the scheduler's callback_due line
         for p in (sup, hd, op):
             assert p.evaluate("window.__xss") is None

@@ -75,6 +75,7 @@ def test_kb_status_queue_hangup_and_repeat_calls_leave_the_orders_described(hub)
                       CallEnded(call_id="kb1", **k, cause="answered_by_kb", side="caller")])
     (kb,) = wait_for(lambda: orders(hub, call_id="kb1"), what="the KB order")
     assert (kb.channel, kb.status, kb.settled_at_once, kb.auto_key) == ("hotline", "closed", True, "kb:kb1")
+    assert kb.summary == "诉求：诉讼费怎么交\n系统已答复：知识库解答“诉讼费怎么交”"
 
     # 2. case-status self-service: verified, heard the status, hung up -> a closed query order with the status
     r = httpx.post(f"{hub.url}/internal/cases/verify", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10,
@@ -90,6 +91,7 @@ def test_kb_status_queue_hangup_and_repeat_calls_leave_the_orders_described(hub)
     assert (st.category, st.status, st.settled_at_once, st.auto_key) == ("query", "closed", True, "status:st1")
     assert st.case_number == CASE and STATUS[1] in st.content and "即办" in st.tags
     assert [h.action for h in history(hub, st.id)][0] == "settle"
+    assert st.summary.splitlines()[1:] == [f"关键信息：案号{CASE}", "系统已答复：已播报案件状态：" + "".join(STATUS)]
 
     # 3. hung up while waiting for an operator: an order 未接通回拨 with a callback due
     q = {"call_id": "q1", **k}
@@ -100,6 +102,7 @@ def test_kb_status_queue_hangup_and_repeat_calls_leave_the_orders_described(hub)
     assert (missed.status, missed.settled_at_once, missed.auto_key) == ("received", False, "auto:q1")
     assert missed.callback_due is not None and "未接通" in missed.content and "回电" in missed.tags
     assert missed.citizen_phone == PHONE
+    assert missed.summary.startswith("诉求：我想问一下立案需要什么材料")  # the summary for the handler (part 3)
 
     # 4. the same number again (hangs up in the queue): no new order, it joins the open one as 重复来电
     r2 = {"call_id": "q2", **k}

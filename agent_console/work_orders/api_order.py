@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
 from agent_console.models import ROLES, Call, User
+from agent_console.pii import mask_text, sees_clear
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
     MOVE_BODIES,
@@ -120,10 +121,14 @@ def edit_summary(work_order_id: int, body: SummaryIn, request: Request, db: Sess
                  user: User = Depends(require_role(*ALL_ROLES))) -> Any:
     ctx = ctx_of(request)
     order = visible_order(db.get(WorkOrder, work_order_id), user)
-    if body.summary != (order.summary or ""):
+    text = body.summary
+    if not sees_clear(user.role):  # lines left as they were shown (masked) keep their numbers in clear
+        shown = {mask_text(line): line for line in (order.summary or "").splitlines()}
+        text = "\n".join(shown.get(line, line) for line in text.splitlines())
+    if text != (order.summary or ""):
         try:
             orders.record(db, order, actor=actor_of(user), action="summary", at=ctx.now(),
-                          fields={"summary": body.summary}, note="修改通话摘要")
+                          fields={"summary": text}, note="修改通话摘要")
             db.commit()
         except Conflict as e:
             db.rollback()

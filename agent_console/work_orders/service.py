@@ -28,9 +28,10 @@ from work_orders import store as orders
 from work_orders.calendar import WorkCalendar
 from work_orders.dial_plan import caller_number
 from work_orders.filing import STATUS_PROMPT
-from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder, WorkOrderContact
+from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder, WorkOrderContact, WorkOrderHistory
 from work_orders.rules import Actor
 from work_orders.store import WorkOrderContext
+from work_orders.summary import summarize
 from zh_text import parse_case_number
 
 #: menu node names (or parts of them) that say what the caller wanted, most specific first
@@ -43,10 +44,43 @@ NODE_CATEGORIES: tuple[tuple[str, str], ...] = (
 
 def create_order(db: Session, calendar: WorkCalendar | WorkOrderContext, *, now: datetime | None = None,
                  actor: Actor | None = None, **fields: Any) -> WorkOrder:
-    """Add a work order with the day's next number and its first history line (the caller commits)."""
+    """Add a work order with the day's next number, its call summary and its first history line (the caller
+    commits)."""
     ctx = calendar if isinstance(calendar, WorkOrderContext) else WorkOrderContext(calendar)
     who = actor or Actor(str(fields.get("created_by") or "hub"), "system")
+    if "summary" not in fields:
+        fields["summary"] = call_summary(db, fields.get("call_id"), content=str(fields.get("content") or ""),
+                                         transcript=fields.get("transcript") or [],
+                                         case_number=str(fields.get("case_number") or ""))
     return orders.create(db, ctx, actor=who, now=now or utcnow(), **fields)
+
+
+_RECORDING_PREFIX = re.compile(r"^[^：\n]*（录音 [^）]*）：?")
+_KB_MARK = re.compile(r"（知识库[^）]*）")
+
+
+def call_summary(db: Session, call_id: str | None, *, content: str, transcript: list[dict[str, Any]],
+                 case_number: str = "") -> str:
+    """The extractive summary (``work_orders.summary``) of what the caller said (else the order's text), with what
+    the IVR answered in the call: the knowledge base's answers, the case status heard."""
+    said = [x["text"] for x in transcript if x.get("speaker", "caller") == "caller" and x.get("text")]
+    # the order's text adds what the caller recorded (messages); the rest of it only when nothing was heard
+    lines = [_KB_MARK.sub("", line) for line in content.splitlines()]
+    written = [_RECORDING_PREFIX.sub("", line) for line in lines if not said or _RECORDING_PREFIX.match(line)]
+    answered: list[str] = []
+    if call_id:
+        for p in db.scalars(select(CallEventRecord.payload).where(CallEventRecord.call_id == call_id,
+                                                                  CallEventRecord.type == "kb_decided")
+                            .order_by(CallEventRecord.ts)):
+            if p.get("decision") == "answer":
+                answered.append(f"知识库解答“{p.get('query') or p.get('faq_id') or ''}”")
+        call = db.get(Call, call_id)
+        status = [x.split(":", 2)[2] for x in (call.prompts if call is not None else None) or []
+                  if x.startswith(STATUS_PROMPT) and x.count(":") >= 2]
+        if status:
+            answered.append("已播报案件状态：" + "".join(dict.fromkeys(status))[:80])
+    return summarize(said + [w for w in written if w and w not in said], case_numbers=[case_number],
+                     answered=answered).text()
 
 
 def call_transcript(db: Session, call_id: str) -> list[dict[str, Any]]:
@@ -412,10 +446,20 @@ def attach_transcript(db: Session, *, event: Any, message_order_purposes: frozen
         found = find_case_number([event.text])
         if found:
             fields["case_number"] = found
+    if fields and not summary_edited(db, order.id):
+        fields["summary"] = call_summary(db, order.call_id, content=fields.get("content", order.content),
+                                         transcript=list(order.transcript or []),
+                                         case_number=fields.get("case_number", order.case_number))
     if fields:
         orders.record(db, order, actor=HUB, action="append", at=event.ts, fields=fields,
                       note=f"留言转写：{said}")
     return order
+
+
+def summary_edited(db: Session, order_id: int) -> bool:
+    """Whether staff corrected the order's summary (the hub then leaves it alone)."""
+    return db.scalar(select(WorkOrderHistory.id).where(WorkOrderHistory.order_id == order_id,
+                                                       WorkOrderHistory.action == "summary").limit(1)) is not None
 
 
 def ensure_department(db: Session, name: str, kind: str) -> None:
