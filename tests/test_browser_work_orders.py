@@ -190,3 +190,28 @@ def test_public_form_files_an_order_and_tracking_shows_its_progress(hub, users, 
         page.wait_for_selector("#status")
         assert page.inner_text("#status") == "已受理，等待转办"
         assert "钱七" not in page.content() and "13911112222" not in page.content()
+
+
+def test_the_four_lists_for_a_supervisor_and_not_for_a_handler(hub, users, tmp_path):
+    o = users["op"].post("/api/work_orders", json={"category": "complaint", "channel": "letter",
+                                                   "content": "来信投诉书记员态度恶劣"})
+    assert o.status_code == 201, o.text
+    oid = o.json()["id"]
+    with browser(tmp_path, csp=False) as b:
+        sup = b.new_page()
+        login_as(sup, hub, "sup", "/")
+        sup.goto(f"{hub.url}/orders#tab=report")
+        sup.wait_for_selector(f"#report tr[data-id='{oid}']")
+        assert "涉及工作人员的投诉" in sup.inner_text(f"#report tr[data-id='{oid}']")
+        assert "处理：院领导阅示" in sup.inner_text("#report-rule")
+        assert "/api/work_orders/lists/report/export?" in sup.get_attribute("#report-csv", "href")
+        sup.click(".tabs button[data-tab=verification]")
+        sup.wait_for_selector(f"#verification tr[data-id='{oid}']")
+        sup.click(".tabs button[data-tab=supervision]")
+        sup.wait_for_function("document.querySelector('#supervision-rule').textContent.includes('督办人员')")
+        sup.click(".tabs button[data-tab=callbacks]")
+        sup.wait_for_function("document.querySelector('#callbacks-rule').textContent.includes('回访')")
+        hd = b.new_page()
+        login_as(hd, hub, "hd1", "/inbox")
+        assert hd.goto(f"{hub.url}/orders").status == 403
+        assert hd.locator("#report").count() == 0
