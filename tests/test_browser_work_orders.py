@@ -215,3 +215,25 @@ def test_the_four_lists_for_a_supervisor_and_not_for_a_handler(hub, users, tmp_p
         login_as(hd, hub, "hd1", "/inbox")
         assert hd.goto(f"{hub.url}/orders").status == 403
         assert hd.locator("#report").count() == 0
+
+
+def test_the_clusters_page_shows_topics_and_marks_a_known_issue(hub, users, tmp_path):
+    for text in ("执行款什么时候能到账", "我的执行款一直没有到账", "请问执行案款多久能发放"):
+        r = users["op"].post("/api/work_orders", json={"category": "query", "channel": "walk_in", "content": text})
+        assert r.status_code == 201, r.text
+    assert users["hd1"].get("/api/work_orders/clusters").status_code == 403
+    assert users["op"].get("/api/work_orders/clusters").status_code == 403
+    with browser(tmp_path, csp=False) as b:
+        sup = b.new_page()
+        login_as(sup, hub, "sup", "/")
+        sup.goto(f"{hub.url}/orders#tab=clusters")
+        cluster = sup.locator(".cluster", has_text="执行")
+        cluster.first.wait_for(timeout=60_000)
+        assert "（3件，末周↑3）" in cluster.first.locator("h3").inner_text()
+        assert cluster.first.locator(".examples li").count() == 3
+        cluster.first.locator("textarea").fill("已在官网公布执行款发放流程")
+        cluster.first.locator("button.mark-known").click()
+        sup.wait_for_function("[...document.querySelectorAll('.cluster .known')]"
+                              ".some(e => e.textContent.includes('已在官网公布执行款发放流程'))")
+    csv = users["sup"].get("/api/work_orders/clusters/export?format=csv").content.decode("utf-8-sig")
+    assert "2026-11-30周" in csv and "已在官网公布执行款发放流程" in csv
