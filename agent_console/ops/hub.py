@@ -142,13 +142,21 @@ class OpsHub:
         call's record as a ``wrap_up_reason`` event)."""
         op = self.router.operators.get(user.id)
         call_id = op.call_id if op is not None and op.state == "wrap_up" else None
-        if call_id is not None and reason is None and self.order_check is not None and not self.order_check(call_id):
+        if call_id is not None and reason is None and self.order_check is not None and not self._has_order(call_id):
             return NEEDS_ORDER
         self._effects(self.router.wrap_up_done(user.id))
         if call_id is not None and reason is not None:
             self.out.persist_event(call_id, "wrap_up_reason", {"reason": reason, "user_id": user.id,
                                                                "by": user.display_name or user.username})
         return None
+
+    def _has_order(self, call_id: str) -> bool:
+        assert self.order_check is not None
+        try:
+            return self.order_check(call_id)
+        except Exception:  # noqa: BLE001 - a database that cannot answer must not hold an operator in wrap-up
+            log.exception("ops: could not check the work order of call %s; wrap-up allowed", call_id)
+            return True
 
     def _note(self, user: User, call_id: str, text: str, kind: str, faq_id: str | None) -> str | None:
         call = self.calls.get(call_id)

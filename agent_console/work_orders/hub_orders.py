@@ -137,12 +137,12 @@ class HubFiling:
 
     def _call_ended(self, db: Session, e: Any) -> None:
         call = db.get(Call, e.call_id)
-        if call is None:
-            return
+        if call is None or not status_heard(list(call.prompts or [])):
+            return  # most calls: nothing more to look up
         bridged = db.scalar(select(CallEventRecord.event_id).where(
             CallEventRecord.call_id == e.call_id, CallEventRecord.type == "bridge_update",
             CallEventRecord.payload["state"].as_string() == "connected").limit(1)) is not None
-        facts = CallFacts(status_heard=status_heard(list(call.prompts or [])), reached_operator=bridged,
+        facts = CallFacts(status_heard=True, reached_operator=bridged,
                           has_order=call_has_order(db, e.call_id))
         if call_end_filing(facts) is Filing.STATUS_SETTLED:
             order, created = status_settled_order(db, self.ctx, call_id=e.call_id, at=e.ts)
