@@ -11,7 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from agent_console.models import CallEventRecord
+from agent_console.models import Call, CallEventRecord
+from agent_console.work_orders.hub_orders import HubFiling
+from hotline.db import make_engine, session_factory, upgrade_engine
 from ivr.contract import (
     BridgeUpdate,
     CallAnswered,
@@ -28,7 +30,10 @@ from ivr.contract import (
 )
 from tests.ops_support import TOKEN, FakeWorker, Operator, add_users, login_cookie, post_events, queued_call
 from tests.work_order_support import client, database, wait_for, wo_hub
+from work_orders.calendar import WorkCalendar
 from work_orders.models import WorkOrder, WorkOrderContact, WorkOrderHistory
+from work_orders.settings import WorkOrderSettings
+from work_orders.store import WorkOrderContext
 
 PHONE, OTHER, THIRD = "13812345678", "13987654321", "13700001111"
 CASE = "（2026）粤0305民初1234号"  # a demo case, 查询密码 123456
@@ -188,3 +193,30 @@ def test_wrap_up_needs_an_order_or_a_reason_and_a_repeat_caller_joins_the_open_o
     finally:
         op.close()
         worker.close()
+
+
+def test_a_restarted_hub_files_the_status_order_it_missed(tmp_path):
+    """The hub stopped between storing a status call's end and filing its order: the start-up recheck files it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'hotline.db'}")
+    upgrade_engine(engine)
+    sessions = session_factory(engine)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    ended = CallEnded(call_id="rs1", worker="w0", ts=t0 + timedelta(seconds=30), cause="case_status_done",
+                      side="ivr")
+    with sessions() as db:
+        db.add(Call(call_id="rs1", caller=f"sip:{OTHER}@10.0.0.9", started_at=t0, status="ended",
+                    prompts=["welcome", f"case_status:1:{STATUS[1]}"]))
+        db.add(CallEventRecord(event_id=ended.event_id, call_id="rs1", worker="w0", type="call_ended", ts=ended.ts,
+                               payload=ended.model_dump(mode="json")))
+        db.commit()
+    jobs: list = []
+    ctx = WorkOrderContext(WorkCalendar(), WorkOrderSettings(suggest_classification=False))
+    HubFiling(ctx, sessions, category_of=lambda _: None, submit=jobs.append).recheck()
+    assert len(jobs) == 1  # on the ordered writer, after the call's message orders
+    with sessions() as db:
+        jobs[0](db)
+        db.commit()
+        (order,) = db.scalars(select(WorkOrder)).all()
+        assert (order.auto_key, order.status, order.category) == ("status:rs1", "closed", "query")
+        assert STATUS[1] in order.content
+    engine.dispose()
