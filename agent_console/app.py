@@ -56,6 +56,7 @@ from agent_console.work_orders.intake import pages as intake_pages
 from agent_console.work_orders.intake import router as intake_router
 from agent_console.work_orders.pages import router as work_order_pages
 from agent_console.work_orders.router import router as work_orders_router
+from agent_console.work_orders.service import call_has_order
 from knowledge_base.live import LiveMatcher
 from work_orders import scheduler as work_order_scheduler
 from work_orders.calendar import WorkCalendar
@@ -133,7 +134,8 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
         worker_max_calls=config.worker_max_calls)
     app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
                            live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
-                           bridge_ring_timeout_s=config.bridge_ring_timeout_s)
+                           bridge_ring_timeout_s=config.bridge_ring_timeout_s,
+                           order_check=lambda call_id: _call_has_order(app, call_id))
     try:
         rebuilt = app.state.ops.rebuild()
         filing.recheck()
@@ -157,6 +159,11 @@ def body_limits(config: HubConfig) -> list[tuple[str, int]]:
     return [(r"/api/kb/import", KB_MAX_UPLOAD_BYTES + MULTIPART_SLACK),
             (r"/api/work_orders/\d+/attachments", attachment + MULTIPART_SLACK),
             (r"/internal/.*", max(config.max_body_bytes, 16 * 2**20))]
+
+
+def _call_has_order(app: FastAPI, call_id: str) -> bool:
+    with app.state.sessionmaker() as db:
+        return call_has_order(db, call_id)
 
 
 def _logged_in(app: FastAPI, token: str) -> bool:

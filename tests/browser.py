@@ -46,7 +46,8 @@ class Hub:
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = _EnvProc("hub", [sys.executable, "-m", "hotline", "hub"], self.home / "hub.log", self.home,
                              self.env).start()
-        deadline = time.monotonic() + 30
+        # a loaded 2-core machine has taken 37 s to start a hub (migrations, the demo cases' scrypt hashes)
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -55,7 +56,9 @@ class Hub:
                 pass
             assert self.proc.alive(), self.proc.log()[-3000:]
             time.sleep(0.2)
-        raise RuntimeError(f"hub not up:\n{self.proc.log()[-3000:]}")
+        log = self.proc.log()[-3000:]
+        self.proc.stop(10)  # a hub that never came up must not outlive the test
+        raise RuntimeError(f"hub not up:\n{log}")
 
     def stop(self) -> None:
         if self.proc:

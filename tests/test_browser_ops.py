@@ -5,13 +5,14 @@ personal data never reaches the operator's browser in clear."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from hotline.db import make_engine, session_factory
 from ivr.contract import BridgeUpdate, CallEnded, SpeechHeard
 from tests.browser import browser, login, requires_chromium
-from tests.ops_support import FakeWorker, add_users, ops_hub, post_events, queued_call
+from tests.ops_support import FakeWorker, add_users, login_cookie, ops_hub, post_events, queued_call
 from work_orders.models import WorkOrder, WorkOrderHistory
 
 pytestmark = [requires_chromium]
@@ -166,5 +167,31 @@ def test_reconnect_mid_call_shows_every_line_once(hub, worker, tmp_path):
         assert lines(page) == ["我想问开庭时间"] + [f"第{i}句" for i in range(9)]
         assert page.locator("#transcript .line.partial").count() == 0
         assert page.evaluate("opsConsole.snapshots") == 1  # resumed from its seq, not rebuilt from a snapshot
+        # the same caller came by earlier: an open order of the number
+        r = httpx.post(f"{hub.url}/api/work_orders", cookies={"hotline_session": login_cookie(hub, "op2")},
+                       json={"category": "consult", "channel": "walk_in", "content": "来访咨询立案",
+                             "citizen_phone": PHONE}, timeout=10)
+        assert r.status_code == 201, r.text
         post_events(hub, [CallEnded(call_id="bc2", worker="w0", cause="caller_hangup", side="caller")])
         page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'")
+        # no order yet: the hub refuses to end wrap-up (issue 16); the caller's open order is offered
+        page.click("#wrap-up-done")
+        page.wait_for_function("document.querySelector('#error').textContent.includes('请先提交工单')")
+        page.wait_for_selector("#wo-repeat:not([hidden])")
+        repeat = page.inner_text("#wo-repeat-text")
+        assert repeat.startswith("重复来电（同一号码）：未办结工单 12368-") and PHONE not in repeat
+        page.click("#wo-join")
+        page.wait_for_function("document.querySelector('#wo-result').textContent.startsWith('已并入工单：')")
+        page.click("#wrap-up-done")
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '就绪'")
+
+
+def test_a_call_needing_no_order_ends_wrap_up_with_a_reason(hub, worker, tmp_path):
+    with browser(tmp_path, csp=False) as b:
+        page, _ = operator_page(b, hub, "op2")
+        connect_call(hub, worker, page, "bc3", "喂喂")
+        post_events(hub, [CallEnded(call_id="bc3", worker="w0", cause="caller_hangup", side="caller")])
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'")
+        page.select_option("#wrap-reason", "silent")
+        page.click("#wrap-up-done")
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '就绪'")

@@ -1,5 +1,6 @@
 """The work-order pages in headless Chromium against a real hub: a supervisor dispatches on /orders, the handler
-signs for it and answers in /inbox, an operator calls back and rates on /orders (2 reopens with a 督办 alert,
+signs for it and answers in /inbox (the call summary shown and corrected there), an operator calls back and rates
+on /orders (2 reopens with a 督办 alert,
 5 closes); a walk-in is entered on the staff form; texts are never HTML; the public form files an order that
 /track shows."""
 
@@ -72,6 +73,15 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
         hd.wait_for_function("document.querySelector('#team').textContent.includes('民一庭')")
         hd.wait_for_selector("#notices .notice")
         open_row(hd, oid)
+        # the call summary is shown to the handler (masked like the rest) and may be corrected (issue 16, part 3)
+        shown = hd.input_value("#summary")
+        assert shown.startswith("诉求：催立案，电话138****5678") and PHONE not in shown, shown
+        hd.fill("#summary", shown + "\n处理要点：请立案庭说明未立案原因")
+        hd.click("#summary-save")
+        hd.wait_for_function("document.querySelector('#summary-result').textContent === '摘要已保存'")
+        with database(hub) as db:
+            kept = db.get(WorkOrder, oid).summary.splitlines()
+        assert kept[0].startswith(f"诉求：催立案，电话{PHONE}") and kept[-1] == "处理要点：请立案庭说明未立案原因"
         hd.click("#accept")
         status_is(hd, "办理中")
         hd.fill("form[data-action=answer] textarea[name=feedback]", "已催促立案庭，预计三个工作日内完成立案审查")
@@ -115,8 +125,8 @@ def test_dispatch_answer_in_the_inbox_and_callback_rating(hub, users, tmp_path):
         op.click("form[data-action=rate] button[type=submit]")
         status_is(op, "已办结")
         history = op.eval_on_selector_all("#history li b", "els => els.map(e => e.textContent)")
-        assert [h for h in history if h != "待回访"] == ["受理", "转办", "签收", "反馈", "回访", "满意度评价", "转办",
-                                                      "反馈", "回访", "满意度评价"]
+        assert [h for h in history if h != "待回访"] == ["受理", "转办", "修改摘要", "签收", "反馈", "回访",
+                                                      "满意度评价", "转办", "反馈", "回访", "满意度评价"]
         assert "待回访" in history  # the scheduler's callback_due line
         for p in (sup, hd, op):
             assert p.evaluate("window.__xss") is None
@@ -180,3 +190,50 @@ def test_public_form_files_an_order_and_tracking_shows_its_progress(hub, users, 
         page.wait_for_selector("#status")
         assert page.inner_text("#status") == "已受理，等待转办"
         assert "钱七" not in page.content() and "13911112222" not in page.content()
+
+
+def test_the_four_lists_for_a_supervisor_and_not_for_a_handler(hub, users, tmp_path):
+    o = users["op"].post("/api/work_orders", json={"category": "complaint", "channel": "letter",
+                                                   "content": "来信投诉书记员态度恶劣"})
+    assert o.status_code == 201, o.text
+    oid = o.json()["id"]
+    with browser(tmp_path, csp=False) as b:
+        sup = b.new_page()
+        login_as(sup, hub, "sup", "/")
+        sup.goto(f"{hub.url}/orders#tab=report")
+        sup.wait_for_selector(f"#report tr[data-id='{oid}']")
+        assert "涉及工作人员的投诉" in sup.inner_text(f"#report tr[data-id='{oid}']")
+        assert "处理：院领导阅示" in sup.inner_text("#report-rule")
+        assert "/api/work_orders/lists/report/export?" in sup.get_attribute("#report-csv", "href")
+        sup.click(".tabs button[data-tab=verification]")
+        sup.wait_for_selector(f"#verification tr[data-id='{oid}']")
+        sup.click(".tabs button[data-tab=supervision]")
+        sup.wait_for_function("document.querySelector('#supervision-rule').textContent.includes('督办人员')")
+        sup.click(".tabs button[data-tab=callbacks]")
+        sup.wait_for_function("document.querySelector('#callbacks-rule').textContent.includes('回访')")
+        hd = b.new_page()
+        login_as(hd, hub, "hd1", "/inbox")
+        assert hd.goto(f"{hub.url}/orders").status == 403
+        assert hd.locator("#report").count() == 0
+
+
+def test_the_clusters_page_shows_topics_and_marks_a_known_issue(hub, users, tmp_path):
+    for text in ("执行款什么时候能到账", "我的执行款一直没有到账", "请问执行案款多久能发放"):
+        r = users["op"].post("/api/work_orders", json={"category": "query", "channel": "walk_in", "content": text})
+        assert r.status_code == 201, r.text
+    assert users["hd1"].get("/api/work_orders/clusters").status_code == 403
+    assert users["op"].get("/api/work_orders/clusters").status_code == 403
+    with browser(tmp_path, csp=False) as b:
+        sup = b.new_page()
+        login_as(sup, hub, "sup", "/")
+        sup.goto(f"{hub.url}/orders#tab=clusters")
+        cluster = sup.locator(".cluster", has_text="执行")
+        cluster.first.wait_for(timeout=60_000)
+        assert "（3件，末周↑3）" in cluster.first.locator("h3").inner_text()
+        assert cluster.first.locator(".examples li").count() == 3
+        cluster.first.locator("textarea").fill("已在官网公布执行款发放流程")
+        cluster.first.locator("button.mark-known").click()
+        sup.wait_for_function("[...document.querySelectorAll('.cluster .known')]"
+                              ".some(e => e.textContent.includes('已在官网公布执行款发放流程'))")
+    csv = users["sup"].get("/api/work_orders/clusters/export?format=csv").content.decode("utf-8-sig")
+    assert "2026-11-30周" in csv and "已在官网公布执行款发放流程" in csv

@@ -21,7 +21,8 @@ ALLOWED = {
     "knowledge_base": {"zh_text", "table_import"},
     # order classification uses the one embedding model the knowledge base loads (a hub holds a single copy);
     # the work orders' tables use the shared UTC timestamp type and naming (knowledge_base/db_types.py)
-    "work_orders": {"knowledge_base.embedding", "knowledge_base.db_types"},
+    # and the call summary reads case numbers with the shared parser (zh_text)
+    "work_orders": {"knowledge_base.embedding", "knowledge_base.db_types", "zh_text"},
     # the case system: its tables use the shared UTC timestamp type and naming (knowledge_base/db_types.py)
     "court_cases": {"zh_text", "table_import", "knowledge_base.db_types"},
     # the IVR's working hours use the hotline's one calendar of working days (work_orders/calendar.py)

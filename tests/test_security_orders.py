@@ -41,7 +41,8 @@ def test_an_order_is_filed_from_the_message_and_its_transcript_follows(hub, user
     recording = f"{call_id}-{purpose}.wav"
     msg = MessageRecorded(**k, ts=NOW + timedelta(seconds=40), node="m", purpose=purpose, recording=recording,
                           duration_s=9.0, transcript_pending=True)
-    post_events(hub, [CallOffered(**k, ts=NOW, caller="<sip:13812345678@10.0.0.5:5060>", callee="12368",
+    phone = {"complaint": "13812345678", "after_hours": "13812340000"}[purpose]  # not a repeat of the other
+    post_events(hub, [CallOffered(**k, ts=NOW, caller=f"<sip:{phone}@10.0.0.5:5060>", callee="12368",
                                   source="10.0.0.5:5060"), msg])
     order = wait_for(lambda: _order(hub, call_id), what="the message's order")
     assert recording in order.content and order.recordings == [recording], order.content
@@ -51,7 +52,7 @@ def test_an_order_is_filed_from_the_message_and_its_transcript_follows(hub, user
     post_events(hub, [done])
     order = wait_for(lambda: (o := _order(hub, call_id)) and text in o.content and o, what="the transcript")
     assert f"（录音 {recording}）：{text}" in order.content and "转写中" not in order.content, order.content
-    assert order.citizen_phone == "13812345678"  # the caller URI's user part, not 10.0.0.5:5060
+    assert order.citizen_phone == phone  # the caller URI's user part, not 10.0.0.5:5060
     post_events(hub, [done])  # the worker re-sends its spool: stored once, the content unchanged
     post_events(hub, [MessageTranscribed(**{**done.model_dump(), "event_id": "again-" + call_id})])
     time.sleep(0.5)  # the hub's ordered writer

@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from ivr import contract as c
-from work_orders.filing import RECHECKED_TYPES, Filing, filing_for
+from work_orders.filing import RECHECKED_TYPES, CallFacts, Filing, call_end_filing, filing_for, status_heard
 
 EVENT_CLASSES = typing.get_args(typing.get_args(c.CallEvent)[0])
 BASE = {"call_id": "c1", "worker": "w0"}
@@ -31,7 +31,8 @@ CASES: list[tuple[typing.Any, Filing | None]] = [
     (c.MenuSpeech(**BASE, node="main", text="立案", outcome="option"), None),
     (c.HandoffRequested(**BASE, node="main", reason="caller_asked"), None),
     (c.QueueJoined(**BASE, node="queue", reason="caller_asked"), None),
-    *[(c.QueueLeft(**BASE, node="queue", outcome=o), Filing.CALLBACK if o == "callback" else None)
+    *[(c.QueueLeft(**BASE, node="queue", outcome=o), {"callback": Filing.CALLBACK, "max_wait": Filing.CALLBACK,
+                                                       "hangup": Filing.MISSED, "no_hub": Filing.MISSED}.get(o))
       for o in typing.get_args(c.QueueLeft.model_fields["outcome"].annotation)],
     (c.BridgeUpdate(**BASE, offer_id="o1", target="sip:op@x", state="connected"), None),
     *[(c.MessageRecorded(**MSG, purpose=p), {"after_hours": Filing.AFTER_HOURS, "callback": Filing.MESSAGE}.get(
@@ -41,7 +42,7 @@ CASES: list[tuple[typing.Any, Filing | None]] = [
     *[(c.CallbackOutcome(**BASE, order_id=1, attempt=1, outcome=o, rating=5 if o == "rated" else None),
        Filing.CALLBACK_OUTCOME) for o in typing.get_args(c.CallbackOutcome.model_fields["outcome"].annotation)],
     (c.CallEnded(**BASE, cause="answered_by_kb", side="caller"), Filing.KB_SETTLED),
-    *[(c.CallEnded(**BASE, cause=cause, side="caller"), None)
+    *[(c.CallEnded(**BASE, cause=cause, side="caller"), Filing.CALL_ENDED)
       for cause in ("caller_hangup", "ivr_hangup", "after_hours_message", "worker_lost", "transferred")],
     (c.WorkerLost(worker="w0"), None),
 ]
@@ -61,3 +62,12 @@ def test_a_restarted_hub_rechecks_only_types_that_file_orders():
     filed = {e.type for e, f in CASES if f is not None}
     assert filed >= RECHECKED_TYPES
     assert filed - RECHECKED_TYPES == {"message_transcribed", "callback_outcome", "speech_heard"}
+
+
+def test_an_ended_call_files_a_status_order_only_when_the_status_was_all_it_needed():
+    heard = status_heard(["welcome", "case_status:1:您查询的案件，", "case_status_menu"])
+    assert heard and not status_heard(["welcome", "case_status_menu", "case_readback:abc"])
+    assert call_end_filing(CallFacts(status_heard=True, reached_operator=False, has_order=False)) \
+        is Filing.STATUS_SETTLED
+    for facts in (CallFacts(True, True, False), CallFacts(True, False, True), CallFacts(False, False, False)):
+        assert call_end_filing(facts) is None, facts

@@ -9,7 +9,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from knowledge_base.db_types import NAMING, UTCDateTime, utcnow
@@ -48,6 +61,9 @@ class WorkOrder(Base):
         Index("ix_work_orders_closed_at", "closed_at"),
         Index("ix_work_orders_feedback_due", "feedback_due"),
         Index("ix_work_orders_next_callback_at", "next_callback_at"),
+        # repeat contacts: an open order of the same number or case (work_orders.contacts)
+        Index("ix_work_orders_citizen_phone", "citizen_phone"),
+        Index("ix_work_orders_case_number", "case_number"),
         # open orders only (a few percent of all): the dashboard's overdue list
         Index("ix_work_orders_open", "assignee", "category", "status", "overdue", "feedback_due",
               sqlite_where=text("status != 'closed'"), postgresql_where=text("status != 'closed'")),
@@ -105,6 +121,10 @@ class WorkOrder(Base):
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: 重复来电: later contacts of the same number or case that joined this open order (``work_order_contacts``)
+    repeat_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: the call summary for the handler (诉求, key facts, what the IVR answered): made on filing, editable
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class WorkOrderHistory(Base):
@@ -153,6 +173,23 @@ class WorkOrderNotice(Base):
     read_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class WorkOrderContact(Base):
+    """A later contact (a call) that joined an open order instead of filing a new one (重复来电)."""
+
+    __tablename__ = "work_order_contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    #: a call joins one order at most
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LEN), nullable=True, unique=True)
+    channel: Mapped[str] = mapped_column(String(16), default="hotline")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: why it joined: the same number or the same case
+    matched_by: Mapped[str] = mapped_column(String(16), default="phone")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
 class WorkOrderAttachment(Base):
     """A file attached to an order, stored content-addressed under ``HOTLINE_HOME/attachments``."""
 
@@ -178,4 +215,28 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="department")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkOrderVector(Base):
+    """An order's text as a sentence vector (类案 analysis), kept so that a period is embedded once."""
+
+    __tablename__ = "work_order_vectors"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KnownIssue(Base):
+    """A 类案 cluster marked as a known issue, with the note of what it led to; later clusters near its centroid
+    are shown as known."""
+
+    __tablename__ = "work_order_known_issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -87,7 +87,7 @@ MOVES: dict[str, Move] = {
 ACTION_NAMES = {"settle": "即时办结", "dispatch": "转办", "accept": "签收", "return": "退回", "answer": "反馈",
                 "request_extension": "申请延期", "approve_extension": "批准延期", "reject_extension": "驳回延期",
                 "start_callback": "回访", "callback_failed": "回访未成功", "rate": "满意度评价",
-                "close_unreached": "无法回访办结", "reopen": "重新办理"}
+                "close_unreached": "无法回访办结", "reopen": "重新办理", "repeat": "重复来电"}
 
 
 def _text(payload: dict[str, Any], key: str, what: str, limit: int = 4000) -> str:

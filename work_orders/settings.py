@@ -82,6 +82,9 @@ class WorkOrderSettings(BaseModel):
     suggest_classification: bool = Field(True, description=(
         "suggest category, subcategory and tags from an order's text (the knowledge base's embedding model) on the "
         "operator's form and on orders the hub files"))
+    repeat_days: int = Field(7, ge=0, le=90, description=(
+        "重复来电: a call from the same number, or about the same case, within this many days of an open order joins "
+        "that order (flagged 重复来电) instead of filing a new one (0: off)"))
     supervision_team: str = Field("督办", min_length=1, max_length=128, description=(
         "assignee of complaints the hub files itself: the supervisors, never the judge's own team"))
     judge_team_format: str = Field("{department}{judge}法官团队", description=(

@@ -40,6 +40,7 @@ from ivr.contract import QueueStatus
 
 __all__ = ["CONSOLE_ROLES", "WATCHERS", "OpsHub", "StoredEventsSubscriber"]
 log = logging.getLogger(__name__)
+NEEDS_ORDER = "请先提交工单，或选择无需工单的原因（骚扰电话、误拨、无声电话）"
 ENDED_KEEP_S = 3600.0  # an ended call stays in the live view this long (unless an operator still holds it)
 
 
@@ -55,9 +56,12 @@ class OpsHub:
                  subscribers: Sequence[StoredEventsSubscriber] = (), live: LiveCalls | None = None,
                  workers: WorkerRegistry | None = None, persist: Persister | None = None,
                  offer_timeout_s: float = 15.0, bridge_ring_timeout_s: float = 20.0,
-                 clock: Callable[[], float] = time.time, log_capacity: int = 10_000):
+                 clock: Callable[[], float] = time.time, log_capacity: int = 10_000,
+                 order_check: Callable[[str], bool] | None = None):
         self.sessions = sessionmaker
         self.clock = clock
+        #: whether a call filed or joined a work order (wrap-up cannot end without one, or a reason)
+        self.order_check = order_check
         self.live = live or LiveCalls()
         self.calls: dict[str, LiveCall] = self.live.calls
         self.lock = self.live.lock
@@ -108,13 +112,16 @@ class OpsHub:
         with self.lock:
             try:
                 if cmd.type == "presence":
+                    op = self.router.operators.get(user.id)
+                    if op is not None and op.state == "wrap_up" and cmd.state == "ready":
+                        return self._wrap_up_done(user, None)
                     self._effects(self.router.set_presence(user.id, cmd.state))
                 elif cmd.type == "accept":
                     self._effects(self.router.accept(user.id, cmd.offer_id))
                 elif cmd.type == "decline":
                     self._effects(self.router.decline(user.id, cmd.offer_id))
                 elif cmd.type == "wrap_up_done":
-                    self._effects(self.router.wrap_up_done(user.id))
+                    return self._wrap_up_done(user, cmd.reason)
                 elif cmd.type == "note":
                     return self._note(user, cmd.call_id, cmd.text, "note", None)
                 elif cmd.type == "play_suggestion":
@@ -129,6 +136,27 @@ class OpsHub:
             except r.RoutingError as e:
                 return str(e)
         return None
+
+    def _wrap_up_done(self, user: User, reason: str | None) -> str | None:
+        """End wrap-up: the call must have a work order, or the operator names why it needs none (kept on the
+        call's record as a ``wrap_up_reason`` event)."""
+        op = self.router.operators.get(user.id)
+        call_id = op.call_id if op is not None and op.state == "wrap_up" else None
+        if call_id is not None and reason is None and self.order_check is not None and not self._has_order(call_id):
+            return NEEDS_ORDER
+        self._effects(self.router.wrap_up_done(user.id))
+        if call_id is not None and reason is not None:
+            self.out.persist_event(call_id, "wrap_up_reason", {"reason": reason, "user_id": user.id,
+                                                               "by": user.display_name or user.username})
+        return None
+
+    def _has_order(self, call_id: str) -> bool:
+        assert self.order_check is not None
+        try:
+            return self.order_check(call_id)
+        except Exception:  # noqa: BLE001 - a database that cannot answer must not hold an operator in wrap-up
+            log.exception("ops: could not check the work order of call %s; wrap-up allowed", call_id)
+            return True
 
     def _note(self, user: User, call_id: str, text: str, kind: str, faq_id: str | None) -> str | None:
         call = self.calls.get(call_id)

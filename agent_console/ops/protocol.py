@@ -244,7 +244,10 @@ class PlaySuggestion(_Cmd):
 
 
 class WrapUpDone(_Cmd):
+    """Wrap-up ends only when the call has a work order, or with the reason it needs none (骚扰, 误拨, 无声)."""
+
     type: Literal["wrap_up_done"]
+    reason: Literal["nuisance", "misdial", "silent"] | None = None
 
 
 ClientCommand = Annotated[Hello | SetPresence | Accept | Decline | AddNote | PlaySuggestion | WrapUpDone,

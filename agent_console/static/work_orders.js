@@ -89,8 +89,17 @@ const WO = (() => {
     field(dl, "满意度", o.rating ? o.rating + "分" : "");
     field(dl, "录音", (o.recordings || []).join("、"));
     box.appendChild(dl);
+    box.appendChild(el("h3", "通话摘要"));
+    summaryForm(box, o);
     box.appendChild(el("h3", "诉求内容"));
     box.appendChild(el("p", o.content, "content"));
+    if ((o.contacts || []).length) {
+      box.appendChild(el("h3", `重复来电（${o.contacts.length}次）`));
+      const ul = el("ul", undefined, "contacts");
+      ul.id = "contacts";
+      for (const c of o.contacts) ul.appendChild(el("li", `${fmt(c.at)} ${c.matched_by_name}`));
+      box.appendChild(ul);
+    }
     if (o.feedback) {
       box.appendChild(el("h3", "办理结果"));
       box.appendChild(el("p", o.feedback, "feedback"));
@@ -128,6 +137,29 @@ const WO = (() => {
       ol.appendChild(li);
     }
     box.appendChild(ol);
+  }
+
+  // the call summary (诉求, key facts, what the IVR answered): shown to whoever handles the order, editable
+  function summaryForm(box, o) {
+    const ta = el("textarea", undefined, "summary");
+    ta.id = "summary";
+    ta.rows = 4;
+    ta.maxLength = 4000;
+    ta.value = o.summary || "";
+    const save = el("button", "保存摘要");
+    save.type = "button";
+    save.id = "summary-save";
+    const msg = el("span", "", "muted");
+    msg.id = "summary-result";
+    save.addEventListener("click", async () => {
+      msg.textContent = "";
+      try {
+        const {data} = await api("PUT", `/api/work_orders/${o.id}/summary`, {summary: ta.value});
+        ta.value = data.summary;
+        msg.textContent = "摘要已保存";
+      } catch (e) { msg.textContent = e.message; }
+    });
+    box.append(ta, save, msg);
   }
 
   // a small form: fields [{name, label, type, options}], then a submit button posting to the move's endpoint

@@ -13,9 +13,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from agent_console.models import ROLES, User
-from agent_console.work_orders.views import attachment_out, history_out, order_out
+from agent_console.work_orders.views import attachment_out, contact_out, history_out, order_out
 from work_orders import taxonomy as tx
-from work_orders.models import Department, WorkOrder, WorkOrderAttachment, WorkOrderHistory
+from work_orders.models import Department, WorkOrder, WorkOrderAttachment, WorkOrderContact, WorkOrderHistory
 from work_orders.rules import MOVES, Actor, Refused
 from work_orders.settings import CATEGORIES
 from work_orders.store import WorkOrderContext
@@ -77,6 +77,15 @@ class WorkOrderIn(CitizenFields):
     call_id: str | None = Field(None, max_length=128)
     settled_at_once: bool = Field(False, description="当场解答: answered during the call (closed at once, 即办)")
     callback_due: date | None = None
+
+
+class JoinIn(Body):
+    call_id: str = Field(min_length=1, max_length=128, description="the call that joins the order (重复来电)")
+    note: str = Field("", max_length=2000)
+
+
+class SummaryIn(Body):
+    summary: str = Field(max_length=4000, description="the call summary as the handler corrected it")
 
 
 class DispatchIn(Body):
@@ -168,6 +177,8 @@ def full_detail(request: Request, db: Session, order: WorkOrder, user: User) -> 
         .order_by(WorkOrderHistory.at, WorkOrderHistory.id))]
     d["attachments"] = [attachment_out(a) for a in db.scalars(
         select(WorkOrderAttachment).where(WorkOrderAttachment.order_id == order.id).order_by(WorkOrderAttachment.id))]
+    d["contacts"] = [contact_out(c) for c in db.scalars(
+        select(WorkOrderContact).where(WorkOrderContact.order_id == order.id).order_by(WorkOrderContact.at))]
     return d
 
 

@@ -15,13 +15,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db, require_role
-from agent_console.models import ROLES, User
+from agent_console.models import ROLES, Call, User
+from agent_console.pii import mask_text, sees_clear
 from agent_console.work_orders.api_common import (
     ALL_ROLES,
     MOVE_BODIES,
     MSG_NO_ORDER,
     SAFE_INLINE,
     Body,
+    JoinIn,
+    SummaryIn,
     actor_of,
     ctx_of,
     full_detail,
@@ -30,8 +33,10 @@ from agent_console.work_orders.api_common import (
     visible_order,
 )
 from agent_console.work_orders.errors import invalid
+from agent_console.work_orders.service import call_transcript, find_case_number, join_order, order_of_call
 from agent_console.work_orders.views import attachment_out, history_out
 from work_orders import store as orders
+from work_orders.dial_plan import caller_number
 from work_orders.models import WorkOrder, WorkOrderAttachment
 from work_orders.rules import MOVES, Refused
 from work_orders.store import Conflict
@@ -78,6 +83,57 @@ for _action, _body in MOVE_BODIES.items():
     router.add_api_route(f"/api/work_orders/{{work_order_id}}/{_action}", _fn, methods=["POST"],
                          summary=f"{_action} (roles: {', '.join(sorted(_roles))}); 409 with the reason when the "
                                  f"rules refuse")
+
+
+# ============================================================================================ repeat contacts, summary
+@router.post("/api/work_orders/{work_order_id}/contacts",
+             summary="重复来电: the operator's call joins this open order instead of filing a new one (once per call)")
+def join_work_order(work_order_id: int, body: JoinIn, request: Request, db: Session = Depends(get_db),
+                    user: User = Depends(require_role("operator", "supervisor", "admin"))) -> Any:
+    ctx = ctx_of(request)
+    order = visible_order(db.get(WorkOrder, work_order_id), user)
+    call = db.get(Call, body.call_id)
+    if call is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "未找到该通话记录")
+    if order.status == "closed":
+        return JSONResponse({"detail": "工单已办结，不能并入，请另行提交工单", "code": "closed"}, status_code=409)
+    other = order_of_call(db, body.call_id)
+    if other is not None and other.id != order.id:
+        return JSONResponse({"detail": f"该通话已关联工单{other.number}", "code": "has_order"}, status_code=409)
+    said = "\n".join(x["text"] for x in call_transcript(db, call.call_id) if x["speaker"] == "caller")
+    phone = caller_number(call.caller or "")
+    case_number = find_case_number([said, call.digits or ""])
+    matched = "phone" if phone and phone == order.citizen_phone else (
+        "case" if case_number and case_number == order.case_number else "staff")
+    try:
+        join_order(db, order, call_id=call.call_id, at=ctx.now(), matched_by=matched,
+                   note=body.note or said or "来电人再次来电", actor=actor_of(user))
+        db.commit()
+    except Conflict as e:
+        db.rollback()
+        return JSONResponse({"detail": e.message, "code": "conflict"}, status_code=409)
+    return full_detail(request, db, order, user)
+
+
+@router.put("/api/work_orders/{work_order_id}/summary",
+            summary="Correct the call summary (the handler's team, operators, supervisors, admins)")
+def edit_summary(work_order_id: int, body: SummaryIn, request: Request, db: Session = Depends(get_db),
+                 user: User = Depends(require_role(*ALL_ROLES))) -> Any:
+    ctx = ctx_of(request)
+    order = visible_order(db.get(WorkOrder, work_order_id), user)
+    text = body.summary
+    if not sees_clear(user.role):  # lines left as they were shown (masked) keep their numbers in clear
+        shown = {mask_text(line): line for line in (order.summary or "").splitlines()}
+        text = "\n".join(shown.get(line, line) for line in text.splitlines())
+    if text != (order.summary or ""):
+        try:
+            orders.record(db, order, actor=actor_of(user), action="summary", at=ctx.now(),
+                          fields={"summary": text}, note="修改通话摘要")
+            db.commit()
+        except Conflict as e:
+            db.rollback()
+            return JSONResponse({"detail": e.message, "code": "conflict"}, status_code=409)
+    return full_detail(request, db, order, user)
 
 
 # ============================================================================================ attachments

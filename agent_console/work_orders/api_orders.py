@@ -34,12 +34,15 @@ from agent_console.work_orders.service import (
     create_order,
     draft_for_call,
     find_case_number,
+    find_repeat,
     looks_masked,
+    order_of_call,
 )
 from work_orders import taxonomy as tx
 from work_orders.dial_plan import caller_number
 from work_orders.models import WorkOrder
-from work_orders.rules import STATES
+from work_orders.rules import STATE_NAMES, STATES
+from work_orders.settings import CATEGORY_NAMES
 from work_orders.store import WorkOrderContext
 
 router = APIRouter(tags=["work orders"])
@@ -162,6 +165,31 @@ def taxonomy(request: Request, user: User = Depends(require_role(*ALL_ROLES))) -
 
 
 # ============================================================================================ wrap-up draft
+def _link(db: Session, ctx: WorkOrderContext, call: Call) -> dict[str, Any]:
+    """The order the call filed or joined (wrap-up may end), else an open order of the same number or case it
+    may join (重复来电)."""
+    mine = order_of_call(db, call.call_id)
+    if mine is not None:
+        return {"order": {"id": mine.id, "number": mine.number}, "repeat_of": None}
+    said = [x["text"] for x in call_transcript(db, call.call_id) if x["speaker"] == "caller"]
+    found = find_repeat(db, ctx, phone=caller_number(call.caller or ""), at=ctx.now(),
+                        case_number=find_case_number(said + ([call.digits] if call.digits else [])))
+    return {"order": None, "repeat_of": None if found is None else {
+        "id": found[0].id, "number": found[0].number, "category_name": CATEGORY_NAMES.get(found[0].category),
+        "status_name": STATE_NAMES.get(found[0].status), "content": (found[0].content or "")[:200],
+        "matched_by": found[1], "matched_by_name": "同一号码" if found[1] == "phone" else "同一案号"}}
+
+
+@router.get("/api/calls/{call_id}/order_link", summary="The call's work order, or an open order of the same number "
+                                                      "or case it may join (重复来电)")
+def order_link(call_id: str, request: Request, db: Session = Depends(get_db),
+               user: User = Depends(require_role(*CONSOLE_ROLES))) -> dict[str, Any]:
+    call = db.get(Call, call_id)
+    if call is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, MSG_NO_CALL)
+    return mask_for(user.role, _link(db, ctx_of(request), call))
+
+
 @router.get("/api/calls/{call_id}/work_order_draft", summary="A work order pre-filled from the call")
 def work_order_draft(call_id: str, request: Request, db: Session = Depends(get_db),
                      user: User = Depends(require_role(*CONSOLE_ROLES))) -> dict[str, Any]:
@@ -185,4 +213,5 @@ def work_order_draft(call_id: str, request: Request, db: Session = Depends(get_d
     if s is not None:
         out.update(category=s.category, subcategory=s.subcategory, tags=s.tags,
                    category_source=draft.category_source if fixed else "suggestion")
+    out |= _link(db, ctx_of(request), call)
     return mask_for(user.role, out)

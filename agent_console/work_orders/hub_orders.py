@@ -4,8 +4,14 @@ per call or event however often they arrive:
 - a caller who chose a callback in the queue, or left a message after hours or for a callback: the call's
   order (``auto:<call>``), with a callback due the same working day while the office is still to close, else
   the next working day;
+- a caller who hung up in the queue (or whose handoff found no hub): the same, kind ``missed`` (未接通回拨);
 - a call that ended ``answered_by_kb`` (the knowledge base answered, the caller hung up content): a closed
   consult order, settled at once (即办);
+- a call that heard its case's status by self-service and reached nobody and filed nothing else: a closed query
+  order (即办) with the transcript and the status heard (judged on the background writer, after the call's
+  message orders);
+- a repeat contact (the same number or case within ``repeat_days`` of an open order) joins that order instead
+  (重复来电; settled-at-once calls and messages routed to a team keep their own order);
 - a ``MessageRecorded`` to a judge, an urge, a complaint or a suggestion: an order with the transcript and the
   recording's file name, dispatched to the case's judge's team (联络法官) or department (催办), or to the
   supervisors (投诉), with the category's feedback deadline. The case system may be slow or down, so these
@@ -22,20 +28,33 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
-from agent_console.models import CallEventRecord, utcnow
+from agent_console.models import Call, CallEventRecord, utcnow
 from agent_console.work_orders.service import (
     attach_transcript,
+    call_has_order,
     ensure_auto_order,
     kb_settled_order,
     message_order,
     refresh_call_transcript,
+    status_settled_order,
 )
 from court_cases.system import CaseSystemUnavailable
 from ivr.contract import CallEvent
-from work_orders.filing import AUTO_KINDS, KB_CAUSE, RECHECKED_TYPES, ROUTED_PURPOSES, Filing, filing_for
+from work_orders.filing import (
+    AUTO_KINDS,
+    KB_CAUSE,
+    RECHECKED_TYPES,
+    ROUTED_PURPOSES,
+    STATUS_PROMPT,
+    CallFacts,
+    Filing,
+    call_end_filing,
+    filing_for,
+    status_heard,
+)
 from work_orders.store import WorkOrderContext
 
 log = logging.getLogger(__name__)
@@ -78,6 +97,8 @@ class HubFiling:
             self.submit(lambda db: self._message(db, e))
         elif what is Filing.CALL_LINE:  # after the orders filed before it (the same ordered writer)
             self.submit(lambda db: refresh_call_transcript(db, e.call_id))
+        elif what is Filing.CALL_ENDED:  # after the call's message orders (the same ordered writer)
+            self.submit(lambda db: self._call_ended(db, e))
 
     def recheck(self, since: timedelta = timedelta(days=3)) -> None:
         """File the orders of recent events that have none (the hub stopped between storing and filing)."""
@@ -88,6 +109,11 @@ class HubFiling:
             rows += db.scalars(select(CallEventRecord).where(
                 CallEventRecord.type == "call_ended", CallEventRecord.ts >= cutoff,
                 CallEventRecord.payload["cause"].as_string() == KB_CAUSE))
+            # other ends matter only when the call heard a case's status
+            rows += db.scalars(select(CallEventRecord).join(Call, Call.call_id == CallEventRecord.call_id).where(
+                CallEventRecord.type == "call_ended", CallEventRecord.ts >= cutoff,
+                CallEventRecord.payload["cause"].as_string() != KB_CAUSE,
+                func.cast(Call.prompts, String).like(f'%"{STATUS_PROMPT}%')))
         for row in rows:
             try:
                 e = _event_adapter.validate_python(row.payload)
@@ -111,6 +137,20 @@ class HubFiling:
             db.commit()
             if created:
                 log.info("ops: work order %s filed for call %s (%s)", order.number, e.call_id, kind)
+
+    def _call_ended(self, db: Session, e: Any) -> None:
+        call = db.get(Call, e.call_id)
+        if call is None or not status_heard(list(call.prompts or [])):
+            return  # most calls: nothing more to look up
+        bridged = db.scalar(select(CallEventRecord.event_id).where(
+            CallEventRecord.call_id == e.call_id, CallEventRecord.type == "bridge_update",
+            CallEventRecord.payload["state"].as_string() == "connected").limit(1)) is not None
+        facts = CallFacts(status_heard=True, reached_operator=bridged,
+                          has_order=call_has_order(db, e.call_id))
+        if call_end_filing(facts) is Filing.STATUS_SETTLED:
+            order, created = status_settled_order(db, self.ctx, call_id=e.call_id, at=e.ts)
+            if created:
+                log.info("work orders: %s settled at once by case self-service (call %s)", order.number, e.call_id)
 
     @staticmethod
     def _transcript(db: Session, e: Any) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,13 +22,16 @@ from sqlalchemy.orm import Session
 
 from agent_console.models import Call, CallEventRecord, utcnow
 from agent_console.work_orders import classification
+from court_cases.models import VerifyAttempt
 from knowledge_base.store import get_entry
 from work_orders import store as orders
 from work_orders.calendar import WorkCalendar
 from work_orders.dial_plan import caller_number
-from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder
+from work_orders.filing import STATUS_PROMPT
+from work_orders.models import WORK_ORDER_CATEGORIES, Department, WorkOrder, WorkOrderContact, WorkOrderHistory
 from work_orders.rules import Actor
 from work_orders.store import WorkOrderContext
+from work_orders.summary import summarize
 from zh_text import parse_case_number
 
 #: menu node names (or parts of them) that say what the caller wanted, most specific first
@@ -41,10 +44,43 @@ NODE_CATEGORIES: tuple[tuple[str, str], ...] = (
 
 def create_order(db: Session, calendar: WorkCalendar | WorkOrderContext, *, now: datetime | None = None,
                  actor: Actor | None = None, **fields: Any) -> WorkOrder:
-    """Add a work order with the day's next number and its first history line (the caller commits)."""
+    """Add a work order with the day's next number, its call summary and its first history line (the caller
+    commits)."""
     ctx = calendar if isinstance(calendar, WorkOrderContext) else WorkOrderContext(calendar)
     who = actor or Actor(str(fields.get("created_by") or "hub"), "system")
+    if "summary" not in fields:
+        fields["summary"] = call_summary(db, fields.get("call_id"), content=str(fields.get("content") or ""),
+                                         transcript=fields.get("transcript") or [],
+                                         case_number=str(fields.get("case_number") or ""))
     return orders.create(db, ctx, actor=who, now=now or utcnow(), **fields)
+
+
+_RECORDING_PREFIX = re.compile(r"^[^：\n]*（录音 [^）]*）：?")
+_KB_MARK = re.compile(r"（知识库[^）]*）")
+
+
+def call_summary(db: Session, call_id: str | None, *, content: str, transcript: list[dict[str, Any]],
+                 case_number: str = "") -> str:
+    """The extractive summary (``work_orders.summary``) of what the caller said (else the order's text), with what
+    the IVR answered in the call: the knowledge base's answers, the case status heard."""
+    said = [x["text"] for x in transcript if x.get("speaker", "caller") == "caller" and x.get("text")]
+    # the order's text adds what the caller recorded (messages); the rest of it only when nothing was heard
+    lines = [_KB_MARK.sub("", line) for line in content.splitlines()]
+    written = [_RECORDING_PREFIX.sub("", line) for line in lines if not said or _RECORDING_PREFIX.match(line)]
+    answered: list[str] = []
+    if call_id:
+        for p in db.scalars(select(CallEventRecord.payload).where(CallEventRecord.call_id == call_id,
+                                                                  CallEventRecord.type == "kb_decided")
+                            .order_by(CallEventRecord.ts)):
+            if p.get("decision") == "answer":
+                answered.append(f"知识库解答“{p.get('query') or p.get('faq_id') or ''}”")
+        call = db.get(Call, call_id)
+        status = [x.split(":", 2)[2] for x in (call.prompts if call is not None else None) or []
+                  if x.startswith(STATUS_PROMPT) and x.count(":") >= 2]
+        if status:
+            answered.append("已播报案件状态：" + "".join(dict.fromkeys(status))[:80])
+    return summarize(said + [w for w in written if w and w not in said], case_numbers=[case_number],
+                     answered=answered).text()
 
 
 def call_transcript(db: Session, call_id: str) -> list[dict[str, Any]]:
@@ -133,7 +169,8 @@ def draft_for_call(db: Session, call: Call, *, queue_category: str | None = None
 HUB = Actor("hub", "system")
 TRANSCRIBING = "（转写中）"  # the message is reported before its transcript (MessageTranscribed follows)
 NOTHING_HEARD = "（未识别出文字）"
-MESSAGE_LINES = {"callback": "来电人在排队时选择回电", "after_hours": "非工作时间来电留言", "message": "来电人留言"}
+MESSAGE_LINES = {"callback": "来电人在排队时选择回电", "missed": "来电人排队等待时挂机，未接通，请回拨",
+                 "after_hours": "非工作时间来电留言", "message": "来电人留言"}
 PURPOSE_NAMES = {"contact_judge": "联络法官留言", "urge": "催办留言", "complaint": "投诉留言",
                  "suggestion": "意见建议留言"}
 
@@ -152,7 +189,14 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
         line += f"（录音 {recording}）"
     if text:
         line += f"：{text}"
-    existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    existing = order_of_call(db, call_id, any_order=False)
+    texts = [x["text"] for x in call_transcript(db, call_id)] + ([text] if text else [])
+    if existing is None:  # 重复来电: an open order of the same number or case takes this call
+        found = find_repeat(db, ctx, phone=caller_number(call.caller if call is not None else ""),
+                            case_number=find_case_number(texts), at=at)
+        if found is not None:
+            existing = found[0]
+            join_order(db, existing, call_id=call_id, at=at, matched_by=found[1], note=line, actor=HUB)
     if existing is not None:
         fields: dict[str, Any] = {}
         if line not in existing.content:
@@ -169,7 +213,6 @@ def ensure_auto_order(db: Session, ctx: WorkOrderContext, *, call_id: str, kind:
     # a category given or chosen in the menu stays; else the caller's words decide it (consult without words)
     fixed = category if category in WORK_ORDER_CATEGORIES else None
     category = fixed or "consult"
-    texts = [x["text"] for x in call_transcript(db, call_id)] + ([text] if text else [])
     tags = ["回电"] + (["非工作时间"] if kind == "after_hours" else []) + (["留言"] if recording else [])
     caller_said = "\n".join(x["text"] for x in call_transcript(db, call_id) if x["speaker"] == "caller")
     suggestion = classification.suggest(ctx, "\n".join(filter(None, [caller_said, text])), fixed)
@@ -233,6 +276,106 @@ def kb_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: da
     return order, True
 
 
+def verified_case_number(db: Session, call_id: str) -> str:
+    """The case the caller proved theirs in this call (the hub's case desk recorded the check), or ''."""
+    return db.scalar(select(VerifyAttempt.case_number).where(VerifyAttempt.call_id == call_id,
+                                                             VerifyAttempt.result == "ok")
+                     .order_by(VerifyAttempt.at.desc()).limit(1)) or ""
+
+
+def status_settled_order(db: Session, ctx: WorkOrderContext, *, call_id: str, at: datetime) -> tuple[WorkOrder, bool]:
+    """即办: a call that heard its case's status by self-service and needed nobody becomes a closed query order
+    with the transcript and the status it heard (one per call). The caller commits."""
+    key = f"status:{call_id}"
+    existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    if existing is not None:
+        return existing, False
+    call = db.get(Call, call_id)
+    heard = [p.split(":", 2)[2] for p in (call.prompts if call is not None else []) or []
+             if p.startswith(STATUS_PROMPT) and p.count(":") >= 2]
+    transcript = call_transcript(db, call_id)
+    case_number = verified_case_number(db, call_id) or find_case_number([x["text"] for x in transcript])
+    content = f"自助查询案件进展{'（' + case_number + '）' if case_number else ''}，已收听案件状态：" + "".join(
+        dict.fromkeys(heard))
+    suggestion = classification.suggest(ctx, "\n".join(filter(None, ["查询案件进展", *heard])), "query")
+    try:
+        order = create_order(db, ctx, now=at, actor=HUB, channel="hotline", category="query",
+                             subcategory=suggestion.subcategory if suggestion else "",
+                             tags=classification.merged_tags(["即办"], suggestion), settled_at_once=True,
+                             citizen_phone=caller_number(call.caller if call is not None else ""),
+                             case_number=case_number, content=content[:4000], call_id=call_id,
+                             transcript=transcript, notes=[], auto_key=key, created_by="hub",
+                             note="来电人自助查询案件状态，未转人工，即时办结")
+    except IntegrityError:
+        existing = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+        assert existing is not None
+        return existing, False
+    if suggestion is not None:
+        classification.record(db, order, suggestion.as_dict(), actor=HUB, at=at)
+    return order, True
+
+
+def order_of_call(db: Session, call_id: str, *, any_order: bool = True) -> WorkOrder | None:
+    """The order a call filed (its hub order first, then, with ``any_order``, any other linked to it) or joined
+    as a repeat contact."""
+    found = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == f"auto:{call_id}"))
+    if found is None and any_order:
+        found = db.scalar(select(WorkOrder).where(WorkOrder.call_id == call_id).order_by(WorkOrder.id).limit(1))
+    if found is None:
+        found = db.scalar(select(WorkOrder).join(WorkOrderContact, WorkOrderContact.order_id == WorkOrder.id)
+                          .where(WorkOrderContact.call_id == call_id))
+    return found
+
+
+def call_has_order(db: Session, call_id: str) -> bool:
+    """Whether the call filed or joined any order (an operator may then finish wrap-up)."""
+    return order_of_call(db, call_id) is not None
+
+
+def find_repeat(db: Session, ctx: WorkOrderContext, *, phone: str, case_number: str, at: datetime,
+                exclude: int | None = None) -> tuple[WorkOrder, str] | None:
+    """重复来电: the newest open order of the same number (else the same case) received within ``repeat_days``
+    before ``at``, and which of the two matched; None when there is none or the setting is 0."""
+    days = ctx.settings.repeat_days
+    if not days:
+        return None
+    since = at - timedelta(days=days)
+    for value, column, how in ((phone, WorkOrder.citizen_phone, "phone"), (case_number, WorkOrder.case_number,
+                                                                          "case")):
+        if not value:
+            continue
+        q = select(WorkOrder).where(column == value, WorkOrder.status != "closed", WorkOrder.created_at >= since,
+                                    WorkOrder.created_at <= at)
+        if exclude is not None:
+            q = q.where(WorkOrder.id != exclude)
+        found = db.scalar(q.order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc()).limit(1))
+        if found is not None:
+            return found, how
+    return None
+
+
+REPEAT_TAG = "重复来电"
+
+
+def join_order(db: Session, order: WorkOrder, *, call_id: str | None, at: datetime, matched_by: str, note: str,
+               actor: Actor, channel: str = "hotline") -> WorkOrderContact | None:
+    """A repeat contact joins ``order``: the contact row, the 重复来电 tag and count, a history line (once per
+    call; None when the call had joined already). The caller commits."""
+    if call_id is not None and db.scalar(select(WorkOrderContact).where(WorkOrderContact.call_id == call_id)):
+        return None
+    contact = WorkOrderContact(order_id=order.id, call_id=call_id, channel=channel, at=at, matched_by=matched_by,
+                               note=note[:4000], created_by=actor.name[:64])
+    db.add(contact)
+    db.flush()
+    why = "同一号码" if matched_by == "phone" else "同一案号"
+    tags = list(order.tags or [])
+    orders.record(db, order, actor=actor, action="repeat", at=at,
+                  fields={"repeat_count": (order.repeat_count or 0) + 1,
+                          "tags": tags if REPEAT_TAG in tags else [*tags, REPEAT_TAG]},
+                  note=f"重复来电（{why}）：{note}"[:4000])
+    return contact
+
+
 def case_assignee(purpose: str, case: Any, settings: Any) -> str | None:
     """Where a recorded message about ``case`` goes: the judge's team (联络法官), the case's department (催办),
     the supervisors (投诉, never the team complained about); suggestions wait for a supervisor."""
@@ -293,8 +436,10 @@ def message_order(db: Session, ctx: WorkOrderContext, *, event: Any, case: Any =
 def attach_transcript(db: Session, *, event: Any, message_order_purposes: frozenset[str]) -> WorkOrder | None:
     """A ``MessageTranscribed``: the transcript goes where its message's order says "（转写中）" (or after the
     recording's name), once however often it arrives. None when no order holds that message. The caller commits."""
-    key = (f"msg:{event.message_event_id}" if event.purpose in message_order_purposes else f"auto:{event.call_id}")
-    order = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == key))
+    if event.purpose in message_order_purposes:
+        order = db.scalar(select(WorkOrder).where(WorkOrder.auto_key == f"msg:{event.message_event_id}"))
+    else:  # the call's own order, or the open order it joined (重复来电)
+        order = order_of_call(db, event.call_id, any_order=False)
     if order is None:
         return None
     said = event.text or NOTHING_HEARD
@@ -313,10 +458,20 @@ def attach_transcript(db: Session, *, event: Any, message_order_purposes: frozen
         found = find_case_number([event.text])
         if found:
             fields["case_number"] = found
+    if fields and not summary_edited(db, order.id):
+        fields["summary"] = call_summary(db, order.call_id, content=fields.get("content", order.content),
+                                         transcript=list(order.transcript or []),
+                                         case_number=fields.get("case_number", order.case_number))
     if fields:
         orders.record(db, order, actor=HUB, action="append", at=event.ts, fields=fields,
                       note=f"留言转写：{said}")
     return order
+
+
+def summary_edited(db: Session, order_id: int) -> bool:
+    """Whether staff corrected the order's summary (the hub then leaves it alone)."""
+    return db.scalar(select(WorkOrderHistory.id).where(WorkOrderHistory.order_id == order_id,
+                                                       WorkOrderHistory.action == "summary").limit(1)) is not None
 
 
 def ensure_department(db: Session, name: str, kind: str) -> None:

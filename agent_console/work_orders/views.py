@@ -12,17 +12,18 @@ from typing import Any
 from agent_console.pii import TEXT_FIELDS, mask_fields, mask_text, sees_clear
 from court_cases.privacy import mask_name
 from work_orders import dial_plan
-from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderHistory, WorkOrderNotice
+from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderContact, WorkOrderHistory, WorkOrderNotice
 from work_orders.reminders import KIND_NAMES, Timeline, is_overdue
 from work_orders.rules import ACTION_NAMES, STATE_NAMES
 from work_orders.settings import CATEGORY_NAMES, CHANNEL_NAMES
 
-MASKED = TEXT_FIELDS | {"feedback", "message", "callback_number", "callback_refusal"}
+MASKED = TEXT_FIELDS | {"feedback", "message", "callback_number", "callback_refusal", "summary"}
 ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "append": "补充内容",
                                 "dispatch_overdue": "超时未转办", "feedback_reminder": "到期提醒",
                                 "feedback_overdue": "逾期督办", "callback_due": "待回访",
                                 "callback_requeued": "回访未发起", "callback_refused": "不予自动回访",
-                                "sign_reminder": "签收提醒", "sign_overdue": "超时未签收", "suggest": "分类建议"}
+                                "sign_reminder": "签收提醒", "sign_overdue": "超时未签收", "suggest": "分类建议",
+                                "summary": "修改摘要"}
 
 
 def mask_id_number(v: str) -> str:
@@ -62,7 +63,7 @@ def order_out(order: WorkOrder, role: str, *, now: datetime, calendar: Any, full
         "overdue": bool(order.overdue) or is_overdue(timeline(order), now, calendar),
         "callback_started_at": order.callback_started_at, "callback_attempts": order.callback_attempts,
         "next_callback_at": order.next_callback_at, "rating": order.rating, "rated_at": order.rated_at,
-        "reopen_count": order.reopen_count,
+        "reopen_count": order.reopen_count, "repeat_count": order.repeat_count or 0, "summary": order.summary or "",
     }
     # the number an automatic callback would dial (or why it will not), visible before the first call
     verdict = dial_plan.check(order.citizen_phone or "")
@@ -113,3 +114,8 @@ def attachment_out(a: WorkOrderAttachment) -> dict[str, Any]:
     return {"id": a.id, "order_id": a.order_id, "name": a.name, "content_type": a.content_type, "size": a.size,
             "sha256": a.sha256, "created_by": a.created_by, "created_at": _iso(a.created_at),
             "url": f"/api/work_orders/{a.order_id}/attachments/{a.id}"}
+
+
+def contact_out(c: WorkOrderContact) -> dict[str, Any]:
+    return {"id": c.id, "call_id": c.call_id, "channel": c.channel, "at": _iso(c.at), "matched_by": c.matched_by,
+            "matched_by_name": "同一号码" if c.matched_by == "phone" else "同一案号", "created_by": c.created_by}
