@@ -45,7 +45,6 @@ SPEECH_ENV = {"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(M
               "HOTLINE_SPEECH__PRERENDER_ANSWERS": "false"}
 MESSAGE = "q29.wav"  # 能不能帮我转告法官回个电话
 SPEAK_AT_S = 8.0  # after the answer: "0" at 1 s, the after-hours prompt (~5.5 s) and the beep come first
-BOUND_S = 60.0
 CER_BOUND = 0.35
 
 
@@ -156,4 +155,3 @@ def test_an_after_hours_message_becomes_a_work_order_with_a_callback_the_next_wo
     print(f"\nhotline up {t_up:.1f} s; message {msg['duration_s']} s heard as {msg['text']!r}; order "
           f"{order['number']} due {order['callback_due']} (message on {day}, holidays {holidays}); "
           f"test {elapsed:.1f} s")
-    assert elapsed < BOUND_S, f"took {elapsed:.1f} s"
