@@ -11,7 +11,7 @@ DEV=0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-pkgs=(kamailio)
+pkgs=(kamailio kamailio-tls-modules)  # tls: SIP over TLS (sip.tls)
 [ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei)  # a CJK font for page screenshots
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
