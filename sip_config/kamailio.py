@@ -132,8 +132,12 @@ def render(
     if sip.advertised_host:
         advertise = f"{_host_in_uri(sip.advertised_host)}:{sip.port}"
     listen = [{"sock": f"{t}:{host}:{sip.port}", "advertise": advertise} for t in sip.transports]
+    modules = module_dir or module_path(sip.kamailio_binary)
     tls_cfg = None
     if sip.tls:
+        if not Path(modules, "tls.so").is_file():
+            raise KamailioError(f"sip.tls needs Kamailio's tls module ({modules}/tls.so): "
+                                "apt-get install kamailio-tls-modules")
         tls_cfg = _write_tls_cfg(sip, run_dir)
         tls_advertise = f"{_host_in_uri(sip.advertised_host)}:{sip.tls_port}" if sip.advertised_host else None
         listen.append({"sock": f"tls:{host}:{sip.tls_port}", "advertise": tls_advertise})
@@ -151,7 +155,7 @@ def render(
         transports=sip.transports,
         tls_cfg=str(tls_cfg) if tls_cfg else None,
         uri_host=_host_in_uri(sip.advertised_host or sip.host),
-        module_path=module_dir or module_path(sip.kamailio_binary),
+        module_path=modules,
         destinations=list(range(sip.workers)),
         dispatcher_list=str(ds_path),
         ds_setid=DS_SETID,
