@@ -142,7 +142,7 @@ class Speaker(threading.Thread):
             self.placed += 1
             try:
                 out = self.h.dial("--play", str(clip), "--play-at", str(SPEAK_AT), "--duration", "30",
-                                  "--rtp-port", str(45000 + self.index * 40), timeout=90)
+                                  "--rtp-port", str(45000 + self.index * 40), timeout=180)
             except Exception as e:  # noqa: BLE001 - a caller that failed is counted, the soak goes on
                 print(f"  speaker {self.index}: {type(e).__name__}: {str(e)[:200]}", flush=True)
                 self.failed += 1
