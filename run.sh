@@ -4,10 +4,14 @@
 # Started as root, the hotline runs as the system user `hotline` (HOTLINE_RUN_AS; set it empty to stay root).
 # The console hub serves HTTPS (a self-signed certificate made at first start, its fingerprint printed;
 # HOTLINE_HUB__TLS=false for plain HTTP, hub.tls_cert/tls_key for the court's own certificate).
+# Kamailio also takes SIP over TLS on 5061 (its own self-signed certificate, fingerprint printed) and the calls
+# accept SRTP (HOTLINE_SIP__TLS=false / HOTLINE_SIP__SRTP=off turn them off; sip.srtp=mandatory refuses plain RTP).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
 export HOTLINE_HUB__TLS="${HOTLINE_HUB__TLS-true}"
+export HOTLINE_SIP__TLS="${HOTLINE_SIP__TLS-true}"
+export HOTLINE_SIP__SRTP="${HOTLINE_SIP__SRTP-optional}"
 if [ "$(id -u)" = 0 ]; then
   export HOTLINE_RUN_AS="${HOTLINE_RUN_AS-hotline}"
   if [ -n "$HOTLINE_RUN_AS" ] && ! id -u "$HOTLINE_RUN_AS" >/dev/null 2>&1; then

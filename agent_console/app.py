@@ -65,7 +65,7 @@ from work_orders.store import WorkOrderContext
 #: paths reachable without a login (``/internal/*`` takes the worker token instead)
 #: (``/metrics`` and the API docs need a login too unless ``hub.public_metrics`` / ``hub.public_docs``: PRIVATE_PATHS)
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/api/auth/login",
-                          "/submit", "/api/submit", "/track/{number}", "/api/track/{number}"})  # 网上诉求
+                          "/submit", "/api/submit", "/track", "/track/{number}", "/api/track/{number}"})  # 网上诉求
 PRIVATE_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 #: pages that redirect to /login instead of answering 401
 LOGIN_REDIRECT_PATHS = frozenset({"/", "/kb", "/wallboard", "/orders", "/inbox", "/dashboard"})

@@ -50,3 +50,5 @@ class HubConfig:
     public_metrics: bool = False
     #: public order tracking (/track, /api/track) per address and minute
     track_per_minute: int = 30
+    #: the workers' event spools (``<home>/spool``): dead-letter files there are shown on the wallboard
+    spool_dir: Path | None = None

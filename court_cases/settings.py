@@ -20,8 +20,8 @@ class CaseSettings(BaseModel):
     retries: int = Field(2, ge=0, le=5, description="extra attempts of a GET after a connection error or a 5xx "
                                                     "(verification POSTs are never repeated)")
     retry_backoff_s: float = Field(0.2, ge=0, le=5, description="pause before the first retry; doubles each time")
-    load_demo: bool = Field(True, description="load the bundled demo cases into an empty demo store on first "
-                                              "start; set false in production")
+    load_demo: bool = Field(False, description="load the bundled demo cases into an empty demo store on first "
+                                               "start (their 查询密码 are public: demos and tests only)")
     verify_max_failures: int = Field(3, ge=1, le=20,
                                      description="wrong secrets before verification by phone is locked for the "
                                                  "rest of the day (court's time zone)")

@@ -77,6 +77,9 @@ def dial_cmd(
     refuse_refer: int = typer.Option(0, help="answer a REFER with this status (e.g. 405) instead of following it"),
     send_refer: str | None = typer.Option(None, help="after the keypad script, ask the far end to transfer us to "
                                           "this URI (a hotline must refuse: 603)"),
+    tls: bool = typer.Option(False, help="call over SIP TLS (the front door's sip.tls_port; ';transport=tls' is "
+                             "added to the URI); the server's certificate is not checked"),
+    srtp: bool = typer.Option(False, help="insist on SRTP (SDES): the call fails when the hotline refuses it"),
 ) -> None:
     """Call the hotline like a phone would (smoke test); prints a JSON summary. A blind transfer (REFER) is
     followed like a desk phone does: the softphone calls the target, with the same voice and recording."""
@@ -94,7 +97,7 @@ def dial_cmd(
     try:
         res = dial(uri, play=play, dtmf=dtmf, record=record, duration=duration, dtmf_method=dtmf_method,
                    source_host=source, rtp_port=rtp_port, play_at=play_at, refuse_refer=refuse_refer,
-                   send_refer=send_refer)
+                   send_refer=send_refer, tls=tls, srtp=srtp)
     except (ValueError, PromptError) as e:
         raise typer.BadParameter(str(e)) from None
     if frames_json:

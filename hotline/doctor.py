@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 
 from hotline.doctor_spool import spool_check
+from hotline.hub_tls import generate
 from hotline.settings import Settings
+from sip_config.models import SipSettings
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 
@@ -122,7 +124,7 @@ def check_all(s: Settings) -> list[Check]:
         from sip_config import kamailio
 
         try:
-            cfg = kamailio.render(s.sip, s.path("run", "doctor"), [f"w{i}" for i in range(s.sip.workers)])
+            cfg = kamailio.render(_sip_for_check(s), s.path("run", "doctor"), [f"w{i}" for i in range(s.sip.workers)])
             errors = kamailio.check(cfg, s.sip.kamailio_binary)
         except Exception as e:
             errors = [str(e)]
@@ -249,3 +251,16 @@ def _safe_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def _sip_for_check(s: Settings) -> SipSettings:
+    """The SIP settings to render for the check: with sip.tls and no configured pair, the one `hotline serve` made
+    under home/tls/, else a throwaway pair in the doctor's run directory (serve makes the real one)."""
+    sip = s.sip
+    if not sip.tls or (sip.tls_cert and sip.tls_key):
+        return sip
+    crt, key = s.home / "tls" / "sip.crt", s.home / "tls" / "sip.key"
+    if not (crt.is_file() and key.is_file()):
+        crt, key = s.path("run", "doctor") / "sip.crt", s.path("run", "doctor") / "sip.key"
+        generate(crt, key, sip.host, "12368 hotline sip (doctor check)")
+    return sip.model_copy(update={"tls_cert": str(crt), "tls_key": str(key)})

@@ -44,9 +44,9 @@ def _names(host: str) -> list[x509.GeneralName]:
     return names
 
 
-def generate(cert_path: Path, key_path: Path, host: str) -> None:
+def generate(cert_path: Path, key_path: Path, host: str, common_name: str = "12368 hotline hub") -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "12368 hotline hub"),
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "12368诉讼服务热线")])
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
@@ -67,14 +67,16 @@ def generate(cert_path: Path, key_path: Path, host: str) -> None:
     os.replace(tmp_cert, cert_path)
 
 
-def ensure_certificate(home: Path, host: str, cert: Path | None = None, key: Path | None = None) -> HubCertificate:
-    """The configured pair (both must exist), else ``<home>/tls/hub.{crt,key}``, made now when missing."""
+def ensure_certificate(home: Path, host: str, cert: Path | None = None, key: Path | None = None,
+                       name: str = "hub") -> HubCertificate:
+    """The configured pair (both must exist), else ``<home>/tls/{name}.{crt,key}``, made now when missing
+    (``name`` "hub" for the console's HTTPS, "sip" for Kamailio's SIP over TLS)."""
     if cert is not None or key is not None:
         if cert is None or key is None or not cert.is_file() or not key.is_file():
-            raise FileNotFoundError(f"hub.tls_cert and hub.tls_key must both name existing files ({cert}, {key})")
+            raise FileNotFoundError(f"{name}.tls_cert and {name}.tls_key must both name existing files ({cert}, {key})")
         return HubCertificate(cert, key, fingerprint(cert), False)
-    cert, key = home / "tls" / "hub.crt", home / "tls" / "hub.key"
+    cert, key = home / "tls" / f"{name}.crt", home / "tls" / f"{name}.key"
     made = not (cert.is_file() and key.is_file())
     if made:
-        generate(cert, key, host)
+        generate(cert, key, host, f"12368 hotline {name}")
     return HubCertificate(cert, key, fingerprint(cert), made)

@@ -221,4 +221,19 @@ def serve(settings: Settings, single_port: int | None = None, config: Path | Non
             print(f"hotline serve: hub HTTPS: {e}", file=sys.stderr)
             return 2
         os.environ["SSL_CERT_FILE"] = str(cert.cert)
+    if settings.sip.tls:  # Kamailio's certificate for SIP over TLS, made once like the hub's
+        sip = settings.sip
+        try:
+            pair = ensure_certificate(settings.home, sip.advertised_host or sip.host,
+                                      Path(sip.tls_cert) if sip.tls_cert else None,
+                                      Path(sip.tls_key) if sip.tls_key else None, name="sip")
+        except (OSError, ValueError) as e:
+            print(f"hotline serve: SIP TLS: {e}", file=sys.stderr)
+            return 2
+        log.info("sip_tls", port=sip.tls_port, cert=str(pair.cert), fingerprint=pair.fingerprint,
+                 generated=pair.generated)
+        print(f"SIP TLS on port {sip.tls_port}, certificate {pair.cert}, SHA-256 fingerprint {pair.fingerprint}",
+              file=sys.stderr)
+        settings = settings.model_copy(update={"sip": sip.model_copy(
+            update={"tls_cert": str(pair.cert), "tls_key": str(pair.key)})})
     return asyncio.run(Supervisor(settings, single_port, config).run())

@@ -35,6 +35,7 @@ class Talk:
 def start_talk(ctx: FlowContext, leg: OperatorLeg, name: str) -> Talk:
     """Transcribe both sides (with a speech service and caller audio); record to ``<call_id>-<name>.wav``."""
     ch, talk = ctx.channel, Talk(leg)
+    ctx.talking += 1
     url = ctx.services.speech_url
     if url and ch.hears:
         talk.tasks.append(asyncio.create_task(transcribe_leg(ctx, "caller", ch.audio_chunks(), url)))
@@ -49,6 +50,7 @@ def start_talk(ctx: FlowContext, leg: OperatorLeg, name: str) -> Talk:
 def end_talk(ctx: FlowContext, talk: Talk, flush_s: float | None = None) -> float | None:
     """Stop the transcriptions (or, with ``flush_s``, let each finish what was still being said, for at most
     that long) and close the recording; its seconds, or None without one."""
+    ctx.talking = max(0, ctx.talking - 1)
     for t in talk.tasks:
         if flush_s is None:
             t.cancel()

@@ -9,8 +9,10 @@ may resend its spool after a restart without creating duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -345,3 +347,17 @@ class CommandEnvelope(BaseModel):
 
     v: Literal[1] = CONTRACT_VERSION
     command: HubCommand
+
+
+# ---------------------------------------------------------------- dead letters
+# A worker's events the hub refused for what they are lie in ``<spool>/<worker>.dead.jsonl`` (ivr/publisher.py
+# writes them); `hotline doctor` and the hub's wallboard count them from here.
+
+
+def dead_letter_count(directory: Path) -> dict[str, int]:
+    """Events each worker's hub refused, by worker (from the dead-letter files under ``directory``)."""
+    out: dict[str, int] = {}
+    for f in sorted(directory.glob("*.dead.jsonl")):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            out[f.name.removesuffix(".dead.jsonl")] = sum(1 for line in fh if line.endswith(b"\n"))
+    return {k: v for k, v in out.items() if v}

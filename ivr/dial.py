@@ -56,6 +56,8 @@ class DialResult:
     transfer_status: int | None = None
     #: ``send_refer``: the far end's final answer to our REFER (or the final NOTIFY of the call it placed)
     sent_refer_status: int | None = None
+    #: the call's audio went as SRTP (RTP/SAVP with SDES keys), from pjsua's stream info
+    srtp: bool = False
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -128,16 +130,20 @@ class Dialer:
     def __init__(self, uri: str, play: Path | None, dtmf: str, record: Path | None, duration: float,
                  dtmf_method: str = "rfc4733", clock_rate: int = 8000, local_port: int = 0,
                  rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25,
-                 play_at: float = 0.0, refuse_refer: int = 0, send_refer: str | None = None):
+                 play_at: float = 0.0, refuse_refer: int = 0, send_refer: str | None = None,
+                 tls: bool = False, srtp: bool = False):
+        if tls and "transport=tls" not in uri.lower() and not uri.lower().startswith("sips:"):
+            uri += ";transport=tls"
         self.uri, self.play_path, self.record_path = uri, play, record
         self.steps = parse_dtmf_script(dtmf)
         self.duration, self.dtmf_method, self.rate, self.gap = duration, dtmf_method, clock_rate, digit_gap_s
         self.result = DialResult(uri=uri, record=str(record) if record else None)
         self.play_at = play_at
         self.play_pcm = read_wav(play, clock_rate) if play else None  # a bad file fails before dialing
-        sip = SipSettings(clock_rate=clock_rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"])
+        sip = SipSettings(clock_rate=clock_rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"],
+                          srtp="mandatory" if srtp else "off")
         self.stack = SipStack(StackConfig(sip=sip, bind_host=source_host, bind_port=local_port,
-                                          rtp_port=rtp_port, user_agent="hotline-dial"), self._refuse)
+                                          rtp_port=rtp_port, user_agent="hotline-dial", tls=tls), self._refuse)
         self.answered = asyncio.Event()
         self.ended = asyncio.Event()
         self.call: SipCall | None = None
@@ -162,6 +168,8 @@ class Dialer:
         if self._media:
             return
         self._media = True
+        with contextlib.suppress(Exception):
+            self.result.srtp = self.call.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
         audio.startTransmit(self.port)
         self.port.startTransmit(audio)
         if self.play_pcm:

@@ -20,6 +20,10 @@ from ivr.speech_client import Heard, SpeechUnavailable, number_config, recognize
 log = structlog.get_logger(__name__)
 
 
+#: after the no-input time and the longest utterance, how long the final may take (decoding, a queue) before the
+#: turn is given up as if the service were down
+LISTEN_GRACE_S = 20.0
+
 _SAY_DIGIT = dict(zip("0123456789X", "零幺二三四五六七八九叉", strict=True))
 
 
@@ -52,6 +56,20 @@ class ListenOptions:
 async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
     """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
     The start of speech sets ``speaking`` and stops the prompt (barge-in by voice)."""
+    channel = ctx.channel
+    # end to end: a service that takes the stream but never answers (a stuck decode queue) must not hold the call
+    deadline = (float(config.get("no_input_timeout_s", 6.0)) + float(config.get("max_utterance_s", 30.0))
+                + LISTEN_GRACE_S)
+    try:
+        async with asyncio.timeout(deadline):
+            return await _hear(ctx, url, config, speaking)
+    except TimeoutError:
+        log.warning("speech_timeout", call_id=channel.call_id, after_s=round(deadline, 1))
+        ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
+        return Heard("unavailable")
+
+
+async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
     channel = ctx.channel
     last_partial = ""
     try:

@@ -25,6 +25,10 @@ import httpx
 import structlog
 from pydantic import BaseModel
 
+from ivr.contract import dead_letter_count
+
+__all__ = ["EventPublisher", "Spool", "dead_letter_count", "deliver_spool"]
+
 log = structlog.get_logger(__name__)
 
 BATCH = 200
@@ -40,15 +44,6 @@ def _fsync_write(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def dead_letter_count(directory: Path) -> dict[str, int]:
-    """Events each worker's hub refused, by worker (from the dead-letter files under ``directory``)."""
-    out: dict[str, int] = {}
-    for f in sorted(directory.glob("*.dead.jsonl")):
-        with contextlib.suppress(OSError), f.open("rb") as fh:
-            out[f.name.removesuffix(".dead.jsonl")] = sum(1 for line in fh if line.endswith(b"\n"))
-    return {k: v for k, v in out.items() if v}
 
 
 class Spool:

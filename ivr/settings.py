@@ -22,7 +22,9 @@ class IvrSettings(BaseModel):
     prompts_dir: Path = Field(BUNDLED_PROMPTS, description="WAV prompts named in the menu")
     menu_reload_interval_s: float = Field(2.0, gt=0, description="how often workers look for menu changes (s)")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, wait this long for calls to end")
-    max_call_duration_s: float = Field(1800.0, gt=0, description="a call is ended after this long in the IVR (s)")
+    max_call_duration_s: float = Field(1800.0, gt=0, description=(
+        "a call is ended after this long in the IVR's menus (s); time talking with an operator or a judge's team does "
+        "not count"))
     frame_gap_ms: float = Field(40.0, gt=0, description="a frame later than this counts as a gap")
     rtp_timeout_s: float = Field(60.0, ge=0, description=(
         "a call whose caller sends no RTP this long is hung up (cause rtp_timeout; 0 = never). Phones that stop "

@@ -12,7 +12,7 @@ DEV=0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-pkgs=(kamailio)
+pkgs=(kamailio kamailio-tls-modules)  # tls: SIP over TLS (sip.tls)
 [ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei  # a CJK font for page screenshots
                          postgresql)
 PY="${PYTHON:-}"

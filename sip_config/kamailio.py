@@ -25,6 +25,7 @@ CFG_NAME = "kamailio.cfg"
 DISPATCHER_LIST_NAME = "dispatcher.list"
 PID_NAME = "kamailio.pid"
 CTL_NAME = "kamailio_ctl"
+TLS_CFG_NAME = "tls.cfg"
 DS_SETID = 1
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -131,6 +132,15 @@ def render(
     if sip.advertised_host:
         advertise = f"{_host_in_uri(sip.advertised_host)}:{sip.port}"
     listen = [{"sock": f"{t}:{host}:{sip.port}", "advertise": advertise} for t in sip.transports]
+    modules = module_dir or module_path(sip.kamailio_binary)
+    tls_cfg = None
+    if sip.tls:
+        if not Path(modules, "tls.so").is_file():
+            raise KamailioError(f"sip.tls needs Kamailio's tls module ({modules}/tls.so): "
+                                "apt-get install kamailio-tls-modules")
+        tls_cfg = _write_tls_cfg(sip, run_dir)
+        tls_advertise = f"{_host_in_uri(sip.advertised_host)}:{sip.tls_port}" if sip.advertised_host else None
+        listen.append({"sock": f"tls:{host}:{sip.tls_port}", "advertise": tls_advertise})
     ctl = run_dir / CTL_NAME
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -143,8 +153,9 @@ def render(
     text = env.get_template("kamailio.cfg.j2").render(
         listen=listen,
         transports=sip.transports,
+        tls_cfg=str(tls_cfg) if tls_cfg else None,
         uri_host=_host_in_uri(sip.advertised_host or sip.host),
-        module_path=module_dir or module_path(sip.kamailio_binary),
+        module_path=modules,
         destinations=list(range(sip.workers)),
         dispatcher_list=str(ds_path),
         ds_setid=DS_SETID,
@@ -169,6 +180,23 @@ def render(
     cfg = run_dir / CFG_NAME
     cfg.write_text(text)
     return cfg
+
+
+def _write_tls_cfg(sip: SipSettings, run_dir: Path) -> Path:
+    """The tls module's profile file: the certificate for callers, TLS 1.2 or newer, no client certificates."""
+    if not (sip.tls_cert and sip.tls_key):
+        raise KamailioError("sip.tls needs sip.tls_cert and sip.tls_key (hotline serve makes a self-signed pair)")
+    cert, key = Path(sip.tls_cert).resolve(), Path(sip.tls_key).resolve()
+    for f in (cert, key):
+        if not f.is_file():
+            raise KamailioError(f"SIP TLS file not found: {f}")
+    profile = ("method = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+               f"certificate = {cert}\nprivate_key = {key}\n")
+    path = run_dir / TLS_CFG_NAME
+    # the server profile answers callers; the client one is used when Kamailio opens a connection to a caller
+    path.write_text(f"[server:default]\n{profile}\n[client:default]\nmethod = TLSv1.2+\n"
+                    "verify_certificate = no\nrequire_certificate = no\n")
+    return path
 
 
 def command(sip: SipSettings, cfg_path: Path, run_dir: Path) -> list[str]:

@@ -69,6 +69,17 @@ class SipSettings(BaseModel):
     max_calls_per_caller: int = Field(2, ge=0, le=10_000, description=(
         "concurrent calls Kamailio lets in with one caller ID (the From user; 486 beyond; 0 = no limit)"))
 
+    tls: bool = Field(False, description=(
+        "also listen for SIP over TLS on tls_port (Kamailio's tls module, Debian kamailio-tls-modules); the leg from "
+        "Kamailio to the workers stays on worker_host"))
+    tls_port: int = Field(5061, ge=1, le=65535, description="SIP over TLS port of the front door")
+    tls_cert: str | None = Field(None, description=(
+        "PEM certificate for SIP TLS; with tls_key. Unset: a self-signed one made at first start under home/tls/"))
+    tls_key: str | None = Field(None, description="PEM private key for SIP TLS")
+    srtp: Literal["off", "optional", "mandatory"] = Field("off", description=(
+        "SRTP (SDES keys in the SDP) on the workers' calls: optional = accept and offer it, plain RTP still works; "
+        "mandatory = refuse calls without it. SDES keys are only secret over TLS (sip.tls)"))
+
     @field_validator("codecs")
     @classmethod
     def _codec_names(cls, v: list[str]) -> list[str]:

@@ -31,7 +31,8 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         self.env.update({"HOTLINE_HOME": str(home), "HOTLINE_HUB__PORT": str(self.port),
-                         "HOTLINE_HUB__COOKIE_SECURE": "false", "HOTLINE_LOG__LEVEL": "warning"})
+                         "HOTLINE_HUB__COOKIE_SECURE": "false", "HOTLINE_LOG__LEVEL": "warning",
+                         "HOTLINE_CASES__LOAD_DEMO": "true"})
         self.proc: Proc | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:

@@ -91,6 +91,7 @@ class Hotline:
             "HOTLINE_IVR__MENU_RELOAD_INTERVAL_S": "0.5",
             "HOTLINE_SPEECH__ENABLED": "false",  # tests that need it turn it on (it loads whisper)
             "HOTLINE_SPEECH__PORT": str(self.speech_port),
+            "HOTLINE_CASES__LOAD_DEMO": "true",  # the bundled demo cases (public 查询密码), off by default
         })
         if self.menu:
             env["HOTLINE_IVR__MENU_FILE"] = str(self.menu)

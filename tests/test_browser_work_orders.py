@@ -187,6 +187,8 @@ def test_public_form_files_an_order_and_tracking_shows_its_progress(hub, users, 
         number = page.inner_text("#number")
         assert number.startswith("12368-20261130-")
         page.click("#track")
+        page.fill("#last4", "2222")  # the number alone shows nothing: the phone's last four digits too
+        page.click("#go")
         page.wait_for_selector("#status")
         assert page.inner_text("#status") == "已受理，等待转办"
         assert "钱七" not in page.content() and "13911112222" not in page.content()

@@ -307,8 +307,8 @@ def test_cli_list_show_and_help(seeded):
     assert runner.invoke(app, ["cases", "show", "（2099）粤0305民初1号", "-c", str(cfg)]).exit_code == 1
 
 
-def test_demo_cases_load_once_on_first_start(tmp_path, db_url, new_db):
-    cfg = _cfg(tmp_path, db_url=db_url)
+def test_demo_cases_load_once_on_first_start_only_when_asked(tmp_path, db_url, new_db):
+    cfg = _cfg(tmp_path, extra="[cases]\nload_demo = true\n", db_url=db_url)
     settings = load_settings(cfg)
     engine = make_engine(settings.db_url)
     try:
@@ -328,7 +328,7 @@ def test_demo_cases_load_once_on_first_start(tmp_path, db_url, new_db):
             assert not never_filled(db) and load_demo_if_empty(db) == 0  # emptied by an admin: stays empty
     finally:
         engine.dispose()
-    off = _cfg(tmp_path, "off.toml", "[cases]\nload_demo = false\n")
+    off = _cfg(tmp_path, "off.toml")  # by default: their 查询密码 are public
     settings = load_settings(off)
     settings.database_url = new_db()
     engine = make_engine(settings.db_url)

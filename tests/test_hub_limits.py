@@ -3,7 +3,8 @@
 The hub app on a real SQLite file (TestClient): request bodies are refused by size before parsing; the login
 throttle and the metrics labels stay bounded under floods of made-up names and methods; order numbers go past
 9,999 a day; an operator's console socket closes within 5 s of a logout or a disabled account; security headers
-on every page; public order tracking is throttled per address."""
+on every page; public order tracking is throttled per address and needs the phone's last four digits, with a
+lock-out per order after wrong ones."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from agent_console.auth.passwords import use_hasher
 from agent_console.auth.throttle import LoginThrottle
 from agent_console.auth.users import create_user, set_active
 from agent_console.config import HubConfig
+from agent_console.work_orders.intake import TRACK_FAILS_PER_HOUR, RateLimit
 from hotline.db import make_engine, upgrade_engine
 from work_orders import store as orders
 from work_orders.models import WorkOrder
@@ -157,7 +159,34 @@ def test_security_headers_and_a_csp_on_the_console_pages(app):
 
 def test_public_tracking_is_throttled_per_address(app):
     c = TestClient(app)
-    codes = [c.get(f"/api/track/12368-20261130-{n:04d}").status_code for n in range(1, 8)]
+    codes = [c.get(f"/api/track/12368-20261130-{n:04d}?last4=0000").status_code for n in range(1, 8)]
     assert codes[:5] == [404] * 5 and codes[5:] == [429, 429], codes
-    r = c.get("/track/12368-20261130-0009")
+    r = c.get("/track/12368-20261130-0009?last4=0000")
     assert r.status_code == 429 and "查询过于频繁" in r.text and int(r.headers["Retry-After"]) > 0
+
+
+def test_tracking_needs_the_phones_last_four_digits_and_locks_an_order_after_wrong_ones(app):
+    """Sequential numbers alone show nothing; 5 wrong guesses lock that order's page for the hour, not others."""
+    ctx = app.state.work_orders
+    sup = Actor("sup", "supervisor")
+    with app.state.sessionmaker() as db:
+        made = [orders.create(db, ctx, actor=sup, category="consult", content=f"第{k}件", citizen_phone=phone)
+                for k, phone in enumerate(("138 0013 8000", "13900004321", ""))]
+        db.commit()
+        target, other, no_phone = (o.number for o in made)
+    app.state.track_limit = RateLimit(1000, window_s=60.0)  # the per-address throttle is the other test's
+    c = TestClient(app)
+    assert c.get(f"/api/track/{target}").status_code == 400  # the number alone
+    assert "后四位" in c.get(f"/api/track/{target}").json()["detail"]
+    ok = c.get(f"/api/track/{target}?last4=8000")
+    assert ok.status_code == 200 and ok.json()["number"] == target and "8000" not in ok.text
+    assert c.get(f"/api/track/{no_phone}?last4=0000").status_code == 404  # no phone on file: not public
+    wrong = [c.get(f"/api/track/{target}?last4={n:04d}") for n in range(1, TRACK_FAILS_PER_HOUR + 1)]
+    assert [r.status_code for r in wrong] == [404] * TRACK_FAILS_PER_HOUR
+    assert wrong[0].json()["detail"] == c.get(f"/api/track/{other}?last4=0000").json()["detail"]  # no hint which
+    locked = c.get(f"/api/track/{target}?last4=8000")  # even the right digits, for the rest of the hour
+    assert locked.status_code == 429 and "失败次数过多" in locked.json()["detail"]
+    assert "失败次数过多" in c.get(f"/track?number={target}&last4=8000").text
+    assert c.get(f"/api/track/{other}?last4=4321").status_code == 200  # other orders are not locked
+    page = c.get(f"/track/{other}?last4=4321")
+    assert page.status_code == 200 and "已受理，等待转办" in page.text and "4321" not in page.text

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hotline.hub_tls import generate
 from sip_config import kamailio
 from sip_config.models import SipSettings
 
@@ -130,6 +131,27 @@ def test_render_files_and_command(tmp_path: Path) -> None:
     broken = tmp_path / "broken.cfg"
     broken.write_text(cfg.read_text().replace("ds_select_dst(", "ds_select_nothing("))
     assert kamailio.check(broken) != []
+
+
+def test_render_sip_over_tls(tmp_path: Path) -> None:
+    """sip.tls: a tls listen socket on tls_port with the given pair, TCP kept on; a clear error without the module."""
+    generate(tmp_path / "sip.crt", tmp_path / "sip.key", "127.0.0.1", "12368 hotline sip")
+    sip = SipSettings(port=15060, transports=["udp"], tls=True, tls_port=15061, tls_cert=str(tmp_path / "sip.crt"),
+                      tls_key=str(tmp_path / "sip.key"))
+    modules = kamailio.module_path()
+    if not Path(modules, "tls.so").is_file():
+        pytest.skip("kamailio-tls-modules not installed")
+    text = kamailio.render(sip, tmp_path / "run").read_text()
+    assert "listen=tls:127.0.0.1:15061" in text and 'loadmodule "tls.so"' in text and "enable_tls=yes" in text
+    assert "disable_tcp" not in text  # TLS runs over Kamailio's TCP layer
+    profile = (tmp_path / "run" / "tls.cfg").read_text()
+    assert f"certificate = {tmp_path / 'sip.crt'}" in profile and "method = TLSv1.2+" in profile
+    assert kamailio.check(tmp_path / "run" / "kamailio.cfg") == []
+    (tmp_path / "mods").mkdir()
+    with pytest.raises(kamailio.KamailioError, match="kamailio-tls-modules"):
+        kamailio.render(sip, tmp_path / "run2", module_dir=str(tmp_path / "mods"))
+    with pytest.raises(kamailio.KamailioError, match="tls_cert"):
+        kamailio.render(sip.model_copy(update={"tls_cert": None}), tmp_path / "run3")
 
 
 # ---------------------------------------------------------------- dispatching

@@ -326,6 +326,14 @@ def test_wallboard(hub, worker):
     post_events(hub, [QueueLeft(call_id="wb1", worker="w0", node="consult_staff", outcome="hangup"),
                       CallEnded(call_id="wb1", worker="w0", cause="caller_hangup", side="caller")])
     assert sup.get("/api/wallboard").json()["abandoned_today"] >= 1
+    # events a worker's hub refused (its dead-letter file in the spool): an alert on the wallboard
+    assert sup.get("/api/wallboard").json()["dead_letters"] == {}
+    spool = hub.home / "spool"
+    spool.mkdir(exist_ok=True)
+    (spool / "w3.dead.jsonl").write_text('{"status": 422}\n{"status": 422}\n')
+    assert sup.get("/api/wallboard").json()["dead_letters"] == {"w3": 2}
+    page = sup.get("/wallboard").text
+    assert 'id="dead_letters"' in page and "死信" in page and "hotline doctor" in page
 
 
 def test_worker_socket_reconnect_and_send_failure(hub):

@@ -183,3 +183,23 @@ def test_cli_say_without_venv_fails_clearly(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["tts", "say", "你好"])
     assert res.exit_code == 1
     assert "setup_tts_venv.sh" in res.output and str(tmp_path / "tts-venv") in res.output
+
+
+def test_the_cache_is_capped_by_size_and_the_least_recently_used_file_goes(tmp_path, monkeypatch):
+    """tts.cache_max_mb: a hit refreshes a file; a miss over the cap removes the oldest unused ones (the synthesizer
+    is replaced by a 1 s tone: what is tested is the cache around it)."""
+    assert TtsSettings().cache_max_mb > 0  # capped by default
+    r = Renderer(tmp_path / "no-venv", tmp_path / "cache", cache_max_mb=1)
+    assert r.cache_max_bytes == 1024 * 1024
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(24000) / 24000)).astype(np.float32)
+    monkeypatch.setattr(r, "_synthesize", lambda pieces: tone)
+    texts = ["您好，第一句。", "您好，第二句。", "您好，第三句。", "您好，第四句。"]
+    paths = [r.render(t) for t in texts[:3]]
+    r.cache_max_bytes = int(sum(p.stat().st_size for p in paths) * 1.2)  # room for three and a bit
+    for age, p in zip((3600, 3000, 2400), paths, strict=True):  # used an hour, 50 and 40 minutes ago
+        os.utime(p, (time.time() - age, time.time() - age))
+    assert r.render_info(texts[0]).cached  # used again now: the newest
+    newest = r.render(texts[3])  # over the cap: the least recently used (the second) goes
+    assert [p.exists() for p in paths] == [True, False, True] and newest.exists()
+    assert sum(p.stat().st_size for p in (tmp_path / "cache").glob("??/*.wav")) <= r.cache_max_bytes
+    assert not r.render_info(texts[1]).cached  # rendered again when asked again

@@ -351,11 +351,15 @@ def test_web_form_is_rate_limited_per_address_and_tracking_shows_no_personal_dat
     with database(hub) as db:
         web = db.scalars(select(WorkOrder).where(WorkOrder.channel == "web")).all()
     assert sorted(o.number for o in web) == sorted(numbers)
-    t = anon.get(f"/track/{numbers[0]}")
+    form_only = anon.get(f"/track/{numbers[0]}")  # the number alone shows the form, no progress
+    assert form_only.status_code == 200 and 'id="last4"' in form_only.text and "已受理" not in form_only.text
+    assert anon.get(f"/api/track/{numbers[0]}").status_code == 400
+    assert anon.get(f"/api/track/{numbers[0]}?last4=1112").status_code == 404
+    t = anon.get(f"/track?number={numbers[0]}&last4=1111")
     assert t.status_code == 200 and "已受理" in t.text and numbers[0] in t.text
     for secret in ("李娜", "13600001111", "诉讼费缓交"):
         assert secret not in t.text
-    assert anon.get("/api/track/12368-20990101-0001").status_code == 404
+    assert anon.get("/api/track/12368-20990101-0001?last4=1111").status_code == 404
     assert anon.get("/track/<script>").status_code == 404
     missing = anon.post("/api/submit", json={"category": "consult", "content": "x"})
     assert missing.status_code in (422, 429)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tts.cache_limit import evict, touch
 from tts.voice import (
     ENGINE,
     PAUSE_SENTENCE_S,
@@ -182,7 +183,7 @@ class Renderer:
     """Thread-safe text → WAV renderer with a content-addressed cache (see the module doc)."""
 
     def __init__(self, venv: Path, cache_dir: Path, *, speed: float = 1.0, timeout_s: float = 30.0,
-                 start_timeout_s: float = 120.0, max_chars: int = 80):
+                 start_timeout_s: float = 120.0, max_chars: int = 80, cache_max_mb: float = 0.0):
         if max_chars < 10:
             raise ValueError("max_chars must be at least 10")
         self.venv = Path(venv)
@@ -191,6 +192,7 @@ class Renderer:
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
         self.max_chars = max_chars
+        self.cache_max_bytes = int(cache_max_mb * 1024 * 1024)  # 0: no cap
         self.voice_version = f"v{RENDER_VERSION}-{settings_hash(self.speed)}-m{max_chars}"
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
@@ -201,7 +203,7 @@ class Renderer:
     def from_settings(cls, settings: TtsSettings, home: Path) -> Renderer:
         return cls(settings.venv_path(home), settings.cache_path(home), speed=settings.speed,
                    timeout_s=settings.request_timeout_s, start_timeout_s=settings.start_timeout_s,
-                   max_chars=settings.max_chars)
+                   max_chars=settings.max_chars, cache_max_mb=settings.cache_max_mb)
 
     # ------------------------------------------------------------------ cache
 
@@ -218,7 +220,10 @@ class Renderer:
 
     def cached(self, text: str, rate: int = 8000) -> Path | None:
         path = self.cache_path(text, rate)
-        return path if path.exists() else None
+        if not path.exists():
+            return None
+        touch(path)
+        return path
 
     def cache_stats(self) -> dict[str, Any]:
         files, size, audio_s = 0, 0, 0.0
@@ -252,6 +257,7 @@ class Renderer:
         norm = _validate(text)
         path = self.cache_path(text, rate)
         if path.exists():
+            touch(path)  # recently used: the last the size cap removes
             return RenderResult(path, rate, _duration(path), True, time.perf_counter() - t0)
         pieces = split_requests(norm, self.max_chars)
         import soxr
@@ -268,6 +274,8 @@ class Renderer:
                 raise TtsError(f"{e}: {text!r}") from None
             path.parent.mkdir(parents=True, exist_ok=True)
             write_wav_atomic(path, to_pcm16(audio), rate)
+            if self.cache_max_bytes:
+                evict(self.cache_dir, self.cache_max_bytes, keep=path)
         return RenderResult(path, rate, len(audio) / rate, False, time.perf_counter() - t0)
 
     def render_many(self, texts: Iterable[str], rate: int = 8000,

@@ -15,6 +15,8 @@ class TtsSettings(BaseModel):
                                                 "a relative path is relative to home")
     cache_dir: Path | None = Field(None, description="rendered prompt audio (8/16 kHz PCM16 WAV, content-"
                                                      "addressed); default <home>/tts-cache; relative to home")
+    cache_max_mb: float = Field(1024.0, ge=0, description="cap on the cache's size: the least recently used "
+                                "files are removed beyond it (files used in the last 10 minutes stay); 0 = no cap")
     request_timeout_s: float = Field(30.0, gt=0, le=600,
                                      description="one synthesizer request (at most max_chars characters)")
     start_timeout_s: float = Field(120.0, gt=0, le=900,

@@ -1,4 +1,10 @@
-"""The hub's ordered background writer: database writes of the live console, off the event loop."""
+"""The hub's ordered background writer: database writes of the live console, off the event loop.
+
+A write that fails for a passing reason (an ``OperationalError`` such as the database locked by a backup or a long
+write, a connection dropped) is tried again after 0.1, 0.2, 0.4, 0.8 and 1.6 s, in order, before the next one runs:
+dropping it would lose an event the hub already acknowledged. One that fails otherwise (a bug, a constraint), or
+still fails after that, is logged and counted in ``failed``; filings from events are made again at the next start
+(``HubOrders.recheck``)."""
 
 from __future__ import annotations
 
@@ -9,12 +15,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from agent_console.calls.ingest import ingest_batch
 from ivr.contract import CallEnded, EventBatch
 
 log = logging.getLogger(__name__)
+RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 class Persister:
@@ -25,6 +33,8 @@ class Persister:
         self._jobs: queue.Queue[Callable[[Session], None] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.failed = 0  # writes given up on
+        self.retried = 0  # attempts made again after a passing failure
 
     def submit(self, job: Callable[[Session], None]) -> None:
         with self._lock:
@@ -39,13 +49,30 @@ class Persister:
             try:
                 if job is None:
                     return
+                self._write(job)
+            finally:
+                self._jobs.task_done()
+
+    def _write(self, job: Callable[[Session], None]) -> None:
+        for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+            try:
                 with self._sessions() as db:
                     job(db)
                     db.commit()
-            except Exception:  # noqa: BLE001 - one failed write must not stop the others
-                log.exception("ops: a database write failed")
-            finally:
-                self._jobs.task_done()
+                return
+            except OperationalError as e:
+                error: Exception = e
+                if delay is None or not _passing(e):
+                    break
+                self.retried += 1
+                log.warning("ops: a database write failed (%s), trying again in %.1f s (attempt %d)",
+                            str(e).splitlines()[0][:200], delay, attempt + 2)
+                time.sleep(delay)
+            except Exception as e:  # noqa: BLE001 - one failed write must not stop the others
+                error = e
+                break
+        self.failed += 1
+        log.error("ops: a database write failed and was given up", exc_info=error)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every submitted write is done (tests, shutdown)."""
@@ -57,6 +84,14 @@ class Persister:
         if self._thread is not None and self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(5)
+
+
+_PASSING = ("locked", "busy", "disk i/o", "unable to open", "connection", "server closed", "timeout")
+
+
+def _passing(e: OperationalError) -> bool:
+    """A failure that may be gone in a moment (a lock, a dropped connection), not a missing table or bad SQL."""
+    return bool(e.connection_invalidated) or any(w in str(e.orig).lower() for w in _PASSING)
 
 
 def close_calls(call_ids: list[str], worker: str, at: datetime) -> Callable[[Session], None]:

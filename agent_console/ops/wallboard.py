@@ -2,6 +2,8 @@
 
 Live figures come from the hub's live state; answered/abandoned today are counted from the stored events
 (so a restart does not reset them): answered = bridged to an operator, abandoned = hung up while queued.
+``dead_letters``: events of each worker the hub refused, from the dead-letter files in the spool (an alert on the
+page until an admin has dealt with them, as `hotline doctor` warns).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from agent_console.deps import MSG_FORBIDDEN, get_db, optional_user, require_role
 from agent_console.models import CallEventRecord, User
 from agent_console.pages import _page
+from ivr.contract import dead_letter_count
 from work_orders.calendar import WorkCalendar
 
 router = APIRouter()
@@ -56,6 +59,8 @@ def wallboard(request: Request, db: Session = Depends(get_db),
     calendar = request.app.state.work_orders.calendar  # the court's days, as the work orders count them
     data = hub.wallboard()
     data.update(today_counts(db, calendar, datetime.fromtimestamp(hub.clock(), calendar.tz)))
+    spool = request.app.state.config.spool_dir
+    data["dead_letters"] = dead_letter_count(spool) if spool is not None and spool.is_dir() else {}
     return data
 
 

@@ -2,6 +2,12 @@
 public web form ``/submit`` (网上诉求, no login, ``POST /api/submit``) with a per-address rate limit instead of a
 captcha, and ``/track/{number}`` where citizens follow an order's progress without any personal data.
 
+Order numbers are sequential per day, so a number alone shows nothing: tracking also asks for the last four digits of
+the phone the order was filed with (the caller ID for orders from calls, the form's phone for the web), as parcel
+and court service sites do. Orders filed before this work the same way; an order without a phone is not tracked
+publicly (the page says to call 12368). Wrong digits count against the order: ``TRACK_FAILS_PER_HOUR`` in an hour
+lock its public tracking for the rest of that hour, so the 10,000 possibilities cannot be walked through.
+
 The rate limit is kept in memory per hub process (a restart forgets, which only lets someone in sooner); a
 hidden honeypot field catches simple form robots. An address is the TCP peer: behind a reverse proxy, run the
 hub with uvicorn's ``--forwarded-allow-ips`` so the peer is the citizen's address.
@@ -52,6 +58,17 @@ class RateLimit:
         self.limit, self.window_s, self.clock = limit, window_s, clock
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    def wait(self, address: str) -> float:
+        """The seconds until ``address`` may try again (0: now), counting nothing."""
+        now = self.clock()
+        with self._lock:
+            q = self._hits.get(address)
+            if not q:
+                return 0.0
+            while q and now - q[0] > self.window_s:
+                q.popleft()
+            return self.window_s - (now - q[0]) if len(q) >= self.limit else 0.0
 
     def take(self, address: str) -> float:
         """Count a submission; 0 when allowed, else the seconds until the next one is."""
@@ -149,12 +166,27 @@ def submit(body: SubmitIn, request: Request, db: Session = Depends(get_db)) -> A
     return result if isinstance(result, JSONResponse) else _receipt(result)
 
 
-def track_info(db: Session, number: str) -> dict[str, Any] | None:
-    """What the public may see of an order: no names, numbers, texts or assignee."""
-    if parse_number(number) is None:
+TRACK_FAILS_PER_HOUR = 5
+MSG_TRACK_MISS = "未找到该工单，或手机号后四位不符，请核对后再查"
+MSG_TRACK_LAST4 = "请输入登记的联系电话（手机号）后四位"
+MSG_TRACK_NUMBER = "工单编号格式不对，请核对后再查"
+MSG_TRACK_LOCKED = "该工单查询失败次数过多，请1小时后再试，或致电12368查询"
+
+
+def phone_last4(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return digits[-4:] if len(digits) >= 4 else ""
+
+
+def track_info(db: Session, number: str, last4: str) -> dict[str, Any] | None:
+    """What the public may see of an order (no names, numbers, texts or assignee), given its number and the last
+    four digits of its phone; None when either does not match (the same answer: no hint which was wrong)."""
+    if parse_number(number) is None or not (len(last4) == 4 and last4.isdigit()):
         return None
     order = db.scalar(select(WorkOrder).where(WorkOrder.number == number))
     if order is None:
+        return None
+    if not hmac.compare_digest(phone_last4(order.citizen_phone or "").encode() or b"-", last4.encode()):
         return None
     steps = db.execute(select(WorkOrderHistory.at, WorkOrderHistory.status_to, WorkOrderHistory.status_from)
                        .where(WorkOrderHistory.order_id == order.id).order_by(WorkOrderHistory.at,
@@ -184,13 +216,36 @@ def track_throttled(request: Request) -> JSONResponse | None:
                         headers={"Retry-After": str(int(wait) + 1)})
 
 
-@router.get("/api/track/{number}", summary="Public progress of an order (no personal data)")
-def track_json(number: str, request: Request, db: Session = Depends(get_db)) -> Any:
+def _fails(request: Request) -> RateLimit:
+    app = request.app
+    lim = getattr(app.state, "track_fails", None)
+    if lim is None:
+        lim = app.state.track_fails = RateLimit(TRACK_FAILS_PER_HOUR, window_s=3600.0)
+    return lim
+
+
+def track_lookup(request: Request, db: Session, number: str, last4: str) -> tuple[int, dict[str, Any] | str]:
+    """(200, the public view) or (status, a Chinese reason): 400 no digits, 404 no match, 429 locked."""
+    if not (len(last4) == 4 and last4.isdigit()):
+        return 400, MSG_TRACK_LAST4
+    key = number[:40]
+    if _fails(request).wait(key) > 0:
+        return 429, MSG_TRACK_LOCKED
+    info = track_info(db, number, last4)
+    if info is None:
+        _fails(request).take(key)
+        return 404, MSG_TRACK_MISS
+    return 200, info
+
+
+@router.get("/api/track/{number}", summary="Public progress of an order (no personal data); needs the last four "
+            "digits of the order's phone")
+def track_json(number: str, request: Request, last4: str = "", db: Session = Depends(get_db)) -> Any:
     if (refused := track_throttled(request)) is not None:
         return refused
-    info = track_info(db, number)
-    if info is None:
-        return JSONResponse({"detail": "未找到该工单编号"}, status_code=404)
+    code, info = track_lookup(request, db, number, last4)
+    if code != 200:
+        return JSONResponse({"detail": info}, status_code=code)
     return info
 
 
@@ -204,16 +259,38 @@ def submit_page() -> HTMLResponse:
     return HTMLResponse(_page("submit.html"))
 
 
+def _track_form(number: str, message: str = "") -> str:
+    e = html.escape
+    miss = f"<p class=\"miss\" id=\"miss\">{e(message)}</p>" if message else ""
+    return (f"{miss}<form id=\"lookup\" method=\"get\" action=\"/track\">"
+            f"<p><label for=\"number\">工单编号</label> <input id=\"number\" name=\"number\" maxlength=\"40\" "
+            f"required value=\"{e(number[:40])}\"></p>"
+            "<p><label for=\"last4\">联系电话后四位</label> <input id=\"last4\" name=\"last4\" maxlength=\"4\" "
+            "pattern=\"[0-9]{4}\" inputmode=\"numeric\" autocomplete=\"off\" required></p>"
+            "<p><button id=\"go\" type=\"submit\">查询</button></p></form>"
+            "<p>请输入提交诉求或来电时登记的电话号码的后四位。</p>")
+
+
+@pages.get("/track", response_class=HTMLResponse)
+def track_form_page(request: Request, number: str = "", last4: str = "",
+                    db: Session = Depends(get_db)) -> HTMLResponse:
+    return track_page(number, request, last4, db)
+
+
 @pages.get("/track/{number}", response_class=HTMLResponse)
-def track_page(number: str, request: Request, db: Session = Depends(get_db)) -> HTMLResponse:
+def track_page(number: str, request: Request, last4: str = "", db: Session = Depends(get_db)) -> HTMLResponse:
+    if not last4:  # no lookup yet: the form, counted against nothing
+        bad = bool(number) and parse_number(number) is None
+        return HTMLResponse(_page("track.html").replace("{{body}}", _track_form(number, MSG_TRACK_NUMBER if bad
+                                                                                else "")),
+                            status_code=404 if bad else 200, headers={"Cache-Control": "no-store"})
     if (refused := track_throttled(request)) is not None:
         return HTMLResponse(f"<p>{MSG_TRACK_TOO_MANY}</p>", status_code=429, headers=dict(refused.headers))
-    info = track_info(db, number)
+    code, info = track_lookup(request, db, number, last4)
     ctx = ctx_of(request)
     e = html.escape
-    if info is None:
-        body = f"<p class=\"miss\">未找到工单编号“{e(number[:40])}”，请核对后再查。</p>"
-        code = 404
+    if code != 200:
+        body = _track_form(number, str(info))
     else:
         def local(iso: str) -> str:
             return datetime.fromisoformat(iso).astimezone(ctx.calendar.tz).strftime("%Y-%m-%d %H:%M")

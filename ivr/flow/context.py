@@ -22,6 +22,8 @@ class FlowContext:
     steps: int = 0
     services: CallServices = field(default_factory=CallServices)
     verified_case: VerifiedCase | None = None  # set by case_check (ivr/case_dialog.py) for the rest of the call
+    #: conversations with a person bridged in now (ivr/bridged.py): the IVR's time cap does not run meanwhile
+    talking: int = 0
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
         clip = self.prompts.get(name)

@@ -1,4 +1,5 @@
-"""One pjsua2 Endpoint per process: null audio device, UDP/TCP transports, codecs, accounts.
+"""One pjsua2 Endpoint per process: null audio device, UDP/TCP (and for the dial softphone TLS) transports,
+codecs, SRTP, accounts.
 
 pjsip runs in the process's main thread (``threadCnt = 0``, ``mainThreadOnly``); the worker's
 asyncio loop calls :meth:`SipStack.poll` so call callbacks run on that same thread. Only the
@@ -21,6 +22,8 @@ from sip_config.models import SipAccount, SipSettings
 log = structlog.get_logger(__name__)
 
 TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 
 @dataclass
@@ -33,6 +36,9 @@ class StackConfig:
     log_level: int = 1
     accounts: list[SipAccount] = field(default_factory=list)
     contact_override: str | None = None  # e.g. the Kamailio front door, for trunk registrations
+    #: a TLS client transport too (the dial softphone calling the front door's TLS port; workers sit behind
+    #: Kamailio and never speak TLS themselves)
+    tls: bool = False
 
 
 @contextlib.contextmanager
@@ -99,6 +105,10 @@ class SipStack:
             if c.sip.advertised_host:
                 tcfg.publicAddress = c.sip.advertised_host
             self.transport_ids.append(ep.transportCreate(TRANSPORTS[name], tcfg))
+        if c.tls:
+            tcfg = pj.TransportConfig()
+            tcfg.boundAddress = c.bind_host
+            self.transport_ids.append(ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg))
         ep.libStart()
         ep.audDevManager().setNullDev()
         self._set_codecs()
@@ -122,6 +132,10 @@ class SipStack:
         acfg.mediaConfig.transportConfig.boundAddress = self.cfg.bind_host
         if self.cfg.sip.advertised_host:
             acfg.mediaConfig.transportConfig.publicAddress = self.cfg.sip.advertised_host
+        acfg.mediaConfig.srtpUse = SRTP_USE[self.cfg.sip.srtp]
+        # 0: SDES keys are accepted on any transport. The workers hear every call over Kamailio's plain leg on
+        # worker_host even when the caller used TLS; only the softphone's own TLS hop can insist on it.
+        acfg.mediaConfig.srtpSecureSignaling = 1 if self.cfg.tls else 0
 
     def _local_account(self) -> _Account:
         acfg = pj.AccountConfig()
