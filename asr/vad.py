@@ -179,6 +179,11 @@ class Endpointer:
         """The current run of silence inside an utterance (0 while the caller speaks)."""
         return self._silence if self.in_speech else 0.0
 
+    @property
+    def speech_end_s(self) -> float:
+        """Audio time the last speech frame of the current utterance ended."""
+        return self._last_speech_end
+
     def so_far(self) -> np.ndarray:
         """The utterance's audio as ``_finish`` would hand it over if it ended now (for early decodes)."""
         return self._trimmed(cut=False)

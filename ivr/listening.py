@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import structlog
 
 from ivr.contract import SpeechHeard
 from ivr.flow.context import FlowContext
+from ivr.flow.turn import OpenTurn
 from ivr.speech_client import Heard, SpeechUnavailable, number_config, recognize
 
 log = structlog.get_logger(__name__)
@@ -49,13 +51,82 @@ class ListenOptions:
     digits_length: int | None = None
 
 
-async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
+#: given the speculative text and its confidence, what to end the turn on at once (e.g. the knowledge base's
+#: decision when it answers outright), or None to wait for the recognizer's endpoint
+Early = Callable[[str, float | None], Awaitable[object | None]]
+
+
+def _heard_final(ctx: FlowContext, heard: Heard) -> None:
+    ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
+             audio_s=heard.audio_s, latency_s=heard.latency_s)
+
+
+async def _rest_of_turn(ctx: FlowContext, stream: AsyncIterator[Heard], pending: asyncio.Future | None,
+                        turn: OpenTurn) -> Heard | None:
+    """A turn ended early: follow its recognition to the endpoint. The caller going on stops the reply (barge-in)
+    and the final of the whole utterance is recorded; a final that only confirms the early text is not."""
+    try:
+        while True:
+            try:
+                heard = await (pending if pending is not None else anext(stream))
+            except StopAsyncIteration:
+                return None
+            pending = None
+            if heard.kind in ("resumed", "started"):
+                turn.resumed.set()
+                ctx.channel.stop_prompt()
+                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
+            elif heard.kind in ("final", "no_input", "busy"):
+                if heard.kind == "final" and (turn.resumed.is_set() or heard.text != turn.text):
+                    _heard_final(ctx, heard)
+                return heard
+    except SpeechUnavailable:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
+                         early: Early | None = None) -> Heard:
     """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
-    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice)."""
+    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice).
+
+    With ``early``, the speculative text (after ~0.2 s of silence) is offered to it while the recognizer waits
+    for the end silence; when it returns a decision before the caller goes on, the turn ends there: the final is
+    that text (``raw["early"]`` holds the decision) and ``ctx.open_turn`` follows the rest of the recognition."""
     channel = ctx.channel
     last_partial = ""
+    stream = recognize(url, channel.audio_chunks(), channel.rate, config)
+    pending: asyncio.Future | None = None
+    deciding: asyncio.Task | None = None
+    spec: Heard | None = None
+    handed_over = False
     try:
-        async for heard in recognize(url, channel.audio_chunks(), channel.rate, config):
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(stream))
+            done, _ = await asyncio.wait({pending} | ({deciding} if deciding else set()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if deciding is not None and deciding in done:
+                decision = deciding.result() if deciding.exception() is None else None
+                deciding = None
+                if decision is not None and spec is not None and not pending.done():
+                    turn = OpenTurn(spec.text, asyncio.Future(), match=decision)
+                    turn.rest = asyncio.create_task(_rest_of_turn(ctx, stream, pending, turn))
+                    handed_over = True
+                    ctx.open_turn = turn
+                    heard = Heard("final", spec.text, spec.confidence, None, spec.latency_s,
+                                  raw={**spec.raw, "early": decision})
+                    _heard_final(ctx, heard)
+                    return heard
+            if not pending.done():
+                continue
+            try:
+                heard = pending.result()
+            except StopAsyncIteration:
+                break
+            pending = None
             if heard.kind == "started":
                 speaking.set()
                 channel.stop_prompt()
@@ -64,18 +135,39 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
                 if heard.text != last_partial:
                     last_partial = heard.text
                     ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
+            elif heard.kind == "speculative":
+                if early is not None and heard.text.strip():
+                    spec = heard
+                    if deciding is not None:
+                        deciding.cancel()
+                    deciding = asyncio.create_task(early(heard.text.strip(), heard.confidence))
+            elif heard.kind == "resumed":
+                spec = None
+                if deciding is not None:
+                    deciding.cancel()
+                    deciding = None
             else:
-                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
-                         audio_s=heard.audio_s, latency_s=heard.latency_s)
+                _heard_final(ctx, heard)
                 return heard
     except SpeechUnavailable as e:
         log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
+    finally:
+        if deciding is not None:
+            deciding.cancel()
+        if not handed_over:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                    await pending
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
     return Heard("no_input")
 
 
-async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str]) -> Heard:
+async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str],
+                      early: Early | None = None) -> Heard:
     channel = ctx.channel
     url = ctx.services.speech_url
     if not url or not channel.hears:
@@ -101,7 +193,7 @@ async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[st
 
     player = asyncio.create_task(play_prompts())
     try:
-        return await hear_utterance(ctx, url, config, speaking)
+        return await hear_utterance(ctx, url, config, speaking, early)
     finally:
         if not player.done():
             channel.stop_prompt()

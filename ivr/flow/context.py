@@ -10,6 +10,7 @@ from ivr.cases_client import VerifiedCase
 from ivr.contract import PromptPlayed
 from ivr.flow.channel import Channel, PlayResult
 from ivr.flow.services import CallServices
+from ivr.flow.turn import OpenTurn
 
 
 @dataclass
@@ -22,6 +23,8 @@ class FlowContext:
     steps: int = 0
     services: CallServices = field(default_factory=CallServices)
     verified_case: VerifiedCase | None = None  # set by case_check (ivr/case_dialog.py) for the rest of the call
+    #: the caller's last turn when it was ended before the recognizer's endpoint (ivr/listening.py, quick_answer)
+    open_turn: OpenTurn | None = None
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
         clip = self.prompts.get(name)
