@@ -17,6 +17,13 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechOnset:
+    """``barge_in_ms`` of speech, before it counts as an utterance: hold the prompt (barge-in)."""
+
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Partial:
     text: str
 
@@ -55,4 +62,4 @@ class NoInput:
 
 Timeout = NoInput  # the brief's other name for it
 
-SpeechEvent = SpeechStarted | Partial | Speculative | SpeechResumed | Final | NoInput
+SpeechEvent = SpeechOnset | SpeechStarted | Partial | Speculative | SpeechResumed | Final | NoInput

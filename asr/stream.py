@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from asr.events import Final, NoInput, Partial, Speculative, SpeechEvent, SpeechResumed, SpeechStarted
+from asr.events import Final, NoInput, Partial, Speculative, SpeechEvent, SpeechOnset, SpeechResumed, SpeechStarted
 from asr.settings import AsrSettings
 from asr.vad import Endpointer, Utterance
 from asr.vosk_engine import VoskEngine, VoskStream
@@ -82,6 +82,8 @@ class StreamSession:
                     self._vstream.accept(chunk)
                 self._since_partial = 0.0
                 self._last_partial = ""
+        elif r is not None and r[0] == "onset":
+            events.append(SpeechOnset(at_s=round(r[1], 3)))
         elif r is not None and r[0] == "no_input":
             events.append(NoInput(after_s=round(r[1], 3)))
         elif r is not None and r[0] == "end":

@@ -71,7 +71,8 @@ class AnswerOptions:
 
 def answers_outright(ctx: FlowContext) -> Callable[[str, float | None], Awaitable[KbMatch | None]]:
     """For ``listen`` with ``quick_answer``: the hub's decision on the recognizer's speculative text when it is to
-    answer an entry outright (the turn then ends at once), else None (the recognizer's endpoint is awaited)."""
+    answer an entry outright (the turn then ends at once), else None (the recognizer's endpoint is awaited). Any
+    decision is kept in ``ctx.kb_prefetch``: kb_answer uses it when the final has the same text and confidence."""
 
     async def decide(text: str, confidence: float | None) -> KbMatch | None:
         hub, token = ctx.services.hub_url, ctx.services.hub_token
@@ -81,6 +82,8 @@ def answers_outright(ctx: FlowContext) -> Callable[[str, float | None], Awaitabl
             m = await kb_match(hub, token, text, asr_confidence=confidence)
         except KbUnavailable:
             return None
+        # kept for kb_answer: the final usually has this very text (the speculative decode is the final)
+        ctx.kb_prefetch = (text, f"{confidence:.3f}" if confidence is not None else None, m)
         return m if m.decision == "answer" and m.option is None and m.faq_id and m.answer_text else None
 
     return decide
@@ -100,7 +103,9 @@ async def answer_dialog(ctx: FlowContext, options: AnswerOptions) -> str:
                      query=question[:MAX_QUERY])
             return "handoff"
         confidence = ctx.vars.get(f"{options.question.strip('{}')}_confidence")
-        m = turn.match if turn is not None else await _match(ctx, question, confidence)
+        pre, ctx.kb_prefetch = ctx.kb_prefetch, None
+        m = turn.match if turn is not None else pre[2] if pre is not None and pre[:2] == (question, confidence) \
+            else await _match(ctx, question, confidence)
         if m is None:
             return "handoff"
         decided(ctx, m, question)
@@ -158,7 +163,7 @@ async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_ti
         return DialogResult("handoff")
     if turn is not None and turn.resumed.is_set():  # the caller went on before the answer began
         return DialogResult("resumed")
-    await ctx.play_clip(clip, True, PromptPlayed, clip.name)
+    await ctx.play_clip(clip.prompt_start(), True, PromptPlayed, clip.name)
     if turn is not None and turn.resumed.is_set():  # ... or during its first instants: it was stopped
         return DialogResult("resumed")
     await ctx.play(FOLLOW_UP_PROMPT, barge_in=True)
@@ -198,7 +203,7 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     clip = await render(ctx, text, f"kb_confirm:{item.id}")
     if clip is None:
         return DialogResult("handoff")
-    reply = await hear_or_key(ctx, [clip], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
+    reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
     yes = reply.key == "1" if reply.kind == "key" else yes_no(reply.text) if reply.kind == "speech" else None
     _clarified(ctx, items[:1], item if yes else None, reply)
     return await _picked(ctx, item, m, key_timeout_s) if yes else DialogResult("handoff")
@@ -221,8 +226,8 @@ async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
         return DialogResult("handoff")
     lead = MENU_CLARIFY_LEAD if all(c.option is not None for c in items) else CLARIFY_LEAD
     rest = asyncio.create_task(_list_clip(ctx, items))
-    reply = await hear_or_key(ctx, [ctx.prompts.get(lead), rest], listen=listen, no_input_s=key_timeout_s,
-                              max_utterance_s=6.0)
+    reply = await hear_or_key(ctx, [ctx.prompts.get(lead).prompt_start(), rest], listen=listen,
+                              no_input_s=key_timeout_s, max_utterance_s=6.0)
     if not rest.done():
         rest.cancel()  # the caller answered before the list was rendered
     elif not rest.cancelled() and rest.result() is None and reply.kind == "none":

@@ -51,6 +51,9 @@ class ListenOptions:
     digits_length: int | None = None
 
 
+#: a prompt held at a speech onset goes on after this unless the speech became an utterance (min_speech_ms)
+ONSET_HOLD_S = 0.5
+
 #: given the speculative text and its confidence, what to end the turn on at once (e.g. the knowledge base's
 #: decision when it answers outright), or None to wait for the recognizer's endpoint
 Early = Callable[[str, float | None], Awaitable[object | None]]
@@ -90,7 +93,8 @@ async def _rest_of_turn(ctx: FlowContext, stream: AsyncIterator[Heard], pending:
 async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
                          early: Early | None = None) -> Heard:
     """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
-    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice).
+    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice); its onset (~60 ms of speech)
+    already holds the prompt silent, which goes on if no utterance follows within ``ONSET_HOLD_S``.
 
     With ``early``, the speculative text (after ~0.2 s of silence) is offered to it while the recognizer waits
     for the end silence; when it returns a decision before the caller goes on, the turn ends there: the final is
@@ -102,12 +106,18 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
     deciding: asyncio.Task | None = None
     spec: Heard | None = None
     handed_over = False
+    loop = asyncio.get_running_loop()
+    held_until: float | None = None  # the prompt is held (speech onset) until then, unless speech starts
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(stream))
             done, _ = await asyncio.wait({pending} | ({deciding} if deciding else set()),
+                                         timeout=None if held_until is None else max(0.0, held_until - loop.time()),
                                          return_when=asyncio.FIRST_COMPLETED)
+            if held_until is not None and loop.time() >= held_until:
+                held_until = None  # a cough, a click: the prompt goes on from where it was held
+                channel.hold_prompt(False)
             if deciding is not None and deciding in done:
                 decision = deciding.result() if deciding.exception() is None else None
                 deciding = None
@@ -127,7 +137,11 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
             except StopAsyncIteration:
                 break
             pending = None
-            if heard.kind == "started":
+            if heard.kind == "onset":
+                channel.hold_prompt(True)
+                held_until = loop.time() + ONSET_HOLD_S
+            elif heard.kind == "started":
+                held_until = None
                 speaking.set()
                 channel.stop_prompt()
                 ctx.emit(SpeechHeard, node=ctx.node, kind="started")
@@ -154,6 +168,8 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
     finally:
+        if held_until is not None:
+            channel.hold_prompt(False)
         if deciding is not None:
             deciding.cancel()
         if not handed_over:

@@ -16,7 +16,7 @@ CONNECT_TIMEOUT_S = 2.0
 
 @dataclass
 class Heard:
-    kind: str  # started | partial | speculative | resumed | final | no_input | busy | unavailable
+    kind: str  # onset | started | partial | speculative | resumed | final | no_input | busy | unavailable
     text: str = ""
     confidence: float | None = None
     audio_s: float | None = None
@@ -31,6 +31,8 @@ class SpeechUnavailable(Exception):
 def parse(msg: dict[str, Any]) -> list[Heard]:
     out: list[Heard] = []
     events = msg.get("events") or []
+    if "speech_onset" in events:
+        out.append(Heard("onset", raw=msg))
     if "speech_started" in events:
         out.append(Heard("started", raw=msg))
     if msg.get("busy"):

@@ -80,6 +80,55 @@ def test_the_knowledge_base_answers_a_spoken_question_and_the_caller_is_settled(
     assert call["end_cause"] == "answered_by_kb" and call["handoff_reason"] is None, call
 
 
+def test_a_caller_talking_over_a_prompt_stops_it_within_300_ms_and_is_heard_from_the_first_word(speaking_hotline):
+    """Issue 14, acceptance 4: speech barge-in, measured like the keypad's (tests/test_ivr_calls.py) from the
+    caller's received frames. The caller starts "怎么申请强制执行" 1 s into the 诉讼咨询 prompt (~5 s with its beep)."""
+    import numpy as np
+
+    from asr.audio import read_wav
+
+    h = speaking_hotline
+    clip = SPEECH / ASKED
+    pcm, rate = read_wav(clip)
+    n = rate // 50
+    peaks = np.abs(pcm[: len(pcm) // n * n].reshape(-1, n)).max(axis=1)
+    voiced_at = int(np.flatnonzero(peaks > 600)[0]) * 0.02  # the clip's first word begins here
+    before = {c["call_id"] for c in h.calls()}
+    # '2' stops the welcome at 1.5 s; the prompt starts ~0.15 s later; the first word ~1 s into it
+    out = h.dial("--dtmf", "wait:1.5,2", "--play", str(clip), "--play-at", f"{2.65 - voiced_at:.2f}",
+                 "--duration", "12")
+    assert out["connected"], out
+    frames = out["frames"]
+    t_digit = next(d["t"] for d in out["digits"] if d["digit"] == "2")
+    # the welcome's last frames may still arrive just after the key: the prompt is the next sound after a pause
+    gap = next(t for t, p in frames if t > t_digit and p <= 600)
+    prompt_start = next(t for t, p in frames if t > gap and p > 600)
+    onset = out["play_started_s"] + voiced_at
+    assert onset - prompt_start == pytest.approx(1.0, abs=0.35), (onset, prompt_start)
+    assert any(p > 600 for t, p in frames if onset - 0.3 <= t <= onset), "the prompt was not playing"
+    silent_run, t_stop = 0, None
+    for t, p in frames:
+        if t < onset:
+            continue
+        if p <= 600:
+            silent_run += 1
+            t_stop = t if silent_run == 1 else t_stop
+            if silent_run >= 25:  # half a second of quiet: the prompt was stopped, not pausing between words
+                break
+        else:
+            silent_run, t_stop = 0, None
+    assert t_stop is not None and silent_run >= 25
+    latency_ms = (t_stop - onset) * 1000
+    calls = h.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c), timeout=30)
+    call = next(x for x in calls if x["call_id"] not in before)
+    heard = call["transcript"][0]["text"] if call["transcript"] else ""
+    print(f"\nspeech barge-in: first word at {onset:.3f} s ({onset - prompt_start:.2f} s into the prompt), prompt "
+          f"silent from {t_stop:.3f} s: {latency_ms:.0f} ms (RTP and both jitter buffers included); heard {heard!r}")
+    assert latency_ms <= 300
+    assert heard.startswith("怎么"), call["transcript"]  # the first word was not lost to the barge-in
+    assert call["menu_path"][:3] == ["welcome", "main", "consult"]
+
+
 @requires_chromium
 def test_an_answer_edited_in_the_browser_is_spoken_on_the_next_call(speaking_hotline, tmp_path):
     """Issue 5: an admin edits F045 on /kb; the next caller asking it hears the new text (no restart)."""

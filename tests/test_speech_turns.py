@@ -365,3 +365,32 @@ def test_optional_decodes_start_on_an_idle_queue_and_are_refused_under_load():
     finally:
         gate.set()
         q.close()
+
+
+def test_a_speech_onset_is_told_before_the_start_and_a_short_burst_gives_only_the_onset():
+    from asr.settings import EndpointSettings
+    from asr.vad import Endpointer
+
+    def results(pcm: np.ndarray, s: EndpointSettings) -> list[tuple[str, float]]:
+        ep = Endpointer(8000, s)
+        out = []
+        for i in range(0, len(pcm), 160):  # 20 ms frames
+            r = ep.push(pcm[i:i + 160])
+            if r is not None and r[0] in ("onset", "start"):
+                out.append((r[0], ep.t))
+        return out
+
+    s = EndpointSettings()
+    speech = _sentence(31)
+    got = results(np.concatenate([np.zeros(4000, np.int16), speech, np.zeros(8000, np.int16)]), s)
+    kinds = [k for k, _ in got]
+    assert kinds[:2] == ["onset", "start"], got
+    # told after barge_in_ms of speech, the start after min_speech_ms: the prompt is held ~190 ms sooner
+    assert got[1][1] - got[0][1] == pytest.approx((s.min_speech_ms - s.barge_in_ms) / 1000, abs=0.045)
+    # the first ~120 ms of the same speech alone: an onset (the prompt is held), no utterance
+    first = int(np.flatnonzero(np.abs(speech) > 1000)[0])
+    burst = speech[first:first + 960]
+    got = results(np.concatenate([np.zeros(4000, np.int16), burst, np.zeros(8000, np.int16)]), s)
+    assert [k for k, _ in got] in (["onset"], []), got
+    assert results(np.concatenate([np.zeros(4000, np.int16), speech]), s.model_copy(update={"barge_in_ms": 0}))[0][0] \
+        == "start"

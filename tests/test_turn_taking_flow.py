@@ -1,7 +1,8 @@
-"""Issue 14: a question the knowledge base answers outright is answered on the recognizer's speculative text (~0.2 s
-into the caller's pause), not after the full end silence; a caller who goes on talking stops that answer and the
-whole utterance is taken. A scripted caller, a stand-in recognizer (its messages in order, as the speech service
-sends them) and a stand-in hub."""
+"""Issue 14, turn taking. A caller talking over a prompt holds it at the speech onset and stops it when the speech is
+an utterance (a cough lets it go on). A question the knowledge base answers outright is answered on the
+recognizer's speculative text (~0.2 s into the caller's pause), not after the full end silence; a caller who goes
+on talking stops that answer and the whole utterance is taken. A scripted caller, a stand-in recognizer (its
+messages in order, as the speech service sends them) and a stand-in hub."""
 
 from __future__ import annotations
 
@@ -157,9 +158,10 @@ def test_a_question_the_knowledge_base_would_only_confirm_waits_for_the_endpoint
                "choices": [{"id": "F045", "title": "申请强制执行", "answer_text": F045["answer_text"]}]}
     caller = Caller()
     outcome, events, hub, _ = run(tmp_path, monkeypatch, caller, [
-        [Heard("started"), spec("申请执行"), 0.15, Heard("final", "申请执行", 0.7, 1.5, 0.7)]], {"申请执行": confirm})
-    # no early end: the hub was asked on the speculative text, then again on the final (the confirm follows)
-    assert [a[0] for a in hub.asked] == ["申请执行", "申请执行"]
+        [Heard("started"), spec("申请执行"), 0.15, Heard("final", "申请执行", 0.9, 1.5, 0.7)]], {"申请执行": confirm})
+    # no early end, but the decision on the speculative text serves the final of the same text: one round trip
+    assert caller.timeline.index("final 申请执行") > caller.timeline.index("speculative 申请执行")
+    assert [a[0] for a in hub.asked] == ["申请执行"]
     assert [d["decision"] for d in of(events, KbDecided)] == ["confirm"]
     assert not any(p.startswith("kb_answer:") for p in caller.played)
     assert outcome.cause == "staff"  # nobody said yes
@@ -169,3 +171,23 @@ def test_a_question_the_knowledge_base_would_only_confirm_waits_for_the_endpoint
 def test_the_bundled_consult_menu_answers_early(menu):
     nodes = load_menu(menu, PromptLibrary(BUNDLED_PROMPTS, 8000)).nodes
     assert nodes["consult"][0].quick_answer is True
+
+
+@pytest.mark.parametrize("cough", [True, False])
+def test_a_speech_onset_holds_the_prompt_and_only_an_utterance_stops_it(tmp_path, monkeypatch, cough):
+    caller = Caller()
+    script = [Heard("onset"), 0.7, Heard("no_input")] if cough else \
+        [Heard("onset"), 0.1, Heard("started"), Heard("final", ASKED, 0.9, 2.0, 0.7)]
+    run(tmp_path, monkeypatch, caller, [script, [Heard("no_input")]], {ASKED: F045})
+    if cough:  # held, then let go on when no utterance came within the hold
+        assert caller.held[:2] == [True, False] and caller.stopped == 0, (caller.held, caller.stopped)
+    else:  # held at the onset, stopped when it became an utterance (and not let go on)
+        assert caller.held[:1] == [True] and False not in caller.held[:2] and caller.stopped >= 1
+
+
+def test_a_final_other_than_the_speculative_text_is_matched_again(tmp_path, monkeypatch):
+    caller = Caller()
+    _, events, hub, _ = run(tmp_path, monkeypatch, caller, [
+        [Heard("started"), spec("申请"), Heard("resumed"), 0.1, Heard("final", ASKED, 0.9, 1.5, 0.7)]], {ASKED: F045})
+    assert [a[0] for a in hub.asked][-1] == ASKED and [d["faq_id"] for d in of(events, KbDecided)] == ["F045"]
+    assert "kb_answer:F045" in caller.played
