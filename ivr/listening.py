@@ -110,33 +110,40 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
     held_until: float | None = None  # the prompt is held (speech onset) until then, unless speech starts
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(stream))
-            done, _ = await asyncio.wait({pending} | ({deciding} if deciding else set()),
-                                         timeout=None if held_until is None else max(0.0, held_until - loop.time()),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if held_until is not None and loop.time() >= held_until:
-                held_until = None  # a cough, a click: the prompt goes on from where it was held
-                channel.hold_prompt(False)
-            if deciding is not None and deciding in done:
-                decision = deciding.result() if deciding.exception() is None else None
-                deciding = None
-                if decision is not None and spec is not None and not pending.done():
-                    turn = OpenTurn(spec.text, asyncio.Future(), match=decision)
-                    turn.rest = asyncio.create_task(_rest_of_turn(ctx, stream, pending, turn))
-                    handed_over = True
-                    ctx.open_turn = turn
-                    heard = Heard("final", spec.text, spec.confidence, None, spec.latency_s,
-                                  raw={**spec.raw, "early": decision})
-                    _heard_final(ctx, heard)
-                    return heard
-            if not pending.done():
-                continue
-            try:
-                heard = pending.result()
-            except StopAsyncIteration:
-                break
-            pending = None
+            if pending is None and deciding is None and held_until is None:
+                try:  # nothing else to wait for: read the recognizer in this task
+                    heard = await anext(stream)
+                except StopAsyncIteration:
+                    break
+            else:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(stream))
+                timeout = None if held_until is None else max(0.0, held_until - loop.time())
+                done, _ = await asyncio.wait({pending} | ({deciding} if deciding else set()), timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if held_until is not None and loop.time() >= held_until:
+                    held_until = None  # a cough, a click: the prompt goes on from where it was held
+                    channel.hold_prompt(False)
+                if deciding is not None and deciding in done:
+                    decision = deciding.result() if deciding.exception() is None else None
+                    deciding = None
+                    if decision is not None and spec is not None and not pending.done():
+                        turn = OpenTurn(spec.text, asyncio.Future(), match=decision)
+                        turn.rest = asyncio.create_task(_rest_of_turn(ctx, stream, pending, turn))
+                        handed_over = True
+                        ctx.open_turn = turn
+                        heard = Heard("final", spec.text, spec.confidence, None, spec.latency_s,
+                                      raw={**spec.raw, "early": decision})
+                        _heard_final(ctx, heard)
+                        return heard
+                if not pending.done():
+                    continue
+                try:
+                    heard = pending.result()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    pending = None
             if heard.kind == "onset":
                 channel.hold_prompt(True)
                 held_until = loop.time() + ONSET_HOLD_S
@@ -173,8 +180,9 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
         if deciding is not None:
             deciding.cancel()
         if not handed_over:
-            if pending is not None and not pending.done():
-                pending.cancel()
+            if pending is not None:
+                if not pending.done():
+                    pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
                     await pending
             with contextlib.suppress(Exception):
