@@ -98,6 +98,7 @@ def breakdown(home: Path, r: dict) -> dict:
         if typ == "speech_heard" and p.get("kind") == "final" and "final" not in out:
             out["final"] = t
             out["recognizer_latency_s"] = p.get("latency_s")
+            out["early"] = bool(p.get("early"))
             out["text"] = p.get("text")
         elif typ == "kb_decided" and "decided" not in out:
             out["decided"] = t
@@ -190,6 +191,7 @@ def main() -> int:
                     r["steps"] = breakdown(home, r)
                 steps = {k: [r["steps"][k] for r in rs if r.get("steps", {}).get(k) is not None]
                          for k in ("final", "decided", "playing", "heard")}
+                early = sum(1 for r in rs if r.get("steps", {}).get("early"))
                 after = asyncio.run(service_stats(url))
                 lat = [r["reply_s"] for r in rs if r["reply_s"] is not None]
                 rec = [v for k, v in recognizer_latencies(home).items() if k not in seen]
@@ -203,12 +205,13 @@ def main() -> int:
                        "recognizer_p95_s": round(pct(rec, 0.95), 3) if rec else None,
                        "steps_p50_s": {k: round(statistics.median(v), 3) for k, v in steps.items() if v},
                        "steps_p95_s": {k: round(pct(v, 0.95), 3) for k, v in steps.items() if v},
-                       "decodes": counts, "calls_detail": rs}
+                       "early_turns": early, "decodes": counts, "calls_detail": rs}
                 out["rounds"][str(callers)] = fig
                 print(f"{callers} caller(s): {len(lat)}/{len(rs)} replies, p50 {fig['p50_s']} s, p95 {fig['p95_s']} s"
                       f" (recognizer end of speech -> final: p50 {fig['recognizer_p50_s']}, p95 "
                       f"{fig['recognizer_p95_s']} s);"
-                      f" decodes {counts}; steps p50 {fig['steps_p50_s']} p95 {fig['steps_p95_s']}", flush=True)
+                      f" turns ended early {early}; decodes {counts};"
+                      f" steps p50 {fig['steps_p50_s']} p95 {fig['steps_p95_s']}", flush=True)
         finally:
             h.stop()
     finally:

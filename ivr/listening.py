@@ -59,9 +59,9 @@ ONSET_HOLD_S = 0.5
 Early = Callable[[str, float | None], Awaitable[object | None]]
 
 
-def _heard_final(ctx: FlowContext, heard: Heard) -> None:
+def _heard_final(ctx: FlowContext, heard: Heard, early: bool = False) -> None:
     ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
-             audio_s=heard.audio_s, latency_s=heard.latency_s)
+             audio_s=heard.audio_s, latency_s=heard.latency_s, **({"early": True} if early else {}))
 
 
 async def _rest_of_turn(ctx: FlowContext, stream: AsyncIterator[Heard], pending: asyncio.Future | None,
@@ -134,7 +134,7 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
                         ctx.open_turn = turn
                         heard = Heard("final", spec.text, spec.confidence, None, spec.latency_s,
                                       raw={**spec.raw, "early": decision})
-                        _heard_final(ctx, heard)
+                        _heard_final(ctx, heard, early=True)
                         return heard
                 if not pending.done():
                     continue
