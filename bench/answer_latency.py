@@ -14,8 +14,11 @@ the recognizer's own end of speech -> final text (``latency_s`` of each final in
 
     nice .venv/bin/python bench/answer_latency.py [--rounds 1,4,8] [--calls 10]
 
-Prints the figures and writes bench/results/answer_latency.json. The caller's clock starts at the
-answer, its playout when media starts (a few tens of ms later): figures may read that much high.
+Prints the figures and writes bench/results/answer_latency.json. The caller's clock starts at the answer and
+the clip's start is the time its first frame went out (``play_started_s``). Each call is also cut into steps
+from its events (worker wall clock, aligned by the answer's): the worker has the final (``final``; ``early``
+when taken on the speculative text), the hub's decision (``decided``), the reply's first clip starts
+(``playing``), the caller hears it (``heard``), each in seconds after the end of the voiced speech.
 """
 
 from __future__ import annotations
