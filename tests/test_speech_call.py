@@ -75,6 +75,12 @@ def test_the_knowledge_base_answers_a_spoken_question_and_the_caller_is_settled(
     with sqlite3.connect(h.home / "hotline.db") as db:
         decided = [json.loads(r[0]) for r in db.execute(
             "SELECT payload FROM call_events WHERE call_id = ? AND type = 'kb_decided'", (call["call_id"],))]
+        heard = [json.loads(r[0]) for r in db.execute(
+            "SELECT payload FROM call_events WHERE call_id = ? AND type = 'speech_heard'", (call["call_id"],))]
+    finals = [h for h in heard if h["kind"] == "final"]
+    print(f"\nfinal {finals[0]['text']!r} {finals[0]['latency_s']} s after the speech, taken on the speculative text "
+          f"(quick_answer): {bool(finals[0].get('early'))}")
+    assert len(finals) == 1, finals  # taken early or not, one final on the record
     assert decided and decided[0]["decision"] == "answer" and decided[0]["faq_id"] == ANSWERED, decided
     assert f"kb_answer:{ANSWERED}" in call["prompts"], call["prompts"]
     assert call["end_cause"] == "answered_by_kb" and call["handoff_reason"] is None, call
