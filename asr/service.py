@@ -4,7 +4,9 @@ The wire protocol follows vosk-server's, so an existing vosk-server can stand in
 workers can use one): the client sends ``{"config": {"sample_rate": 8000}}``, then binary PCM16
 chunks, then ``{"eof": 1}``; every message gets exactly one JSON reply — ``{"partial": "..."}`` while
 listening, ``{"text": "...", ...}`` when an utterance ends. Our extensions ride along in the same
-reply: ``"events"`` (speech_started, no_input), ``"confidence"``, ``"timings"``, ``"busy": true``.
+reply: ``"events"`` (speech_onset, speech_started, speech_resumed, no_input), ``"confidence"``, ``"timings"``,
+``"busy": true``, ``"speculative": {"text", "confidence", "latency_s"}`` (the text the final will have unless the
+caller goes on: then ``speech_resumed`` follows).
 Config extensions: ``priority`` (0 = a caller waiting for an answer), ``no_input_timeout_s``,
 ``end_silence_ms``, ``max_utterance_s``; ``expect`` ("digits" or "case_number") when the dialogue
 expects a spoken number, with ``digits_length`` (e.g. 11 for a mobile number): the final's text is then
@@ -24,7 +26,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from asr.decode_queue import PRIORITY_ANSWER, PRIORITY_PARTIAL, Busy, DecodeQueue
-from asr.events import Final, NoInput, Partial, SpeechEvent, SpeechStarted
+from asr.events import Final, NoInput, Partial, Speculative, SpeechEvent, SpeechOnset, SpeechResumed, SpeechStarted
 from asr.numbers import EXPECTS
 from asr.settings import AsrSettings
 from asr.stream import StreamSession
@@ -33,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGE = 1 << 20
 MAX_TTS_BYTES = 4 << 20  # a minute at 16 kHz
-OVERRIDABLE = ("no_input_timeout_s", "end_silence_ms", "max_utterance_s", "min_speech_ms")
+OVERRIDABLE = ("no_input_timeout_s", "end_silence_ms", "max_utterance_s", "min_speech_ms", "barge_in_ms")
 
 
 def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
@@ -52,6 +54,12 @@ def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
             out["speech_started_s"] = ev.at_s
         elif isinstance(ev, NoInput):
             names.append("no_input")
+        elif isinstance(ev, SpeechOnset):
+            names.append("speech_onset")
+        elif isinstance(ev, Speculative):
+            out["speculative"] = {"text": ev.text, "confidence": round(ev.confidence, 3), "latency_s": ev.latency_s}
+        elif isinstance(ev, SpeechResumed):
+            names.append("speech_resumed")
     if "text" not in out:
         out["partial"] = last_partial
     if names:
@@ -70,6 +78,8 @@ class SpeechService:
         self.pool = ThreadPoolExecutor(max_workers=session_threads, thread_name_prefix="asr-session")
         self.sessions = 0
         self.counters: Counter = Counter()  # speculative / partial decodes of every session
+        #: the dialogue sentences rendered ahead (hotline/speech_main.prerender_answers): total, rendered, ready
+        self.prerender: dict[str, Any] = {}
 
     def _session(self, config: dict[str, Any]) -> tuple[StreamSession, int]:
         rate = int(config.get("sample_rate", 8000))
@@ -172,7 +182,8 @@ class SpeechService:
                 "batch_s_avg": round(s.batch_s_avg, 3) if s else 0.0,
                 "optional_refused": s.optional_refused if s else 0, "cancelled": s.cancelled if s else 0,
                 **{k: self.counters.get(k, 0) for k in ("speculative", "speculative_used", "speculative_wasted",
-                                                        "speculative_refused", "partial", "partial_refused")}}
+                                                        "speculative_refused", "partial", "partial_refused")},
+                "prerender": dict(self.prerender)}
 
     async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
         async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20,

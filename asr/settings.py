@@ -21,6 +21,10 @@ class EndpointSettings(BaseModel):
                                    description="an utterance is cut here; longer than window_s is decoded "
                                                "in windows cut at pauses")
     no_input_timeout_s: float = Field(8.0, gt=0, description="NoInput when nobody speaks this long")
+    barge_in_ms: int = Field(60, ge=0, le=5000,
+                             description="speech this long (under min_speech_ms) is told at once (speech_onset) so the "
+                                         "IVR holds its prompt; the prompt resumes if it does not become an "
+                                         "utterance (a cough). 0: off")
     pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the detected speech onset")
     speculative_ms: int = Field(220, ge=0, le=5000,
                                 description="silence after which the final decode starts while the endpointer "

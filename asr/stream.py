@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from asr.events import Final, NoInput, Partial, SpeechEvent, SpeechStarted
+from asr.events import Final, NoInput, Partial, Speculative, SpeechEvent, SpeechOnset, SpeechResumed, SpeechStarted
 from asr.settings import AsrSettings
 from asr.vad import Endpointer, Utterance
 from asr.vosk_engine import VoskEngine, VoskStream
@@ -57,6 +57,7 @@ class StreamSession:
         self.counters: Counter = counters if counters is not None else Counter()
         self._spec: tuple[int, Future] | None = None  # (samples decoded, future) of this silence run
         self._spec_tried = False
+        self._spec_told = False  # its text was sent (Speculative) in this silence run
         self._partial: Future | None = None
         self._since_redecode = 0.0
         self.closed = False
@@ -81,6 +82,8 @@ class StreamSession:
                     self._vstream.accept(chunk)
                 self._since_partial = 0.0
                 self._last_partial = ""
+        elif r is not None and r[0] == "onset":
+            events.append(SpeechOnset(at_s=round(r[1], 3)))
         elif r is not None and r[0] == "no_input":
             events.append(NoInput(after_s=round(r[1], 3)))
         elif r is not None and r[0] == "end":
@@ -104,6 +107,9 @@ class StreamSession:
         ep = self.endpointer
         silence_ms = ep.silence_s * 1000
         if silence_ms == 0:  # the caller goes on: a speculative decode of the pause is wasted
+            if self._spec_told:
+                events.append(SpeechResumed(at_s=round(ep.t, 3)))
+                self._spec_told = False
             self._drop_speculation()
             self._spec_tried = False
         elif self.s.endpoint.speculative_ms and silence_ms >= self.s.endpoint.speculative_ms and not self._spec_tried:
@@ -114,6 +120,13 @@ class StreamSession:
                 self.counters["speculative"] += 1
             except Exception:  # refused (busy): the final is decoded at the endpoint as usual
                 self.counters["speculative_refused"] += 1
+        spec = self._spec[1] if self._spec is not None else None
+        if silence_ms and spec is not None and spec.done() and not self._spec_told and not spec.cancelled() \
+                and spec.exception() is None:
+            self._spec_told = True
+            tr = spec.result()
+            events.append(Speculative(text=tr.text, confidence=tr.confidence,
+                                      latency_s=round(ep.t - ep.speech_end_s, 3)))
         if self.vosk is not None or not self.s.partial_every_ms:
             return
         p = self._partial
@@ -167,6 +180,7 @@ class StreamSession:
                 tr = None
         self._drop_speculation()
         self._spec_tried = False
+        self._spec_told = False
         if tr is None and self.decode is not None:
             tr = self.decode(utt.pcm, utt.rate)
         if tr is not None:

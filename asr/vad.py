@@ -97,8 +97,8 @@ class Utterance:
 
 
 class Endpointer:
-    """Frame-by-frame utterance detection. ``push(frame)`` returns ("start", t), ("end", Utterance),
-    ("no_input", t) or None."""
+    """Frame-by-frame utterance detection. ``push(frame)`` returns ("onset", t) (``barge_in_ms`` of speech: maybe
+    an utterance), ("start", t), ("end", Utterance), ("no_input", t) or None."""
 
     def __init__(self, rate: int, settings: EndpointSettings | None = None, vad: SileroVad | None = None) -> None:
         self.s = settings or EndpointSettings()
@@ -116,6 +116,7 @@ class Endpointer:
         self.in_speech = False
         self._no_input_armed = True
         self._idle_since = 0.0
+        self._onset_told = False
         self._rng = np.random.default_rng(12368)
         self.agc = StreamingAgc()  # the VAD hears quiet callers at a normal level
 
@@ -149,7 +150,10 @@ class Endpointer:
             while self._pre and self._pre_len - len(self._pre[0]) >= keep:
                 self._pre_len -= len(self._pre.popleft())
             self._run_speech = self._run_speech + dur if is_speech else 0.0
+            if not is_speech:
+                self._onset_told = False
             if self._run_speech * 1000 >= self.s.min_speech_ms:
+                self._onset_told = False
                 self.in_speech = True
                 self._no_input_armed = False
                 self._utt = list(self._pre)
@@ -159,6 +163,9 @@ class Endpointer:
                 self._silence = 0.0
                 self._last_speech_end = self.t
                 return ("start", max(0.0, self.t - self._run_speech))
+            if self.s.barge_in_ms and not self._onset_told and self._run_speech * 1000 >= self.s.barge_in_ms:
+                self._onset_told = True  # maybe a caller talking over the prompt: the IVR holds it at once
+                return ("onset", max(0.0, self.t - self._run_speech))
             if self._no_input_armed and self.t - self._idle_since >= self.s.no_input_timeout_s:
                 self._no_input_armed = False
                 return ("no_input", self.t)
@@ -178,6 +185,11 @@ class Endpointer:
     def silence_s(self) -> float:
         """The current run of silence inside an utterance (0 while the caller speaks)."""
         return self._silence if self.in_speech else 0.0
+
+    @property
+    def speech_end_s(self) -> float:
+        """Audio time the last speech frame of the current utterance ended."""
+        return self._last_speech_end
 
     def so_far(self) -> np.ndarray:
         """The utterance's audio as ``_finish`` would hand it over if it ended now (for early decodes)."""

@@ -116,9 +116,12 @@ def dialogue_texts(entries, menu_titles: list[str], fill) -> list[str]:
     return list(dict.fromkeys(answers + confirms + items))
 
 
-def prerender_answers(s: Settings, synthesize, stop) -> None:
+def prerender_answers(s: Settings, synthesize, stop, progress: dict | None = None) -> None:
     """Keep every enabled FAQ answer, confirm sentence and list item rendered (8 kHz) so callers never wait for the
-    voice; follows edits of the knowledge base and of the menu file."""
+    voice; follows edits of the knowledge base and of the menu file. ``progress`` (the service's ``{"stats": 1}``)
+    gets ``total`` and ``rendered`` of the current pass and ``ready`` once a pass has finished."""
+    progress = progress if progress is not None else {}
+    progress.update(total=0, rendered=0, ready=False)
     from hotline.db import make_engine, session_factory
     from knowledge_base.settings import fill_placeholders
     from knowledge_base.store import kb_stamp, list_entries
@@ -133,11 +136,14 @@ def prerender_answers(s: Settings, synthesize, stop) -> None:
                     stamp = (kb_stamp(db), tuple(titles))
                     texts = [] if stamp == seen else dialogue_texts(
                         list_entries(db, enabled=True), titles, lambda t: fill_placeholders(t, s.court))
+                progress.update(total=len(texts), rendered=0)
                 for text in texts:
                     if stop.is_set():
                         break
                     synthesize(text, s.sip.clock_rate)
+                    progress["rendered"] += 1
                 seen = stamp
+                progress["ready"] = True
             except Exception as e:  # the database may not be migrated yet, the voice may fail: retry
                 log.warning("prerender_failed", error=str(e))
             stop.wait(10.0)
@@ -153,8 +159,8 @@ async def _main(s: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     halt = threading.Event()
     if service.synthesize is not None and s.speech.prerender_answers:
-        threading.Thread(target=prerender_answers, args=(s, service.synthesize, halt), daemon=True,
-                         name="prerender").start()
+        threading.Thread(target=prerender_answers, args=(s, service.synthesize, halt, service.prerender),
+                         daemon=True, name="prerender").start()
     try:
         await service.serve(s.speech.host, s.speech.port, stop)
     finally:

@@ -18,6 +18,8 @@ import soxr
 from asr.audio import read_wav as read_any_wav
 from asr.errors import AudioFormatError
 
+LEAD_SILENCE_PEAK = 100  # about -50 dBFS: below it the start of a clip is silence
+
 
 class PromptError(Exception):
     pass
@@ -32,6 +34,14 @@ class Clip:
     @property
     def duration_ms(self) -> int:
         return len(self.pcm) * 1000 // (2 * self.rate)
+
+    def prompt_start(self, keep_ms: int = 20) -> Clip:
+        """The clip from its first sound (``keep_ms`` before it): rendered prompts and the voice's sentences begin
+        with ~100 ms of silence, which a reply to the caller's question should not wait out."""
+        pcm = np.frombuffer(self.pcm, dtype="<i2")
+        loud = np.flatnonzero(np.abs(pcm) > LEAD_SILENCE_PEAK)
+        start = max(0, int(loud[0]) - self.rate * keep_ms // 1000) if len(loud) else 0
+        return Clip(self.name, self.pcm[2 * start:], self.rate) if start else self
 
 
 def read_wav(path: Path, rate: int) -> bytes:
@@ -105,6 +115,11 @@ class Playout:
         self._pcm: bytes = b""
         self._pos = 0
         self._on_done: Callable[[int, bool], None] | None = None
+        self._held = False
+
+    def hold(self, held: bool) -> None:
+        """Silence the clip where it is (True) or go on from there (False); the next clip starts unheld."""
+        self._held = held
 
     def start(self, pcm: bytes, on_done: Callable[[int, bool], None]) -> None:
         """Play ``pcm``; ``on_done(bytes_played, interrupted)`` runs on the clock thread at the end."""
@@ -129,13 +144,13 @@ class Playout:
 
     def _take(self) -> tuple[Callable[[int, bool], None], int] | None:
         cb, pos = self._on_done, self._pos
-        self._pcm, self._pos, self._on_done = b"", 0, None
+        self._pcm, self._pos, self._on_done, self._held = b"", 0, None, False
         return (cb, pos) if cb else None
 
     def next_frame(self, size: int) -> bytes | None:
         finished = None
         with self._lock:
-            if self._on_done is None:
+            if self._on_done is None or self._held:
                 return None
             chunk = self._pcm[self._pos : self._pos + size]
             self._pos += len(chunk)

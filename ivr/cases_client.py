@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from ivr.http_pool import client
 from ivr.hub_api import SECRET_MAX, LookupReply, LookupRequest, VerifyReply, VerifyRequest
 
 R = TypeVar("R", LookupReply, VerifyReply)
@@ -51,10 +52,9 @@ def caller_number(remote_uri: str | None) -> str:
 
 async def _post(hub_url: str, token: str, path: str, request: BaseModel, reply: type[R], timeout: float) -> R:
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            r = await client.post(f"{hub_url.rstrip('/')}/internal/cases/{path}",
-                                  json=request.model_dump(exclude_none=True),
-                                  headers={"Authorization": f"Bearer {token}"})
+        r = await client().post(f"{hub_url.rstrip('/')}/internal/cases/{path}",
+                                json=request.model_dump(exclude_none=True),
+                                headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
     except httpx.HTTPError as e:
         raise CasesUnreachable(f"hub unreachable: {type(e).__name__}") from None
     if r.status_code != 200:

@@ -40,6 +40,9 @@ class DialResult:
     reason: str = ""
     connected: bool = False
     answered_after_s: float | None = None
+    answered_unix: float | None = None  # wall clock of the answer (t = 0 of ``frames``), to align with call events
+    play_started_s: float | None = None  # --play's first frame went out this long after the answer
+    sip_call_id: str = ""
     duration_s: float = 0.0
     hangup_side: str = ""
     digits: list[dict] = field(default_factory=list)  # {"digit", "t"}: t seconds after answer
@@ -173,8 +176,14 @@ class Dialer:
         audio.startTransmit(self.port)
         self.port.startTransmit(audio)
         if self.play_pcm:
-            asyncio.get_running_loop().call_later(self.play_at, self.port.playout.start, self.play_pcm,
-                                                  lambda n, i: None)
+            asyncio.get_running_loop().call_later(self.play_at, self._start_play)
+
+    def _start_play(self) -> None:
+        if self.port is None:
+            return
+        self.port.playout.start(self.play_pcm, lambda n, i: None)
+        if self._t0:
+            self.result.play_started_s = round(time.monotonic() - self._t0, 4)
 
     def _on_audio(self, data: bytes) -> None:
         if not self._t0:
@@ -258,6 +267,9 @@ class Dialer:
             await asyncio.wait({done, ans}, timeout=ring_timeout, return_when=asyncio.FIRST_COMPLETED)
             if self.answered.is_set() and not self.ended.is_set():
                 self._t0 = time.monotonic()
+                self.result.answered_unix = time.time()
+                with contextlib.suppress(Exception):
+                    self.result.sip_call_id = self.call.getInfo().callIdString
                 self.result.connected = True
                 self.result.status_code, self.result.reason = 200, "OK"
                 self.result.answered_after_s = round(self._t0 - start, 3)

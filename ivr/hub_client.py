@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 from pydantic import ValidationError
 
+from ivr.http_pool import client
 from ivr.hub_api import MAX_QUERY, KbMatch, KbMatchRequest, MenuSpec
 
 
@@ -24,10 +25,10 @@ async def kb_match(hub_url: str, token: str, text: str, *, menu: MenuSpec | None
     body = request.model_dump(exclude_none=True)
     url, headers = f"{hub_url.rstrip('/')}/internal/kb/match", {"Authorization": f"Bearer {token}"}
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            r = await client.post(url, json=body, headers=headers)
-            if r.status_code == 422 and len(body) > 1:  # a hub from before menu ranking refuses the new fields:
-                r = await client.post(url, json={"text": body["text"]}, headers=headers)  # the question alone
+        http = client()
+        r = await http.post(url, json=body, headers=headers, timeout=timeout)
+        if r.status_code == 422 and len(body) > 1:  # a hub from before menu ranking refuses the new fields:
+            r = await http.post(url, json={"text": body["text"]}, headers=headers, timeout=timeout)  # the question
     except httpx.HTTPError as e:
         raise KbUnavailable(f"hub unreachable: {e}") from None
     if r.status_code != 200:

@@ -15,6 +15,7 @@ picking one returns that option to the menu.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ import structlog
 from ivr.audio import Clip
 from ivr.contract import KbClarified, KbDecided, PromptPlayed
 from ivr.flow.context import FlowContext
+from ivr.flow.turn import OpenTurn
 from ivr.hearing import Reply, hear_or_key
 from ivr.hub_api import MAX_QUERY, KbChoice, KbMatch
 from ivr.hub_client import KbUnavailable, kb_match
@@ -49,7 +51,7 @@ ITEM_GAP_S = 0.12  # between the rendered list items (each is trimmed of its edg
 
 @dataclass(frozen=True)
 class DialogResult:
-    outcome: Literal["settled", "handoff", "option"]
+    outcome: Literal["settled", "handoff", "option", "resumed"]  # resumed: the caller went on over an early answer
     option: str | None = None  # the menu option's key, for "option"
 
 
@@ -67,33 +69,85 @@ class AnswerOptions:
     listen: bool = True  # spoken replies to a confirm or a list, when the speech service is there
 
 
+def answers_outright(ctx: FlowContext) -> Callable[[str, float | None], Awaitable[KbMatch | None]]:
+    """For ``listen`` with ``quick_answer``: the hub's decision on the recognizer's speculative text when it is to
+    answer an entry outright (the turn then ends at once), else None (the recognizer's endpoint is awaited). Any
+    decision is kept in ``ctx.kb_prefetch``: kb_answer uses it when the final has the same text and confidence."""
+
+    async def decide(text: str, confidence: float | None) -> KbMatch | None:
+        hub, token = ctx.services.hub_url, ctx.services.hub_token
+        if not hub or not token or not ctx.services.speech_url:
+            return None
+        try:
+            m = await kb_match(hub, token, text, asr_confidence=confidence)
+        except KbUnavailable:
+            return None
+        # kept for kb_answer: the final usually has this very text (the speculative decode is the final)
+        ctx.kb_prefetch = (text, f"{confidence:.3f}" if confidence is not None else None, m)
+        return m if m.decision == "answer" and m.option is None and m.faq_id and m.answer_text else None
+
+    return decide
+
+
 async def answer_dialog(ctx: FlowContext, options: AnswerOptions) -> str:
     """'settled' when the caller confirmed the answer helped, else 'handoff'."""
     question = ctx.expand(options.question).strip()
-    hub, token, speech = ctx.services.hub_url, ctx.services.hub_token, ctx.services.speech_url
-    if not question or not hub or not token or not speech:
-        ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
-                 query=question[:MAX_QUERY])
-        return "handoff"
-    confidence = ctx.vars.get(f"{options.question.strip('{}')}_confidence")
+    turn, ctx.open_turn = ctx.open_turn, None
+    if turn is not None and (turn.text != question or turn.match is None):
+        turn.close()
+        turn = None
     try:
-        m = await kb_match(hub, token, question, asr_confidence=float(confidence) if confidence else None)
+        hub, token, speech = ctx.services.hub_url, ctx.services.hub_token, ctx.services.speech_url
+        if not question or not hub or not token or not speech:
+            ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="no question or no hub/voice",
+                     query=question[:MAX_QUERY])
+            return "handoff"
+        confidence = ctx.vars.get(f"{options.question.strip('{}')}_confidence")
+        pre, ctx.kb_prefetch = ctx.kb_prefetch, None
+        m = turn.match if turn is not None else pre[2] if pre is not None and pre[:2] == (question, confidence) \
+            else await _match(ctx, question, confidence)
+        if m is None:
+            return "handoff"
+        decided(ctx, m, question)
+        result = await converse(ctx, m, key_timeout_s=options.key_timeout_s, listen=options.listen, turn=turn)
+        if result.outcome == "resumed" and turn is not None:
+            # the caller went on over the early answer: the whole utterance is the question
+            heard = await turn.rest
+            if heard is None or heard.kind != "final" or not heard.text.strip():
+                return "handoff"
+            question = heard.text.strip()
+            ctx.vars[options.question.strip("{}")] = question
+            m = await _match(ctx, question, f"{heard.confidence:.3f}" if heard.confidence is not None else None)
+            if m is None:
+                return "handoff"
+            decided(ctx, m, question)
+            result = await converse(ctx, m, key_timeout_s=options.key_timeout_s, listen=options.listen)
+        return "settled" if result.outcome == "settled" else "handoff"
+    finally:
+        if turn is not None:
+            turn.close()
+
+
+async def _match(ctx: FlowContext, question: str, confidence: str | None) -> KbMatch | None:
+    assert ctx.services.hub_url and ctx.services.hub_token
+    try:
+        return await kb_match(ctx.services.hub_url, ctx.services.hub_token, question,
+                              asr_confidence=float(confidence) if confidence else None)
     except KbUnavailable as e:
         log.warning("kb_unavailable", call_id=ctx.channel.call_id, error=str(e))
         ctx.emit(KbDecided, node=ctx.node, decision="handoff", reason="kb_unavailable", query=question[:MAX_QUERY])
-        return "handoff"
-    decided(ctx, m, question)
-    result = await converse(ctx, m, key_timeout_s=options.key_timeout_s, listen=options.listen)
-    return "settled" if result.outcome == "settled" else "handoff"
+        return None
 
 
-async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, listen: bool = True) -> DialogResult:
-    """Everything after the hub's decision ``m``; the caller's keys from before are dropped."""
+async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, listen: bool = True,
+                   turn: OpenTurn | None = None) -> DialogResult:
+    """Everything after the hub's decision ``m``; the caller's keys from before are dropped. ``turn``: the question's
+    turn was ended early (ivr/flow/turn.py); the caller going on stops the answer ("resumed")."""
     ctx.channel.flush_digits()
     if m.decision == "answer":
         if m.option is not None:
             return DialogResult("option", m.option)
-        return await _answer(ctx, m.faq_id, m.answer_text, key_timeout_s)
+        return await _answer(ctx, m.faq_id, m.answer_text, key_timeout_s, turn)
     if m.decision == "confirm":
         return await _confirm(ctx, m, key_timeout_s, listen)
     if m.decision == "clarify":
@@ -101,12 +155,17 @@ async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, 
     return DialogResult("handoff")
 
 
-async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_timeout_s: float) -> DialogResult:
+async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_timeout_s: float,
+                  turn: OpenTurn | None = None) -> DialogResult:
     # answers are rendered ahead by the speech service; one edited seconds ago may still be rendering there
     clip = await render(ctx, text or "", f"kb_answer:{faq_id}", timeout=ANSWER_TIMEOUT_S)
     if clip is None:
         return DialogResult("handoff")
-    await ctx.play_clip(clip, True, PromptPlayed, clip.name)
+    if turn is not None and turn.resumed.is_set():  # the caller went on before the answer began
+        return DialogResult("resumed")
+    await ctx.play_clip(clip.prompt_start(), True, PromptPlayed, clip.name)
+    if turn is not None and turn.resumed.is_set():  # ... or during its first instants: it was stopped
+        return DialogResult("resumed")
     await ctx.play(FOLLOW_UP_PROMPT, barge_in=True)
     key = await read_key(ctx, key_timeout_s)
     return DialogResult("settled" if key == "1" else "handoff")
@@ -144,7 +203,7 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     clip = await render(ctx, text, f"kb_confirm:{item.id}")
     if clip is None:
         return DialogResult("handoff")
-    reply = await hear_or_key(ctx, [clip], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
+    reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
     yes = reply.key == "1" if reply.kind == "key" else yes_no(reply.text) if reply.kind == "speech" else None
     _clarified(ctx, items[:1], item if yes else None, reply)
     return await _picked(ctx, item, m, key_timeout_s) if yes else DialogResult("handoff")
@@ -167,8 +226,8 @@ async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
         return DialogResult("handoff")
     lead = MENU_CLARIFY_LEAD if all(c.option is not None for c in items) else CLARIFY_LEAD
     rest = asyncio.create_task(_list_clip(ctx, items))
-    reply = await hear_or_key(ctx, [ctx.prompts.get(lead), rest], listen=listen, no_input_s=key_timeout_s,
-                              max_utterance_s=6.0)
+    reply = await hear_or_key(ctx, [ctx.prompts.get(lead).prompt_start(), rest], listen=listen,
+                              no_input_s=key_timeout_s, max_utterance_s=6.0)
     if not rest.done():
         rest.cancel()  # the caller answered before the list was rendered
     elif not rest.cancelled() and rest.result() is None and reply.kind == "none":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import structlog
 
 from ivr.contract import SpeechHeard
 from ivr.flow.context import FlowContext
+from ivr.flow.turn import OpenTurn
 from ivr.speech_client import Heard, SpeechUnavailable, number_config, recognize
 
 log = structlog.get_logger(__name__)
@@ -53,28 +55,119 @@ class ListenOptions:
     digits_length: int | None = None
 
 
-async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
+#: a prompt held at a speech onset goes on after this unless the speech became an utterance (min_speech_ms)
+ONSET_HOLD_S = 0.5
+
+#: given the speculative text and its confidence, what to end the turn on at once (e.g. the knowledge base's
+#: decision when it answers outright), or None to wait for the recognizer's endpoint
+Early = Callable[[str, float | None], Awaitable[object | None]]
+
+
+def _heard_final(ctx: FlowContext, heard: Heard, early: bool = False) -> None:
+    ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
+             audio_s=heard.audio_s, latency_s=heard.latency_s, **({"early": True} if early else {}))
+
+
+async def _rest_of_turn(ctx: FlowContext, stream: AsyncIterator[Heard], pending: asyncio.Future | None,
+                        turn: OpenTurn) -> Heard | None:
+    """A turn ended early: follow its recognition to the endpoint. The caller going on stops the reply (barge-in)
+    and the final of the whole utterance is recorded; a final that only confirms the early text is not."""
+    try:
+        while True:
+            try:
+                heard = await (pending if pending is not None else anext(stream))
+            except StopAsyncIteration:
+                return None
+            pending = None
+            if heard.kind in ("resumed", "started"):
+                turn.resumed.set()
+                ctx.channel.stop_prompt()
+                ctx.emit(SpeechHeard, node=ctx.node, kind="started")
+            elif heard.kind in ("final", "no_input", "busy"):
+                if heard.kind == "final" and (turn.resumed.is_set() or heard.text != turn.text):
+                    _heard_final(ctx, heard)
+                return heard
+    except SpeechUnavailable:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
+                         early: Early | None = None) -> Heard:
     """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
-    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice)."""
+    The start of speech sets ``speaking`` and stops the prompt (barge-in by voice); its onset (~60 ms of speech)
+    already holds the prompt silent, which goes on if no utterance follows within ``ONSET_HOLD_S``.
+
+    With ``early``, the speculative text (after ~0.2 s of silence) is offered to it while the recognizer waits
+    for the end silence; when it returns a decision before the caller goes on, the turn ends there: the final is
+    that text (``raw["early"]`` holds the decision) and ``ctx.open_turn`` follows the rest of the recognition."""
     channel = ctx.channel
     # end to end: a service that takes the stream but never answers (a stuck decode queue) must not hold the call
     deadline = (float(config.get("no_input_timeout_s", 6.0)) + float(config.get("max_utterance_s", 30.0))
                 + LISTEN_GRACE_S)
     try:
         async with asyncio.timeout(deadline):
-            return await _hear(ctx, url, config, speaking)
+            return await _hear(ctx, url, config, speaking, early)
     except TimeoutError:
         log.warning("speech_timeout", call_id=channel.call_id, after_s=round(deadline, 1))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
 
 
-async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event) -> Heard:
+async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
+                early: Early | None) -> Heard:
     channel = ctx.channel
     last_partial = ""
+    stream = recognize(url, channel.audio_chunks(), channel.rate, config)
+    pending: asyncio.Future | None = None
+    deciding: asyncio.Task | None = None
+    spec: Heard | None = None
+    handed_over = False
+    loop = asyncio.get_running_loop()
+    held_until: float | None = None  # the prompt is held (speech onset) until then, unless speech starts
     try:
-        async for heard in recognize(url, channel.audio_chunks(), channel.rate, config):
-            if heard.kind == "started":
+        while True:
+            if pending is None and deciding is None and held_until is None:
+                try:  # nothing else to wait for: read the recognizer in this task
+                    heard = await anext(stream)
+                except StopAsyncIteration:
+                    break
+            else:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(stream))
+                timeout = None if held_until is None else max(0.0, held_until - loop.time())
+                done, _ = await asyncio.wait({pending} | ({deciding} if deciding else set()), timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if held_until is not None and loop.time() >= held_until:
+                    held_until = None  # a cough, a click: the prompt goes on from where it was held
+                    channel.hold_prompt(False)
+                if deciding is not None and deciding in done:
+                    decision = deciding.result() if deciding.exception() is None else None
+                    deciding = None
+                    if decision is not None and spec is not None and not pending.done():
+                        turn = OpenTurn(spec.text, asyncio.Future(), match=decision)
+                        turn.rest = asyncio.create_task(_rest_of_turn(ctx, stream, pending, turn))
+                        handed_over = True
+                        ctx.open_turn = turn
+                        heard = Heard("final", spec.text, spec.confidence, None, spec.latency_s,
+                                      raw={**spec.raw, "early": decision})
+                        _heard_final(ctx, heard, early=True)
+                        return heard
+                if not pending.done():
+                    continue
+                try:
+                    heard = pending.result()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    pending = None
+            if heard.kind == "onset":
+                channel.hold_prompt(True)
+                held_until = loop.time() + ONSET_HOLD_S
+            elif heard.kind == "started":
+                held_until = None
                 speaking.set()
                 channel.stop_prompt()
                 ctx.emit(SpeechHeard, node=ctx.node, kind="started")
@@ -82,18 +175,42 @@ async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: as
                 if heard.text != last_partial:
                     last_partial = heard.text
                     ctx.emit(SpeechHeard, node=ctx.node, kind="partial", text=heard.text)
+            elif heard.kind == "speculative":
+                if early is not None and heard.text.strip():
+                    spec = heard
+                    if deciding is not None:
+                        deciding.cancel()
+                    deciding = asyncio.create_task(early(heard.text.strip(), heard.confidence))
+            elif heard.kind == "resumed":
+                spec = None
+                if deciding is not None:
+                    deciding.cancel()
+                    deciding = None
             else:
-                ctx.emit(SpeechHeard, node=ctx.node, kind=heard.kind, text=heard.text, confidence=heard.confidence,
-                         audio_s=heard.audio_s, latency_s=heard.latency_s)
+                _heard_final(ctx, heard)
                 return heard
     except SpeechUnavailable as e:
         log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
+    finally:
+        if held_until is not None:
+            channel.hold_prompt(False)
+        if deciding is not None:
+            deciding.cancel()
+        if not handed_over:
+            if pending is not None:
+                if not pending.done():
+                    pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                    await pending
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
     return Heard("no_input")
 
 
-async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str]) -> Heard:
+async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[str],
+                      early: Early | None = None) -> Heard:
     channel = ctx.channel
     url = ctx.services.speech_url
     if not url or not channel.hears:
@@ -119,7 +236,7 @@ async def listen_once(ctx: FlowContext, options: ListenOptions, prompts: list[st
 
     player = asyncio.create_task(play_prompts())
     try:
-        return await hear_utterance(ctx, url, config, speaking)
+        return await hear_utterance(ctx, url, config, speaking, early)
     finally:
         if not player.done():
             channel.stop_prompt()

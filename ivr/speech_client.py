@@ -16,7 +16,7 @@ CONNECT_TIMEOUT_S = 2.0
 
 @dataclass
 class Heard:
-    kind: str  # started | partial | final | no_input | busy | unavailable
+    kind: str  # onset | started | partial | speculative | resumed | final | no_input | busy | unavailable
     text: str = ""
     confidence: float | None = None
     audio_s: float | None = None
@@ -31,6 +31,8 @@ class SpeechUnavailable(Exception):
 def parse(msg: dict[str, Any]) -> list[Heard]:
     out: list[Heard] = []
     events = msg.get("events") or []
+    if "speech_onset" in events:
+        out.append(Heard("onset", raw=msg))
     if "speech_started" in events:
         out.append(Heard("started", raw=msg))
     if msg.get("busy"):
@@ -41,6 +43,12 @@ def parse(msg: dict[str, Any]) -> list[Heard]:
                          timings.get("latency_s"), raw=msg))
     elif msg.get("partial"):
         out.append(Heard("partial", msg["partial"], raw=msg))
+    spec = msg.get("speculative")
+    if isinstance(spec, dict) and "text" not in msg:  # the final's text unless the caller goes on
+        out.append(Heard("speculative", str(spec.get("text") or ""), spec.get("confidence"), None,
+                         spec.get("latency_s"), raw=msg))
+    if "speech_resumed" in events:
+        out.append(Heard("resumed", raw=msg))
     if "no_input" in events:
         out.append(Heard("no_input", raw=msg))
     return out

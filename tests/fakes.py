@@ -32,6 +32,7 @@ class FakeChannel:
         self.pending: deque[str] = deque()  # keys pressed and not yet read
         self.played: list = []
         self.stopped = 0  # stop_prompt calls
+        self.held: list[bool] = []  # hold_prompt calls
         self.hung_up = False
         self.events: list[tuple[type, dict]] = []
         self.inbox: asyncio.Queue[HubCommand] = asyncio.Queue()
@@ -48,6 +49,9 @@ class FakeChannel:
 
     def stop_prompt(self) -> None:
         self.stopped += 1
+
+    def hold_prompt(self, held: bool) -> None:
+        self.held.append(held)
 
     def has_digits(self) -> bool:
         return bool(self.pending)

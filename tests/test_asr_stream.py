@@ -13,7 +13,7 @@ import pytest
 
 from asr.audio import frames, read_wav
 from asr.errors import ModelError
-from asr.events import Final, NoInput, Partial, SpeechStarted
+from asr.events import Final, NoInput, Partial, SpeechOnset, SpeechStarted
 from asr.metrics import cer
 from asr.models import install_model
 from asr.settings import AsrSettings, EndpointSettings
@@ -54,8 +54,9 @@ def test_speech_then_one_second_silence_gives_exactly_one_final_soon_after(engin
     s = AsrSettings()
     events = run(StreamSession(rate, s, decode=engine.transcribe), clip, rate)
     kinds = [type(ev) for _, ev in events]
-    assert kinds == [SpeechStarted, Final], events
-    (t_start, started), (t_final, final) = events
+    assert kinds == [SpeechOnset, SpeechStarted, Final], events  # the onset: the IVR holds its prompt at once
+    (t_onset, _), (t_start, started), (t_final, final) = events
+    assert t_start - t_onset == pytest.approx((s.endpoint.min_speech_ms - s.endpoint.barge_in_ms) / 1000, abs=0.045)
     assert abs(started.at_s - (len(lead) / rate + EDGE_S)) < 0.3
     # the endpoint comes end_silence_ms after the speech (plus Silero's ~0.1 s lag), before the clip ends
     assert t_final is not None and speech_end < t_final <= speech_end + s.endpoint.end_silence_ms / 1000 + 0.3
@@ -103,7 +104,7 @@ def test_vosk_korean_model_streams_partials_before_the_final(vosk_ko):
     pcm, rate = read_wav(DATA / "q25.wav")
     clip = np.concatenate([pcm, np.zeros(rate, np.int16)])
     events = run(StreamSession(rate, decode=None, vosk=vosk_ko), clip, rate)
-    kinds = [type(ev) for _, ev in events]
+    kinds = [type(ev) for _, ev in events if not isinstance(ev, SpeechOnset)]
     assert kinds[0] is SpeechStarted and kinds[-1] is Final and kinds.count(Final) == 1
     partial_times = [t for t, ev in events if isinstance(ev, Partial)]
     assert len(partial_times) >= 2, events

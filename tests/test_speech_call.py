@@ -75,9 +75,76 @@ def test_the_knowledge_base_answers_a_spoken_question_and_the_caller_is_settled(
     with sqlite3.connect(h.home / "hotline.db") as db:
         decided = [json.loads(r[0]) for r in db.execute(
             "SELECT payload FROM call_events WHERE call_id = ? AND type = 'kb_decided'", (call["call_id"],))]
+        heard = [json.loads(r[0]) for r in db.execute(
+            "SELECT payload FROM call_events WHERE call_id = ? AND type = 'speech_heard'", (call["call_id"],))]
+    finals = [h for h in heard if h["kind"] == "final"]
+    print(f"\nfinal {finals[0]['text']!r} {finals[0]['latency_s']} s after the speech, taken on the speculative text "
+          f"(quick_answer): {bool(finals[0].get('early'))}")
+    assert len(finals) == 1, finals  # taken early or not, one final on the record
     assert decided and decided[0]["decision"] == "answer" and decided[0]["faq_id"] == ANSWERED, decided
     assert f"kb_answer:{ANSWERED}" in call["prompts"], call["prompts"]
     assert call["end_cause"] == "answered_by_kb" and call["handoff_reason"] is None, call
+
+
+def test_a_caller_talking_over_a_prompt_stops_it_within_300_ms_and_is_heard_from_the_first_word(speaking_hotline):
+    """Issue 14, acceptance 4: speech barge-in, measured like the keypad's (tests/test_ivr_calls.py) from the
+    caller's received frames. The caller starts "怎么申请强制执行" 1.5 s into the 诉讼咨询 prompt (4.6 s and a beep;
+    its 1 s point is the pause between its two phrases, where a stop cannot be told from the pause)."""
+    import numpy as np
+
+    from asr.audio import read_wav
+    from ivr.settings import BUNDLED_PROMPTS
+
+    def frame_peaks(path: Path) -> np.ndarray:
+        pcm, rate = read_wav(path)
+        n = rate // 50
+        return np.abs(pcm[: len(pcm) // n * n].reshape(-1, n)).max(axis=1)
+
+    h = speaking_hotline
+    clip = SPEECH / ASKED
+    voiced_at = int(np.flatnonzero(frame_peaks(clip) > 600)[0]) * 0.02  # the clip's first word begins here
+    prompt = frame_peaks(BUNDLED_PROMPTS / "consult_intro.wav") > 600
+    before = {c["call_id"] for c in h.calls()}
+    # '2' stops the welcome at 1.5 s; the prompt's first sound comes ~0.2 s later; the first word 1.5 s into it
+    out = h.dial("--dtmf", "wait:1.5,2", "--play", str(clip), "--play-at", f"{3.2 - voiced_at:.2f}",
+                 "--duration", "12")
+    assert out["connected"], out
+    frames = out["frames"]
+    t_digit = next(d["t"] for d in out["digits"] if d["digit"] == "2")
+    # the welcome's last frames may still arrive just after the key: the prompt is the next sound after a pause
+    gap = next(t for t, p in frames if t > t_digit and p <= 600)
+    prompt_start = next(t for t, p in frames if t > gap and p > 600)
+    onset = out["play_started_s"] + voiced_at
+    assert onset - prompt_start == pytest.approx(1.5, abs=0.35), (onset, prompt_start)
+
+    def prompt_voiced(t: float) -> bool:  # the prompt file at call time t (its first sound at prompt_start)
+        i = int(round((t - prompt_start) / 0.02)) + int(np.argmax(prompt))
+        return 0 <= i < len(prompt) and bool(prompt[i])
+
+    assert any(p > 600 for t, p in frames if onset - 0.3 <= t <= onset), "the prompt was not playing"
+    silent_run, t_stop = 0, None
+    for t, p in frames:
+        if t < onset:
+            continue
+        if p <= 600:
+            silent_run += 1
+            t_stop = t if silent_run == 1 else t_stop
+            if silent_run >= 25:  # half a second of quiet
+                break
+        else:
+            silent_run, t_stop = 0, None
+    assert t_stop is not None and silent_run >= 25
+    # ... where the prompt would have gone on speaking: stopped, not pausing between words
+    assert sum(prompt_voiced(t_stop + 0.02 * k) for k in range(15)) >= 10
+    latency_ms = (t_stop - onset) * 1000
+    calls = h.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c), timeout=30)
+    call = next(x for x in calls if x["call_id"] not in before)
+    heard = call["transcript"][0]["text"] if call["transcript"] else ""
+    print(f"\nspeech barge-in: first word at {onset:.3f} s ({onset - prompt_start:.2f} s into the prompt), prompt "
+          f"silent from {t_stop:.3f} s: {latency_ms:.0f} ms (RTP and both jitter buffers included); heard {heard!r}")
+    assert latency_ms <= 300
+    assert heard.startswith("怎么"), call["transcript"]  # the first word was not lost to the barge-in
+    assert call["menu_path"][:3] == ["welcome", "main", "consult"]
 
 
 @requires_chromium

@@ -258,7 +258,7 @@ def test_the_service_keeps_serving_while_a_caller_streams_a_minute_of_noise(serv
 # ------------------------------------------------------------------ speculative finals and partials
 
 
-def _stream(engine, pcm: np.ndarray, settings: AsrSettings, pace_s: float = 0.0):
+def _stream(engine, pcm: np.ndarray, settings: AsrSettings, pace_s: float = 0.0, every: list | None = None):
     from collections import Counter
 
     from asr.decode_queue import PRIORITY_PARTIAL, DecodeQueue
@@ -278,6 +278,8 @@ def _stream(engine, pcm: np.ndarray, settings: AsrSettings, pace_s: float = 0.0)
         for i in range(0, len(pcm), 800):  # 100 ms chunks, as the IVR sends them
             for ev in session.feed(pcm[i:i + 800].astype("<i2").tobytes()):
                 (finals if isinstance(ev, Final) else partials if isinstance(ev, Partial) else []).append(ev)
+                if every is not None:
+                    every.append(ev)
             if pace_s:
                 time.sleep(pace_s)
         finals += [ev for ev in session.close() if isinstance(ev, Final)]
@@ -293,20 +295,40 @@ def _sentence(i: int) -> np.ndarray:
 def test_a_speculative_decode_in_the_final_silence_is_the_final_and_none_is_decoded_twice(engine):
     pcm = np.concatenate([np.zeros(4000, np.int16), _sentence(31), np.zeros(8000, np.int16)])  # 我想查一下案件进度
     settings = AsrSettings(partial_every_ms=0)
-    finals, _, counters, stats = _stream(engine, pcm, settings, pace_s=0.1)
+    every: list = []
+    finals, _, counters, stats = _stream(engine, pcm, settings, pace_s=0.1, every=every)
     assert len(finals) == 1 and "案件" in finals[0].text
     assert finals[0].timings["speculative"] == 1.0
     assert counters["speculative"] == counters["speculative_used"] == 1 and stats.decoded == 1
+    # its text is told before the endpoint when decoded by then (a dialogue may answer on it): the final's text
+    from asr.events import Final, Speculative
+
+    kinds = [type(e).__name__ for e in every]
+    spec = [e for e in every if isinstance(e, Speculative)]
+    assert len(spec) <= 1 and "SpeechResumed" not in kinds and isinstance(every[-1], Final), kinds
+    if spec:
+        assert spec[0].text == finals[0].text and kinds.index("Speculative") < kinds.index("Final")
+        assert 0.2 <= spec[0].latency_s <= finals[0].timings["latency_s"] + 0.05
+    print(f"\nspeculative text told {spec[0].latency_s if spec else None} s after the speech, final "
+          f"{finals[0].timings['latency_s']} s")
 
 
 def test_a_pause_mid_sentence_wastes_the_speculation_but_not_the_words(engine):
     # with the clips’ own 0.1 s edges: ~0.35 s of silence, longer than speculative_ms, shorter than end_silence_ms
     pause = np.zeros(int(0.15 * 8000), np.int16)
     pcm = np.concatenate([np.zeros(4000, np.int16), _sentence(0), pause, _sentence(4), np.zeros(8000, np.int16)])
-    finals, _, counters, _ = _stream(engine, pcm, AsrSettings(partial_every_ms=0), pace_s=0.1)
+    every: list = []
+    finals, _, counters, _ = _stream(engine, pcm, AsrSettings(partial_every_ms=0), pace_s=0.1, every=every)
     assert len(finals) == 1, [f.text for f in finals]
     assert "立案" in finals[0].text and "材料" in finals[0].text  # both halves, one utterance
     assert counters["speculative_wasted"] >= 1 and counters["speculative_used"] == 1
+    # a speculative text told in the pause is withdrawn when the caller goes on
+    from asr.events import Final, Speculative, SpeechResumed
+
+    told = [i for i, e in enumerate(every) if isinstance(e, Speculative)]
+    for i in told:
+        nxt = next(e for e in every[i + 1:] if isinstance(e, SpeechResumed | Final))
+        assert isinstance(nxt, SpeechResumed) or nxt.text == every[i].text
 
 
 def test_partials_flow_without_vosk_and_the_final_replaces_them(engine):
@@ -348,3 +370,32 @@ def test_optional_decodes_start_on_an_idle_queue_and_are_refused_under_load():
     finally:
         gate.set()
         q.close()
+
+
+def test_a_speech_onset_is_told_before_the_start_and_a_short_burst_gives_only_the_onset():
+    from asr.settings import EndpointSettings
+    from asr.vad import Endpointer
+
+    def results(pcm: np.ndarray, s: EndpointSettings) -> list[tuple[str, float]]:
+        ep = Endpointer(8000, s)
+        out = []
+        for i in range(0, len(pcm), 160):  # 20 ms frames
+            r = ep.push(pcm[i:i + 160])
+            if r is not None and r[0] in ("onset", "start"):
+                out.append((r[0], ep.t))
+        return out
+
+    s = EndpointSettings()
+    speech = _sentence(31)
+    got = results(np.concatenate([np.zeros(4000, np.int16), speech, np.zeros(8000, np.int16)]), s)
+    kinds = [k for k, _ in got]
+    assert kinds[:2] == ["onset", "start"], got
+    # told after barge_in_ms of speech, the start after min_speech_ms: the prompt is held ~190 ms sooner
+    assert got[1][1] - got[0][1] == pytest.approx((s.min_speech_ms - s.barge_in_ms) / 1000, abs=0.045)
+    # the first ~120 ms of the same speech alone: an onset (the prompt is held), no utterance
+    first = int(np.flatnonzero(np.abs(speech) > 1000)[0])
+    burst = speech[first:first + 960]
+    got = results(np.concatenate([np.zeros(4000, np.int16), burst, np.zeros(8000, np.int16)]), s)
+    assert [k for k, _ in got] in (["onset"], []), got
+    assert results(np.concatenate([np.zeros(4000, np.int16), speech]), s.model_copy(update={"barge_in_ms": 0}))[0][0] \
+        == "start"

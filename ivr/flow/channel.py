@@ -35,6 +35,10 @@ class Channel(Protocol):
         """Stop the prompt now playing (barge-in by voice, a queue command)."""
         ...
 
+    def hold_prompt(self, held: bool) -> None:
+        """Silence the prompt now playing where it is, or go on with it (maybe a caller talking over it)."""
+        ...
+
     def has_digits(self) -> bool: ...
 
     async def next_digit(self, timeout: float) -> tuple[str, str] | None:
@@ -52,7 +56,7 @@ class Channel(Protocol):
     audio_taps: list[Callable[[bytes], None]]
 
     def audio_chunks(self) -> AsyncIterator[bytes]:
-        """Caller audio from now on (100 ms chunks of PCM16 at ``rate``) until the call ends."""
+        """Caller audio from now on (40 ms chunks of PCM16 at ``rate``) until the call ends."""
         ...
 
     # ---- the hub's commands (the operator queue, ivr/queueing.py)

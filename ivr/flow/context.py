@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ivr.audio import Clip, PromptLibrary
 from ivr.cases_client import VerifiedCase
 from ivr.contract import PromptPlayed
 from ivr.flow.channel import Channel, PlayResult
 from ivr.flow.services import CallServices
+from ivr.flow.turn import OpenTurn
 
 
 @dataclass
@@ -24,6 +26,10 @@ class FlowContext:
     verified_case: VerifiedCase | None = None  # set by case_check (ivr/case_dialog.py) for the rest of the call
     #: conversations with a person bridged in now (ivr/bridged.py): the IVR's time cap does not run meanwhile
     talking: int = 0
+    #: the caller's last turn when it was ended before the recognizer's endpoint (ivr/listening.py, quick_answer)
+    open_turn: OpenTurn | None = None
+    #: (text, confidence, decision) the knowledge base gave on the recognizer's speculative text (ivr/kb_dialog.py)
+    kb_prefetch: tuple[str, str | None, Any] | None = None
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
         clip = self.prompts.get(name)

@@ -4,6 +4,7 @@ from pydantic import Field
 
 from ivr.flow.outcomes import Goto
 from ivr.flow.outcomes import Hangup as HangupOutcome
+from ivr.kb_dialog import answers_outright
 from ivr.listening import ListenOptions, listen_once
 from ivr.verbs.base import Verb
 
@@ -24,6 +25,9 @@ class Listen(Verb):
     no_input_timeout_s: float = Field(6.0, gt=0, le=30, description="after the prompt")
     max_utterance_s: float = Field(30.0, gt=0, le=60, description="longer speech is decoded in windows cut at pauses")
     end_silence_ms: int = Field(600, ge=200, le=3000)
+    quick_answer: bool = Field(False, description="a question the knowledge base answers outright ends the turn on "
+                               "the recognizer's speculative text (~0.2 s of silence), not the full end silence; "
+                               "for a listen followed by kb_answer (the caller going on stops the answer)")
     retries: int = Field(1, ge=0, le=5)
     no_input_prompt: str | None = "no_speech"
     on_failure: str | None = None
@@ -52,7 +56,7 @@ class Listen(Verb):
         options = self.options()
         for attempt in range(self.retries + 1):
             prompts = self.prompts if attempt == 0 or not self.no_input_prompt else [self.no_input_prompt]
-            result = await listen_once(ctx, options, prompts)
+            result = await listen_once(ctx, options, prompts, answers_outright(ctx) if self.quick_answer else None)
             if result.kind == "final" and result.text:
                 ctx.vars[self.store] = result.text
                 if result.confidence is not None:  # the knowledge base weighs what the recognizer was unsure of
