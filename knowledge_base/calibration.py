@@ -52,6 +52,7 @@ FEATURES: tuple[str, ...] = (
     "sem", "sem2", "answer", "lex",                 # the best candidate's signals
     "sem_gap", "answer_gap", "lex_gap",             # their gaps to the best value of any entry
     "sem_z", "answer_z",                            # their z-scores over all entries
+    "sem_margin", "answer_margin", "lex_margin",    # their leads over the best value of any other entry
     "unknown",       # share of the query's characters in words no FAQ text contains
     "length",        # log(1 + characters of the normalised query)
     "texts",         # log(number of texts of the best entry): fewer texts, lower cosines

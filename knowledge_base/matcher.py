@@ -179,16 +179,17 @@ class Matcher:
         c = self.candidates(text)
         if isinstance(c, Analysis):
             return c
-        norm, cands, xr, lex, unknown = c
-        return self.order(norm, cands, xr, lex, unknown, self.reranker().scores(xr), asr_confidence)
+        return self.order(*c, self.reranker().scores(c[2]), asr_confidence)
 
     def reranker(self) -> Reranker:
         assert self._cal is not None
         return self._cal.menu_rerank if self._n_options else self._cal.rerank
 
-    def candidates(self, text: str) -> Analysis | tuple[str, np.ndarray, np.ndarray, dict[int, float], float]:
+    def candidates(self, text: str) -> Analysis | tuple[str, np.ndarray, np.ndarray, dict[int, float], float,
+                                                        np.ndarray]:
         """The preselected candidates and their re-ranker features: (normalised query, entry positions, features,
-        lexical scores, unknown-word share), or an :class:`Analysis` of an early handoff (the fit uses this)."""
+        lexical scores, unknown-word share, all entries' signals), or an :class:`Analysis` of an early handoff
+        (the fit uses this)."""
         s, cal, vec = self.settings, self._cal, self._vec
         assert cal is not None and isinstance(vec, EntryVectors) and self._embedder is not None
         norm = self._lexical.norm(text)
@@ -208,17 +209,17 @@ class Matcher:
         cands = preselect(sig, cal, self._n_options)
         xr = rerank_matrix(sig, cands, len(self._ids) - self._n_options)
         unknown = sum(len(w) - 1 for w in self._lexical.unknown_words(norm)) / max(len(norm), 1)
-        return norm, cands, xr, lex, unknown
+        return norm, cands, xr, lex, unknown, sig
 
     def order(self, norm: str, cands: np.ndarray, xr: np.ndarray, lex: dict[int, float], unknown: float,
-              z: np.ndarray, asr_confidence: float | None = None) -> Analysis:
+              sig: np.ndarray, z: np.ndarray, asr_confidence: float | None = None) -> Analysis:
         """The candidates ordered by their re-ranker scores ``z``, and the best one's decision features."""
         assert isinstance(self._vec, EntryVectors)
         o = np.argsort(-z, kind="stable")
         cands, xr, z = cands[o], xr[o], z[o]
         b = int(cands[0])
         ends = np.append(self._vec.start, self._vec.texts.shape[0])
-        x = decision_features(xr, z, unknown, len(norm), int(ends[b + 1] - ends[b]), asr_confidence,
+        x = decision_features(sig, b, xr, z, unknown, len(norm), int(ends[b + 1] - ends[b]), asr_confidence,
                               self._ids[b].startswith(OPTION_PREFIX))
         return Analysis(norm, None, [int(i) for i in cands], [float(v) for v in z], x, lex)
 

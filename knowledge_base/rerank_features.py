@@ -61,10 +61,19 @@ def rerank_matrix(sig: np.ndarray, cands: np.ndarray, first_option: int) -> np.n
     return np.stack(cols, axis=1).astype(np.float64)
 
 
-def decision_features(xr: np.ndarray, z: np.ndarray, unknown: float, length: int, texts: int,
-                      asr_confidence: float | None, option: bool) -> np.ndarray:
-    """The decision features (calibration.FEATURES) of the best candidate; ``xr`` and ``z``: the candidates'
-    re-ranker features and scores, best first."""
+def _lead(v: np.ndarray, b: int) -> float:
+    """How far entry ``b``'s value is above the best value of any other entry (negative when below)."""
+    if v.size < 2:
+        return float(v[b]) if v.size else 0.0
+    top2 = np.partition(v, v.size - 2)[-2:]
+    other = top2[0] if v[b] >= top2[1] else top2[1]
+    return float(v[b] - other)
+
+
+def decision_features(sig: np.ndarray, best: int, xr: np.ndarray, z: np.ndarray, unknown: float, length: int,
+                      texts: int, asr_confidence: float | None, option: bool) -> np.ndarray:
+    """The decision features (calibration.FEATURES) of the best candidate, entry ``best``; ``sig``: all entries'
+    signals; ``xr`` and ``z``: the candidates' re-ranker features and scores, best first."""
     p = np.exp(z - z[0])
     at = {name: i for i, name in enumerate(f"{s}{k}" for s in SIGNALS for k in ("", "_gap", "_z", "_lrank"))}
     b = xr[0]
@@ -73,6 +82,7 @@ def decision_features(xr: np.ndarray, z: np.ndarray, unknown: float, length: int
         1.0 / p.sum(), z[0], z[0] - (z[1] if z.size > 1 else z[0] - 10.0), z[0] - (z[2] if z.size > 2 else z[0] - 10.0),
         float(agree), b[at["sem"]], b[at["sem2"]], b[at["answer"]], b[at["lex"]],
         b[at["sem_gap"]], b[at["answer_gap"]], b[at["lex_gap"]], b[at["sem_z"]], b[at["answer_z"]],
+        _lead(sig[0], best), _lead(sig[2], best), _lead(sig[3], best),
         min(unknown, 1.0), math.log1p(length), math.log(max(texts, 1)),
         1.0 if asr_confidence is None else float(asr_confidence), 0.0 if asr_confidence is None else 1.0,
         1.0 if option else 0.0,
