@@ -45,7 +45,7 @@ from knowledge_base.match_types import (
     Scored,
 )
 from knowledge_base.rerank_features import Analysis, decision_features, preselect, rerank_matrix, signals
-from knowledge_base.semantic_decision import decide
+from knowledge_base.semantic_decision import decide, menu_or_question_rule
 from knowledge_base.settings import MatcherSettings
 from knowledge_base.synonyms import folder
 from zh_text import normalize_for_matching
@@ -154,8 +154,8 @@ class Matcher:
             return self.with_intents(intents).match(text, asr_confidence=asr_confidence)
         if self._cal is None:
             return decide_lexically(text, self._lexical)
-        return decide(text, self.analyse(text, asr_confidence), self._ids, self._n_options, self._cal,
-                      self.settings.min_query_chars, self.settings.candidates_shown)
+        return decide(text, self.analyse(text, asr_confidence, question_rule_order=True), self._ids,
+                      self._n_options, self._cal, self.settings.min_query_chars, self.settings.candidates_shown)
 
     def with_intents(self, intents: Sequence[Intent | dict[str, Any]]) -> Matcher:
         """This matcher plus the menu options as entries ``option:<key>`` (cached by the options' content)."""
@@ -173,13 +173,23 @@ class Matcher:
                 self._intent_cache[key] = hit
             return hit
 
-    def analyse(self, text: str, asr_confidence: float | None = None) -> Analysis:
-        """Preselect candidates, order them by the re-ranker and compute the best one's decision features."""
-        assert self._cal is not None
+    def analyse(self, text: str, asr_confidence: float | None = None, question_rule_order: bool = False) -> Analysis:
+        """Preselect candidates, order them by the re-ranker and compute the best one's decision features.
+
+        ``question_rule_order``: at a menu, when the question rule will decide (an entry first, no option close),
+        the entries alone are ordered by the question re-ranker, as that rule was fitted."""
+        cal = self._cal
+        assert cal is not None
         c = self.candidates(text)
         if isinstance(c, Analysis):
             return c
-        return self.order(*c, self.reranker().scores(c[2]), asr_confidence)
+        a = self.order(*c, self.reranker().scores(c[2]), asr_confidence)
+        first_option = len(self._ids) - self._n_options
+        if not (question_rule_order and self._n_options and menu_or_question_rule(cal, a, first_option) is cal.faq):
+            return a
+        norm, cands, xr, lex, unknown, sig = c
+        keep = cands < first_option
+        return self.order(norm, cands[keep], xr[keep], lex, unknown, sig, cal.rerank.scores(xr[keep]), asr_confidence)
 
     def reranker(self) -> Reranker:
         assert self._cal is not None
