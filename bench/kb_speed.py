@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from knowledge_base.embedding import MODEL_NAME, Embedder, entry_texts, get_embedder, pack  # noqa: E402
+from knowledge_base.embedding import MODEL_NAME, Embedder, get_embedder, pack, stored_texts, vectors_tag  # noqa: E402
 from knowledge_base.entry import FaqEntry  # noqa: E402
 from knowledge_base.matcher import Matcher, default_kb_path, load_entries  # noqa: E402
 from knowledge_base.settings import MatcherSettings  # noqa: E402
+from knowledge_base.title import make_title  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -55,16 +56,16 @@ class Stored:
     """An entry as the store hands it to the matcher: with its vectors and the model's tag."""
 
     def __init__(self, e: FaqEntry, vectors: np.ndarray):
-        self.id, self.question, self.variants, self.keywords, self.title = (e.id, e.question, e.variants,
-                                                                             e.keywords, e.title)
-        self.embedding, self.embedding_model = pack(vectors), MODEL_NAME
+        self.id, self.question, self.variants, self.keywords, self.title, self.answer = (
+            e.id, e.question, e.variants, e.keywords, e.title, e.answer)
+        self.embedding, self.embedding_model = pack(vectors), vectors_tag(MODEL_NAME)
 
 
 def with_vectors(entries: list[FaqEntry], real: dict[str, np.ndarray], seed: int = 5) -> list[Stored]:
     rng = np.random.default_rng(seed)
     out = []
     for e in entries:
-        texts = entry_texts(e.title or "", e.question, e.variants)
+        texts = stored_texts(e.title or make_title(e.question), e.question, e.variants, e.answer)
         if all(t in real for t in texts):
             vec = np.stack([real[t] for t in texts])
         else:
@@ -147,7 +148,8 @@ def reembed(entries: list[FaqEntry]) -> dict:
     """Embed every text of ``entries`` with a fresh model instance (no text cache), as after an import."""
     fresh = Embedder()
     fresh._cache.clear()  # noqa: SLF001 - the shipped default-KB vectors would flatter the figure
-    texts = [t for e in entries for t in entry_texts(e.title or "", e.question, e.variants)]
+    texts = [t for e in entries for t in stored_texts(e.title or make_title(e.question), e.question, e.variants,
+                                                      e.answer)]
     t = time.perf_counter()
     fresh.passages(texts)
     s = time.perf_counter() - t
@@ -180,7 +182,8 @@ def main() -> None:
                         "rss_mb": round(rss_mb() - rss0, 1)}
         print(f"model {MODEL_NAME}: loaded (with its SHA-256 check) in {out['model']['load_s']} s, "
               f"RSS +{out['model']['rss_mb']} MB")
-        texts = [t for e in base for t in entry_texts(e.title or "", e.question, e.variants)]
+        texts = [t for e in base for t in stored_texts(e.title or make_title(e.question), e.question, e.variants,
+                                                       e.answer)]
         real = dict(zip(texts, emb.passages(texts), strict=True))
     rows = []
     print(f"{'entries':>8} {'texts':>7} {'build s':>8} {'rebuild s':>10} {'match/s':>8} {'p50 ms':>8} "

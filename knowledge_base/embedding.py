@@ -13,8 +13,9 @@ The model loads once per process (:func:`get_embedder`). Before loading, the mod
 against the size and SHA-256 its wheel recorded, so a missing or damaged file stops start-up with the
 file named (:class:`EmbeddingModelError`) instead of crashing inside the C engine.
 
-FAQ vectors are computed when an entry is saved and stored with it (:func:`pack` / :func:`unpack`,
-float16), tagged with :data:`MODEL_NAME`; a stored vector whose tag differs is recomputed.
+FAQ vectors (an entry's texts and its answer, :func:`stored_texts`) are computed when an entry is saved and
+stored with it (:func:`pack` / :func:`unpack`, float16), tagged with :func:`vectors_tag` of :data:`MODEL_NAME`;
+a stored vector whose tag differs is recomputed.
 """
 
 from __future__ import annotations
@@ -148,8 +149,20 @@ def write_seed(embedder: Embedder, texts: list[str], path: Path = SEED_PATH) -> 
 
 
 def entry_texts(title: str, question: str, variants: list[str]) -> list[str]:
-    """The texts of an entry that are embedded: question, variants, then the title (deduplicated)."""
+    """The texts of an entry a caller's words are compared with: question, variants, then the title
+    (deduplicated)."""
     return [t for t in dict.fromkeys([question, *variants, title]) if t]
+
+
+def stored_texts(title: str, question: str, variants: list[str], answer: str) -> list[str]:
+    """What is embedded and stored for an entry: :func:`entry_texts`, then its answer (the re-ranker compares
+    the caller's words with the answer too: it names what the entry is about in other words)."""
+    return [*entry_texts(title, question, variants), answer] if answer else entry_texts(title, question, variants)
+
+
+def vectors_tag(model_name: str) -> str:
+    """The tag stored with an entry's vectors: the model and the layout (texts, then the answer)."""
+    return f"{model_name}+answer"
 
 
 def pack(vectors: np.ndarray) -> bytes:

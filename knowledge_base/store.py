@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from knowledge_base.embedding import entry_texts, pack
+from knowledge_base.embedding import pack, stored_texts, vectors_tag
 from knowledge_base.entry import FaqEntry
 from knowledge_base.models import REVISION_ROW, KbEntry, KbHistory, KbRevision, utcnow
 from table_import import ImportResult
@@ -92,17 +92,17 @@ def _content(e: FaqEntry | KbEntry) -> dict[str, Any]:
 
 
 def _embed(entries: list[KbEntry], embedder: PassageEmbedder | None) -> None:
-    """Compute and set the vectors of ``entries`` (question, variants, title); without an embedder the
+    """Compute and set the vectors of ``entries`` (question, variants, title, answer); without an embedder the
     vectors are dropped, to be computed by the matcher's next rebuild (:func:`refresh_embeddings`)."""
     if embedder is None:
         for e in entries:
             e.embedding, e.embedding_model = None, None
         return
-    texts = [entry_texts(e.title, e.question, list(e.variants)) for e in entries]
+    texts = [stored_texts(e.title, e.question, list(e.variants), e.answer) for e in entries]
     flat = embedder.passages([t for ts in texts for t in ts])
     at = 0
     for e, ts in zip(entries, texts, strict=True):
-        e.embedding, e.embedding_model = pack(flat[at:at + len(ts)]), embedder.name
+        e.embedding, e.embedding_model = pack(flat[at:at + len(ts)]), vectors_tag(embedder.name)
         at += len(ts)
 
 
@@ -111,14 +111,14 @@ def refresh_embeddings(session: Session, embedder: PassageEmbedder, *, batch: in
     revision does not move: the content did not change). Returns how many entries were embedded."""
     stale = list(session.scalars(select(KbEntry).where(
         or_(KbEntry.embedding.is_(None), KbEntry.embedding_model.is_(None),
-            KbEntry.embedding_model != embedder.name)).order_by(KbEntry.id)))
+            KbEntry.embedding_model != vectors_tag(embedder.name))).order_by(KbEntry.id)))
     for i in range(0, len(stale), batch):
         _embed(stale[i:i + batch], embedder)
         session.flush()
     return len(stale)
 
 
-_TEXT_FIELDS = ("question", "variants", "title")
+_TEXT_FIELDS = ("question", "variants", "title", "answer")  # the embedded fields
 
 
 def kb_stamp(session: Session) -> int:

@@ -243,12 +243,12 @@ def test_cli_ask_args_stdin_and_menu(tmp_path, monkeypatch, embedder):
     def _root() -> None:
         pass
 
-    # a homophone of 诉讼费 and the entries close to it: the caller is asked which (F008 first)
-    r = CliRunner().invoke(app, ["ask", "速送费怎么交", "公积金怎么提取", "法院的电话是多少"])
+    # a fragment with entries close to it: the caller is asked which (F056 first)
+    r = CliRunner().invoke(app, ["ask", "判决书", "公积金怎么提取", "法院的电话是多少"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.splitlines()]
     assert [x["decision"] for x in lines] == ["clarify", "handoff", "answer"]
-    assert lines[0]["offered"][0] == "F008" and 2 <= len(lines[0]["offered"]) <= 3 and lines[0]["faq_id"] is None
+    assert lines[0]["offered"][0] == "F056" and 2 <= len(lines[0]["offered"]) <= 3 and lines[0]["faq_id"] is None
     assert lines[1]["faq_id"] is None and lines[1]["offered"] == []
     assert lines[2]["faq_id"] == "F062" and lines[2]["offered"] == [] and lines[2]["reason"].startswith("confident: p=")
     assert set(lines[0]) == {"query", "decision", "faq_id", "score", "margin", "reason", "candidates", "offered",
@@ -288,8 +288,8 @@ def test_rest_match_requires_console_role(semantic):
     r = client.post("/api/kb/match", json={"text": "执行款什么时候能到啊"})
     assert r.status_code == 200 and r.json()["faq_id"] == "F046" and r.json()["decision"] == "answer"
     assert r.json()["candidates"][0]["faq_id"] == "F046" and r.json()["offered"] == []
-    r = client.post("/api/kb/match", json={"text": "速送费怎么交"})
-    assert r.json()["decision"] == "clarify" and r.json()["offered"][0] == "F008" and r.json()["option"] is None
+    r = client.post("/api/kb/match", json={"text": "保全"})
+    assert r.json()["decision"] == "clarify" and r.json()["offered"][0] == "F042" and r.json()["option"] is None
     assert client.post("/api/kb/match", json={"txt": "x"}).status_code == 422
     role["r"] = "handler"
     assert client.post("/api/kb/match", json={"text": "速送费怎么交"}).status_code == 403
@@ -310,13 +310,14 @@ def heldout(embedder) -> dict:
 
 @pytest.mark.timeout(900)  # ~800 queries embedded one by one (~30 s on an idle core; far more on a loaded one)
 def test_heldout_figures(heldout):
-    # measured on 779 questions against 83 unseen entries (calibration v6, fitted on thinned copies of the default
-    # KB): precision 1.000, answer recall 0.236, resolution 0.909, out of scope answered 0.000, handoff share 0.261
-    # (goals 0.98 / 0.60 / 0.90 / 0.01: answer recall falls short); guarded slightly below what was reached
+    # measured on 779 questions against 83 unseen entries (calibration v8: re-ranker + decision fitted on thinned
+    # copies of the default KB): precision 0.994 (1 wrong answer), answer recall 0.320, resolution 0.909, out of
+    # scope answered 0.000, handoff share 0.268 (goals 0.98 / 0.60 / 0.90 / 0.01: answer recall falls short);
+    # guarded slightly below what was reached
     o = heldout["overall"]
     assert o["precision"] >= 0.985
-    assert o["resolution"] >= 0.895
-    assert o["answer_recall"] >= 0.22
+    assert o["resolution"] >= 0.90
+    assert o["answer_recall"] >= 0.30
     assert o["oos_answered"] <= 0.01
     assert o["wrong_answers"] <= 5
     assert heldout["by_kind"]["asr_noise"]["resolution"] >= 0.93  # the lexical half absorbs recognizer errors
@@ -330,11 +331,12 @@ def test_heldout_navigation(semantic):
     bench = _bench()
     rows = [bench.normalise_row(r, True) for r in bench.read_jsonl(ROOT / "tests" / "data" / "nav_heldout.jsonl")]
     o = bench.run(semantic, rows, intents)["overall"]
-    # measured (calibration v6): precision 1.000 (no wrong navigation), option answer recall 0.435, resolution
-    # 0.882, questions taken to the knowledge base 0.893 and answered at once 0.625 (the question rule decides when
-    # an entry ranks first and no option is close), nothing answered for the 26 utterances that are neither
-    assert o["precision"] >= 0.98 and o["resolution"] >= 0.86 and o["answer_recall"] >= 0.42
-    assert o["kb_to_faq"] >= 0.87 and o["kb_answered"] >= 0.60
+    # measured (calibration v9): precision 1.000 (no wrong navigation), option answer recall 0.509, resolution
+    # 0.876, questions taken to the knowledge base 0.893 and answered at once 0.643 (the question rule decides, on
+    # the entries ordered by the question re-ranker, when an entry ranks first and no option is close), nothing
+    # answered for the 26 utterances that are neither
+    assert o["precision"] >= 0.98 and o["resolution"] >= 0.86 and o["answer_recall"] >= 0.49
+    assert o["kb_to_faq"] >= 0.88 and o["kb_answered"] >= 0.62
     assert o["oos_answered"] <= 0.01
 
 
@@ -346,14 +348,22 @@ def test_semantic_answers_name_the_probability(semantic, text, faq_id):
     assert r.probability is not None and r.reason.startswith(f"confident: p={r.probability:.2f} >= "), r.reason
 
 
-@pytest.mark.parametrize(("text", "first"), [("速送费怎么交", "F008"), ("判决书", "F056"),
-                                            ("只行款什么时候能到啊", "F046")])  # 只行款 = 执行款: offered first
+@pytest.mark.parametrize(("text", "first"), [("判决书", "F056"), ("开庭", "F027"), ("调解", "F031")])
 def test_close_entries_are_offered_in_a_clarify(semantic, text, first):
     r = semantic.match(text)
     assert r.decision == "clarify" and r.faq_id is None and r.option is None, r
     assert r.offered[0] == first and 2 <= len(r.offered) <= 3 and len(set(r.offered)) == len(r.offered)
     assert r.offered == [c.faq_id for c in r.candidates[:len(r.offered)]]  # spoken in ranking order
     assert r.reason.startswith("close: p=") and "p(top3)=" in r.reason, r.reason
+
+
+@pytest.mark.parametrize(("text", "faq_id"), [("速送费怎么交", "F008"), ("只行款什么时候能到啊", "F046")])
+def test_homophones_are_confirmed(semantic, text, faq_id):
+    # 速送费 = 诉讼费, 只行款 = 执行款: the re-ranker puts the entry far ahead of the others (no clarify list), the
+    # calibrated p stays below the answer threshold, so the one entry is confirmed
+    r = semantic.match(text)
+    assert (r.decision, r.faq_id, r.offered) == ("confirm", faq_id, [faq_id]), r
+    assert r.reason.startswith("unsure: p="), r.reason
 
 
 def test_confirm_offers_one(entries, embedder):
