@@ -56,7 +56,7 @@ class Channel(Protocol):
     audio_taps: list[Callable[[bytes], None]]
 
     def audio_chunks(self) -> AsyncIterator[bytes]:
-        """Caller audio from now on (40 ms chunks of PCM16 at ``rate``) until the call ends."""
+        """Caller audio from now on (100 ms chunks of PCM16 at ``rate``) until the call ends."""
         ...
 
     # ---- the hub's commands (the operator queue, ivr/queueing.py)
