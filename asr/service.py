@@ -28,7 +28,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from asr.decode_queue import PRIORITY_ANSWER, PRIORITY_PARTIAL, Busy, DecodeQueue
 from asr.events import Final, NoInput, Partial, Speculative, SpeechEvent, SpeechOnset, SpeechResumed, SpeechStarted
 from asr.numbers import EXPECTS
-from asr.settings import AsrSettings
+from asr.settings import AsrSettings, EndpointSettings
 from asr.stream import StreamSession
 
 log = structlog.get_logger(__name__)
@@ -85,7 +85,10 @@ class SpeechService:
         rate = int(config.get("sample_rate", 8000))
         if rate not in (8000, 16000):
             raise ValueError("sample_rate must be 8000 or 16000")
-        priority = int(config.get("priority", PRIORITY_ANSWER))
+        priority = config.get("priority", PRIORITY_ANSWER)
+        # a client may wait behind callers, never ahead of them
+        if not (isinstance(priority, int) and PRIORITY_ANSWER <= priority <= PRIORITY_PARTIAL):
+            raise ValueError(f"priority must be an integer from {PRIORITY_ANSWER} to {PRIORITY_PARTIAL}")
         expect = config.get("expect")
         if expect is not None and expect not in EXPECTS:
             raise ValueError(f"expect must be one of {', '.join(EXPECTS)}")
@@ -93,7 +96,9 @@ class SpeechService:
         if length is not None and not (isinstance(length, int) and 1 <= length <= 32):
             raise ValueError("digits_length must be an integer from 1 to 32")
         number = (expect, length) if expect else None
-        endpoint = self.asr.endpoint.model_copy(update={k: config[k] for k in OVERRIDABLE if k in config})
+        # validated like the settings themselves (model_copy would take 1e9 or a string as they come)
+        endpoint = EndpointSettings.model_validate(
+            {**self.asr.endpoint.model_dump(), **{k: config[k] for k in OVERRIDABLE if k in config}})
         settings = self.asr.model_copy(update={"endpoint": endpoint})
         decode = submit = None
         if self.queue is not None:

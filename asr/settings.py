@@ -20,7 +20,9 @@ class EndpointSettings(BaseModel):
     max_utterance_s: float = Field(30.0, gt=0, le=120,
                                    description="an utterance is cut here; longer than window_s is decoded "
                                                "in windows cut at pauses")
-    no_input_timeout_s: float = Field(8.0, gt=0, description="NoInput when nobody speaks this long")
+    no_input_timeout_s: float = Field(8.0, gt=0, le=24 * 3600.0,
+                                      description="NoInput when nobody speaks this long (a bridged call's "
+                                                  "transcription: a day)")
     barge_in_ms: int = Field(60, ge=0, le=5000,
                              description="speech this long (under min_speech_ms) is told at once (speech_onset) so the "
                                          "IVR holds its prompt; the prompt resumes if it does not become an "

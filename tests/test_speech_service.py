@@ -151,12 +151,16 @@ def test_silence_gives_no_input_and_bad_config_is_refused(service_url):
     assert any("no_input" in r.get("events", []) for r in replies)
     assert not any(r.get("text") for r in replies)
 
-    async def bad():
+    async def bad(config: dict):
         async with websockets.connect(service_url) as ws:
-            await ws.send(json.dumps({"config": {"sample_rate": 44100}}))
+            await ws.send(json.dumps({"config": config}))
             return json.loads(await ws.recv())
 
-    assert "sample_rate" in asyncio.run(bad())["error"]
+    assert "sample_rate" in asyncio.run(bad({"sample_rate": 44100}))["error"]
+    # stream overrides are checked like the settings: no endless utterance, no jumping ahead of callers
+    assert "max_utterance_s" in asyncio.run(bad({"max_utterance_s": 1e9}))["error"]
+    assert "end_silence_ms" in asyncio.run(bad({"end_silence_ms": "lots"}))["error"]
+    assert "priority" in asyncio.run(bad({"priority": -5}))["error"]
 
 
 def test_eight_callers_at_once_all_get_an_answer_or_a_clear_busy(service_url):
