@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,27 @@ class Hotline:
         out = json.loads(r.stdout.strip().splitlines()[-1])
         out["frames"] = json.loads(frames.read_text()) if frames.exists() else []
         return out
+
+    def dial_many(self, calls: dict[str, tuple[str, ...]], stagger_s: float = 4.0,
+                  timeout: float = 120.0) -> dict[str, dict]:
+        """Place several `hotline dial` calls at once (the i-th ``stagger_s`` × i seconds after the first), so a
+        test module's calls share the wall clock; returns each one's summary by name. Real callers overlap
+        too: a worker serves them side by side."""
+        def one(i: int, args: tuple[str, ...]) -> dict:
+            time.sleep(i * stagger_s)
+            return self.dial(*args, timeout=timeout)
+
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            futures = {name: pool.submit(one, i, args) for i, (name, args) in enumerate(calls.items())}
+            return {name: f.result() for name, f in futures.items()}
+
+    def ended_call(self, out: dict, timeout: float = 40.0) -> dict:
+        """The call record of the call `dial` placed (found by its SIP Call-ID), once it has ended."""
+        sip_id = out.get("sip_call_id")
+        assert sip_id, f"the call did not connect: {out}"
+        calls = self.wait_calls(lambda c: any(x["sip_call_id"] == sip_id and x["status"] == "ended" for x in c),
+                                timeout)
+        return next(x for x in calls if x["sip_call_id"] == sip_id)
 
     def calls(self, limit: int = 100) -> list[dict]:
         r = self.cli("calls", "list", "--json", "--limit", str(limit))

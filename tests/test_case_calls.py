@@ -55,7 +55,7 @@ def warm_voice(h: Hotline, timeout: float = 90.0) -> float:
 @pytest.fixture(scope="module")
 def line(tmp_path_factory):
     home = tmp_path_factory.mktemp("cases")
-    h = Hotline(home, workers=1,
+    h = Hotline(home, workers=2,  # 4 calls at once + a judge leg: over one worker's 4 slots
                 extra_env={"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(MODEL),
                            "HOTLINE_TTS__VENV": str(ROOT / "var" / "tts-venv"),
                            "HOTLINE_TTS__CACHE_DIR": str(home / "tts-cache"),  # cold: every sentence is new
@@ -66,9 +66,40 @@ def line(tmp_path_factory):
     assert h.stop() == 0, h.proc.log()[-3000:]
 
 
-def new_call(h: Hotline, before: set[str], timeout: float = 40.0) -> dict:
-    calls = h.wait_calls(lambda c: any(x["call_id"] not in before and x["status"] == "ended" for x in c), timeout)
-    return next(x for x in calls if x["call_id"] not in before)
+JUDGE_CASE = {"case_number": "（2026）粤0305民初8888号", "lookup_number": "26018888", "cause": "买卖合同纠纷",
+              "parties": ["原告:赵磊:31002X"], "stage": "in_trial", "judge": "王明", "clerk": "陈静",
+              "department": "民一庭", "updated_at": "2027-02-20 16:00", "query_password": "888888"}
+
+
+@pytest.fixture(scope="module")
+def placed(line, tmp_path_factory):
+    """The module's four calls, placed at once (5 s apart) on the one hotline: each test checks its own. The
+    wrong passwords go last: they lock the dialer's number, after the others have verified."""
+    h = line
+    tmp = tmp_path_factory.mktemp("case-calls")
+    phone = JudgePhone(tmp, talk=4.0)
+    try:
+        case = [dict(JUDGE_CASE, judge_team_line=f"sip:team@127.0.0.1:{phone.port}")]
+        (tmp / "case.json").write_text(json.dumps(case, ensure_ascii=False), encoding="utf-8")
+        r = h.cli("cases", "import", str(tmp / "case.json"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs = h.dial_many({
+            # 1 stops the welcome; the keypad case number barges into its prompt; 1 confirms during the
+            # read-back; the 查询密码 barges into its prompt; then the status, sentence by sentence
+            "status": ("--dtmf", "wait:1.5,1,wait:2,2026*440305*1*1234#,wait:4,1,wait:1.5,123456#",
+                       "--record", str(tmp / "status.wav"), "--duration", "37"),
+            # case 2468 has no team line: after the check straight to the message (prompt ~8 s, beep), spoken
+            # at ~25 s; 3 s of silence end it, 1 keeps it ("确认请按1，重新录制请按2"), goodbye
+            "judge_message": ("--dtmf", "wait:1.5,3,wait:2.5,26012468#,wait:4,1,wait:1.5,246810#,wait:16,1",
+                              "--play", str(SPEECH / "q04.wav"), "--play-at", "25", "--duration", "50"),
+            "judge_team": ("--dtmf", "wait:1.5,3,wait:2.5,26018888#,wait:4,1,wait:1.5,888888#",
+                           "--play", str(SPEECH / "q13.wav"), "--play-at", "19", "--duration", "40"),
+            "wrong_passwords": ("--dtmf", "wait:1.5,1,wait:2,26013579#,wait:2.5,1,wait:1.5,111111#,wait:4.5,"
+                                "222222#,wait:4.5,33333*#,wait:9,0", "--duration", "36"),
+        }, stagger_s=5.0)
+    finally:
+        phone.stop()
+    return {"outs": outs, "phone": phone}
 
 
 def events(h: Hotline, call_id: str, type_: str) -> list[dict]:
@@ -102,15 +133,10 @@ def first_audio_after(out: dict, t: float) -> float:
     return next(ft for ft, peak in out["frames"] if ft > t and peak > LOUD) - t
 
 
-def test_case_number_and_password_hear_the_status(line, tmp_path):
-    h = line
-    before = {c["call_id"] for c in h.calls()}
-    # 1 stops the welcome; the keypad case number barges into its prompt; 1 confirms during the read-back;
-    # the 查询密码 barges into its prompt; then the status, sentence by sentence
-    out = h.dial("--dtmf", "wait:1.5,1,wait:2,2026*440305*1*1234#,wait:4,1,wait:1.5,123456#",
-                 "--record", str(tmp_path / "status.wav"), "--duration", "37")
+def test_case_number_and_password_hear_the_status(line, placed):
+    h, out = line, placed["outs"]["status"]
     assert out["connected"], out
-    call = new_call(h, before)
+    call = h.ended_call(out)
     t_hash = out["digits"][-1]["t"]
     latency = first_audio_after(out, t_hash)
     loud_s = sum(0.02 for t, p in out["frames"] if t > t_hash and p > LOUD)
@@ -133,15 +159,10 @@ def test_case_number_and_password_hear_the_status(line, tmp_path):
     assert "123456" not in h.proc.log()
 
 
-def test_a_message_to_the_judge_is_recorded_with_the_case(line):
-    h = line
-    before = {c["call_id"] for c in h.calls()}
-    # case 2468 has no team line: after the check straight to the message (prompt ~8 s, beep), spoken at ~25 s;
-    # 3 s of silence end it, 1 keeps it ("确认请按1，重新录制请按2"), goodbye
-    out = h.dial("--dtmf", "wait:1.5,3,wait:2.5,26012468#,wait:4,1,wait:1.5,246810#,wait:16,1",
-                 "--play", str(SPEECH / "q04.wav"), "--play-at", "25", "--duration", "50")
+def test_a_message_to_the_judge_is_recorded_with_the_case(line, placed):
+    h, out = line, placed["outs"]["judge_message"]
     assert out["connected"] and out["hangup_side"] == "remote", out
-    call = new_call(h, before, timeout=60)
+    call = h.ended_call(out, timeout=60)
     assert call["menu_path"] == ["welcome", "main", "contact_judge"], call
     assert call["end_cause"] == "message_recorded" and call["prompts"][-1] == "judge_message_goodbye", call
     deadline = time.monotonic() + 30
@@ -189,24 +210,10 @@ class JudgePhone(Proc):
         return [json.loads(x) for x in self.log().splitlines() if x.startswith("{") and '"mode"' in x]
 
 
-def test_the_judges_team_line_answers_and_is_bridged(line, tmp_path):
-    h = line
-    phone = JudgePhone(tmp_path, talk=4.0)
-    try:
-        case = [{"case_number": "（2026）粤0305民初8888号", "lookup_number": "26018888", "cause": "买卖合同纠纷",
-                 "parties": ["原告:赵磊:31002X"], "stage": "in_trial", "judge": "王明", "clerk": "陈静",
-                 "department": "民一庭", "judge_team_line": f"sip:team@127.0.0.1:{phone.port}",
-                 "updated_at": "2027-02-20 16:00", "query_password": "888888"}]
-        (tmp_path / "case.json").write_text(json.dumps(case, ensure_ascii=False), encoding="utf-8")
-        r = h.cli("cases", "import", str(tmp_path / "case.json"))
-        assert r.returncode == 0, r.stdout + r.stderr
-        before = {c["call_id"] for c in h.calls()}
-        out = h.dial("--dtmf", "wait:1.5,3,wait:2.5,26018888#,wait:4,1,wait:1.5,888888#",
-                     "--play", str(SPEECH / "q13.wav"), "--play-at", "19", "--duration", "40")
-        assert out["connected"] and out["hangup_side"] == "remote", out
-        call = new_call(h, before)
-    finally:
-        phone.stop()
+def test_the_judges_team_line_answers_and_is_bridged(line, placed):
+    h, out, phone = line, placed["outs"]["judge_team"], placed["phone"]
+    assert out["connected"] and out["hangup_side"] == "remote", out
+    call = h.ended_call(out)
     bridge = events(h, call["call_id"], "bridge_update")
     assert [b["state"] for b in bridge] == ["dialing", "connected", "ended"], bridge
     assert bridge[0]["target"] == f"sip:team@127.0.0.1:{phone.port}" and bridge[0]["offer_id"].startswith("judge-")
@@ -216,14 +223,10 @@ def test_the_judges_team_line_answers_and_is_bridged(line, tmp_path):
     assert answered and answered[0]["connected"] and answered[0]["record_peak"] > LOUD, answered  # heard the caller
 
 
-def test_three_wrong_passwords_lock_and_offer_an_operator(line):
-    """Last in this module: it locks the dialer's number for the rest of the day."""
-    h = line
-    before = {c["call_id"] for c in h.calls()}
-    out = h.dial("--dtmf", "wait:1.5,1,wait:2,26013579#,wait:2.5,1,wait:1.5,111111#,wait:4.5,222222#,"
-                 "wait:4.5,33333*#,wait:9,0", "--duration", "36")
+def test_three_wrong_passwords_lock_and_offer_an_operator(line, placed):
+    h, out = line, placed["outs"]["wrong_passwords"]
     assert out["connected"], out
-    call = new_call(h, before)
+    call = h.ended_call(out)
     said = [p for p in call["prompts"] if p.startswith("case_say:")]
     assert said == ["case_say:验证未通过，您还可以再试两次。", "case_say:验证未通过，您还可以再试一次。",
                     f"case_say:{SAY_LOCKED}"], call["prompts"]
@@ -244,10 +247,9 @@ def test_case_system_down_apologises_and_offers_an_operator(tmp_path):
                 extra_env={"HOTLINE_CASES__BACKEND": "http", "HOTLINE_CASES__URL": f"http://127.0.0.1:{refused}",
                            "HOTLINE_CASES__TOKEN": "t", "HOTLINE_IVR__WORKING_HOURS__MODE": "open"}).start()
     try:
-        before = {c["call_id"] for c in h.calls()}
         out = h.dial("--dtmf", "wait:1.5,1,wait:2,2026*440305*1*1234#,wait:9,0", "--duration", "22")
         assert out["connected"], out
-        call = new_call(h, before)
+        call = h.ended_call(out)
     finally:
         assert h.stop() == 0
     apology = first_audio_after(out, out["digits"][-2]["t"])

@@ -35,6 +35,8 @@ class CallOut(BaseModel):
     end_side: str | None
     status_code: int | None
     media: dict[str, Any] | None
+    #: the SIP Call-ID the caller's phone chose (a softphone or test finds its own call by it)
+    sip_call_id: str = ""
 
 
 class CallEventOut(BaseModel):
@@ -49,7 +51,6 @@ class CallEventOut(BaseModel):
 
 class CallDetail(CallOut):
     source: str
-    sip_call_id: str
     updated_at: datetime
     events: list[CallEventOut]
 
@@ -71,5 +72,5 @@ def call_detail(db: Session, call_id: str) -> CallDetail | None:
     events = db.scalars(select(CallEventRecord).where(CallEventRecord.call_id == call_id)
                         .order_by(CallEventRecord.ts, CallEventRecord.received_at)).all()
     data = CallOut.model_validate(call).model_dump()
-    return CallDetail(**data, source=call.source, sip_call_id=call.sip_call_id, updated_at=call.updated_at,
+    return CallDetail(**data, source=call.source, updated_at=call.updated_at,
                       events=[CallEventOut.model_validate(e) for e in events])
