@@ -127,6 +127,8 @@ class SpeechService:
                     try:
                         events = await loop.run_in_executor(self.pool, session.feed, msg)
                     except Busy as e:
+                        log.warning("utterance_refused_busy", expected_wait_s=round(e.expected_wait_s, 2),
+                                    sessions=self.sessions)
                         await ws.send(json.dumps({"text": "", "busy": True, "expected_wait_s": e.expected_wait_s}))
                         session.endpointer.reset_no_input()
                         continue

@@ -27,7 +27,9 @@ class EndpointSettings(BaseModel):
                              description="speech this long (under min_speech_ms) is told at once (speech_onset) so the "
                                          "IVR holds its prompt; the prompt resumes if it does not become an "
                                          "utterance (a cough). 0: off")
-    pre_roll_ms: int = Field(300, ge=0, le=2000, description="audio kept before the detected speech onset")
+    pre_roll_ms: int = Field(1000, ge=0, le=2000,
+                             description="audio kept before the detected speech onset; after seconds of a quiet line "
+                                         "Silero finds an onset 0.4-0.8 s late (300 ms lost first words)")
     speculative_ms: int = Field(220, ge=0, le=5000,
                                 description="silence after which the final decode starts while the endpointer "
                                             "keeps listening (0: off); kept if the silence lasts to "

@@ -6,7 +6,7 @@ answer closely ("网上开庭怎么办") gets the list "您是想问：一，…
 second entry's answer; "都不是我要问的" reaches the queue, and the operator's offer shows the question and the reply.
 (whisper-base hears a bare "第二个" or "都不是" through the phone chain as nothing, or as "都不许", from call to
 call: the replies are a little longer; tests/test_dialogue_flow.py reads the bare ones.)
-One hotline for the module; each call ~20-35 s.
+One hotline for the module; its five calls (~20-40 s each) are placed at once, 9 s apart.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ ONLINE_HEARING = [
 @pytest.fixture(scope="module")
 def hotline(tmp_path_factory):
     home = tmp_path_factory.mktemp("dialogue")
-    h = Hotline(home, workers=1,
+    h = Hotline(home, workers=2,  # five calls at once: over one worker's 4 slots
                 extra_env={"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_ASR__MODEL_DIR": str(MODEL),
                            "HOTLINE_TTS__VENV": str(ROOT / "var" / "tts-venv"),
                            "HOTLINE_TTS__CACHE_DIR": str(ROOT / "var" / "tts-cache"),
@@ -81,19 +81,47 @@ def warm_up(h: Hotline) -> None:
     print(f"\nfirst menu match after the import: {time.monotonic() - started:.2f} s")
 
 
-def call(h: Hotline, *args: str, duration: float) -> tuple[dict, dict, list[tuple[str, dict]]]:
-    """Dial; the call record and its events once it has ended."""
-    before = {c["call_id"] for c in h.calls()}
-    started = time.monotonic()
-    out = h.dial(*args, "--duration", str(duration), timeout=duration + 60)
+CALLS = {  # name: what the caller does (at SPEAK_AT, as the main menu begins) and when they hang up at the latest
+    # "诉讼费什么时候退"; 1 ("解决了") pressed while the answer plays
+    "question": ("--play", str(SPEECH / "q02.wav"), "--play-at", str(SPEAK_AT), "--dtmf", "wait:24,1",
+                 "--duration", "40"),
+    "complaint": ("--play", str(DIALOGUE / "complaint.wav"), "--play-at", str(SPEAK_AT), "--duration", "22"),
+    # "网上开庭怎么办", then 6 s later (during the list) "我要第二个"
+    "spoken_second": ("--play", str(DIALOGUE / "online_hearing_second.wav"), "--play-at", str(SPEAK_AT),
+                      "--duration", "38"),
+    "keyed_2": ("--play", str(DIALOGUE / "online_hearing.wav"), "--play-at", str(SPEAK_AT), "--dtmf", "wait:20,2",
+                "--duration", "36"),
+    "none_of_them": ("--play", str(DIALOGUE / "online_hearing_none.wav"), "--play-at", str(SPEAK_AT),
+                     "--duration", "30"),
+}
+
+
+@pytest.fixture(scope="module")
+def placed(hotline):
+    """The module's five calls, placed at once (9 s apart: no two callers speak at the same moment) with an operator
+    ready for the one that reaches the queue; each test checks its own call."""
+    h = hotline
+    hub = SimpleNamespace(url=f"http://127.0.0.1:{h.hub_port}", home=h.home)
+    add_users(hub, ("dlgop", "operator", "sip:dlgop@127.0.0.1:5999"))
+    op = Operator(hub, login_cookie(hub, "dlgop"))
+    try:
+        op.send({"type": "presence", "state": "ready"})
+        started = time.monotonic()
+        outs = h.dial_many(CALLS, stagger_s=9.0)
+        print(f"\n{len(CALLS)} calls in {time.monotonic() - started:.1f} s")
+        yield {name: ended(h, out) for name, out in outs.items()} | {"operator": op}
+    finally:
+        op.close()
+
+
+def ended(h: Hotline, out: dict) -> tuple[dict, dict, list[tuple[str, dict]]]:
+    """The call's summary, its record and events once it has ended."""
     assert out["connected"], out
-    calls = h.wait_calls(lambda cs: any(x["call_id"] not in before and x["status"] == "ended" for x in cs),
-                         timeout=30)
-    record = next(x for x in calls if x["call_id"] not in before)
+    record = h.ended_call(out, timeout=30)
     with sqlite3.connect(h.home / "hotline.db") as db:
         events = [(t, json.loads(p)) for t, p in db.execute(
             "SELECT type, payload FROM call_events WHERE call_id = ? ORDER BY ts", (record["call_id"],))]
-    print(f"\ncall {record['call_id'][:8]}: {time.monotonic() - started:.1f} s, path {record['menu_path']}, "
+    print(f"call {record['call_id'][:8]}: path {record['menu_path']}, "
           f"said {[t['text'] for t in record['transcript']]}, end {record['end_cause']}; {reply_timing(events)}")
     return out, record, events
 
@@ -116,10 +144,8 @@ def of(events, kind: str) -> list[dict]:
     return [p for t, p in events if t == kind]
 
 
-def test_a_question_said_at_the_main_menu_is_answered(hotline):
-    # "诉讼费什么时候退" as the main menu begins; 1 ("解决了") pressed while the answer plays
-    _, record, events = call(hotline, "--play", str(SPEECH / "q02.wav"), "--play-at", str(SPEAK_AT),
-                             "--dtmf", "wait:24,1", duration=40)
+def test_a_question_said_at_the_main_menu_is_answered(placed):
+    _, record, events = placed["question"]
     said = of(events, "menu_speech")
     assert said and said[0]["node"] == "main" and said[0]["outcome"] == "question", said
     decided = of(events, "kb_decided")
@@ -128,9 +154,8 @@ def test_a_question_said_at_the_main_menu_is_answered(hotline):
     assert record["end_cause"] == "answered_by_kb", record
 
 
-def test_i_want_to_complain_at_the_main_menu_reaches_the_complaint_menu(hotline):
-    _, record, events = call(hotline, "--play", str(DIALOGUE / "complaint.wav"), "--play-at", str(SPEAK_AT),
-                             duration=22)
+def test_i_want_to_complain_at_the_main_menu_reaches_the_complaint_menu(placed):
+    _, record, events = placed["complaint"]
     said = of(events, "menu_speech")
     assert said and said[0]["option"] == "5" and said[0]["target"] == "complaint", said
     assert record["menu_path"][:3] == ["welcome", "main", "complaint"], record
@@ -148,39 +173,27 @@ def _clarified(events) -> tuple[list[str], dict]:
     return offered, clarified[0]
 
 
-def test_a_close_question_gets_the_list_and_a_spoken_second_plays_the_second_answer(hotline):
-    # "网上开庭怎么办", then 6 s later (during the list) "我要第二个"
-    _, record, events = call(hotline, "--play", str(DIALOGUE / "online_hearing_second.wav"), "--play-at",
-                             str(SPEAK_AT), duration=38)
+def test_a_close_question_gets_the_list_and_a_spoken_second_plays_the_second_answer(placed):
+    _, record, events = placed["spoken_second"]
     offered, clarified = _clarified(events)
     assert "kb_clarify_lead" in record["prompts"], record["prompts"]
     assert clarified["picked"] == offered[1] and clarified["method"] == "speech", clarified
     assert f"kb_answer:{offered[1]}" in record["prompts"], record["prompts"]
 
 
-def test_a_close_question_gets_the_list_and_a_keyed_2_plays_the_second_answer(hotline):
-    _, record, events = call(hotline, "--play", str(DIALOGUE / "online_hearing.wav"), "--play-at", str(SPEAK_AT),
-                             "--dtmf", "wait:20,2", duration=36)
+def test_a_close_question_gets_the_list_and_a_keyed_2_plays_the_second_answer(placed):
+    _, record, events = placed["keyed_2"]
     offered, clarified = _clarified(events)
     assert clarified["picked"] == offered[1] and clarified["method"] == "keypad", clarified
     assert f"kb_answer:{offered[1]}" in record["prompts"], record["prompts"]
 
 
-def test_none_of_them_reaches_the_queue_with_the_question_on_the_offer(hotline):
-    h = hotline
-    hub = SimpleNamespace(url=f"http://127.0.0.1:{h.hub_port}", home=h.home)
-    add_users(hub, ("dlgop", "operator", "sip:dlgop@127.0.0.1:5999"))
-    op = Operator(hub, login_cookie(hub, "dlgop"))
-    try:
-        op.send({"type": "presence", "state": "ready"})
-        _, record, events = call(h, "--play", str(DIALOGUE / "online_hearing_none.wav"), "--play-at", str(SPEAK_AT),
-                                 duration=30)
-        _, clarified = _clarified(events)
-        assert clarified["picked"] is None and clarified["method"] == "speech", clarified
-        assert of(events, "queue_joined") and record["menu_path"][-1] == "consult_staff", record
-        offer = op.has_or_until("offer", timeout=5, call_id=record["call_id"])
-        lines = [line["text"] for line in offer["transcript"] if line["final"]]
-        heard = [t["text"] for t in record["transcript"]]
-        assert len(heard) == 2 and lines[:2] == heard, (lines, heard)  # the question, then the reply to the list
-    finally:
-        op.close()
+def test_none_of_them_reaches_the_queue_with_the_question_on_the_offer(placed):
+    _, record, events = placed["none_of_them"]
+    _, clarified = _clarified(events)
+    assert clarified["picked"] is None and clarified["method"] == "speech", clarified
+    assert of(events, "queue_joined") and record["menu_path"][-1] == "consult_staff", record
+    offer = placed["operator"].has_or_until("offer", timeout=5, call_id=record["call_id"])
+    lines = [line["text"] for line in offer["transcript"] if line["final"]]
+    heard = [t["text"] for t in record["transcript"]]
+    assert len(heard) == 2 and lines[:2] == heard, (lines, heard)  # the question, then the reply to the list

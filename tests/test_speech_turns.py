@@ -399,3 +399,30 @@ def test_a_speech_onset_is_told_before_the_start_and_a_short_burst_gives_only_th
     assert [k for k, _ in got] in (["onset"], []), got
     assert results(np.concatenate([np.zeros(4000, np.int16), speech]), s.model_copy(update={"barge_in_ms": 0}))[0][0] \
         == "start"
+
+
+def _last_utterance(name: str) -> np.ndarray:
+    """The last utterance of a rendered call clip (tests/data/speech), from 0.3 s before its first sound."""
+    from ivr.audio import read_wav as read_call_wav
+
+    pcm = np.frombuffer(read_call_wav(ROOT / "tests" / "data" / "speech" / name, 8000), dtype="<i2")
+    loud = np.flatnonzero(np.abs(pcm[: len(pcm) // 800 * 800]).reshape(-1, 800).max(axis=1) > 300)
+    starts = [b for a, b in zip(loud[:-1], loud[1:], strict=True) if b - a > 10] or [loud[0]]
+    return pcm[max(0, starts[-1] - 3) * 800:]
+
+
+@pytest.mark.parametrize("line", ["silent", "faint_noise"])
+def test_a_short_reply_after_seconds_of_quiet_line_keeps_its_first_word(engine, line):
+    """After a long prompt the caller's line has been quiet for seconds; Silero then finds the onset 0.4-0.8 s
+    late. With a 300 ms pre-roll "我要第二个" came back empty (its first syllables cut, whisper heard no speech),
+    "都不是我要问的" as "" or "是我要问的"."""
+    quiet = (np.zeros(80_000) if line == "silent" else np.random.default_rng(3).normal(0, 8, 40_000)).astype("<i2")
+    heard = {}
+    for name in ("dialogue/online_hearing_second.wav", "dialogue/online_hearing_none.wav", "q04.wav"):
+        audio = np.concatenate([quiet, _last_utterance(name), np.zeros(12_000, dtype="<i2")])
+        finals, _, _, _ = _stream(engine, audio, AsrSettings(partial_every_ms=0))
+        heard[name] = "".join(f.text for f in finals)
+    print(f"\nafter a {line} line: {heard}")
+    assert "第二" in heard["dialogue/online_hearing_second.wav"], heard
+    assert "不是" in heard["dialogue/online_hearing_none.wav"], heard
+    assert "执行" in heard["q04.wav"], heard
