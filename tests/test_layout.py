@@ -208,3 +208,13 @@ def test_every_command_has_help():
         assert r.exit_code == 0 and "Usage" in r.output, (path, r.output)
         if path:
             assert r.output.count("\n") > 3, path
+
+
+def test_modules_stay_small():
+    """No module of the project over 450 lines (migrations aside), and the hub's core under 250: a module that
+    grows past that is doing two things."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
+             for package in PACKAGES for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts}
+    assert len(sizes) > 100, "the packages were not found"
+    assert not {p: n for p, n in sizes.items() if n > 450}, sorted(sizes.items(), key=lambda x: -x[1])[:5]
+    assert sizes["agent_console/ops/hub.py"] < 250

@@ -18,7 +18,8 @@ from agent_console.config import HubConfig
 from agent_console.models import Call
 from agent_console.ops.eventlog import EventLog
 from agent_console.ops.live import LiveCall
-from agent_console.work_orders.service import category_from_menu, create_order, draft_for_call
+from agent_console.work_orders.call_facts import category_from_menu, draft_for_call
+from agent_console.work_orders.service import create_order
 from hotline.db import make_engine
 from ivr.contract import (
     BridgeUpdate,

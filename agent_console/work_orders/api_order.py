@@ -32,8 +32,9 @@ from agent_console.work_orders.api_common import (
     refused,
     visible_order,
 )
+from agent_console.work_orders.call_facts import call_transcript, find_case_number
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.service import call_transcript, find_case_number, join_order, order_of_call
+from agent_console.work_orders.service import join_order, order_of_call
 from agent_console.work_orders.views import attachment_out, history_out
 from work_orders import store as orders
 from work_orders.dial_plan import caller_number

@@ -27,17 +27,9 @@ from agent_console.work_orders.api_common import (
     order_json,
     overdue_condition,
 )
+from agent_console.work_orders.call_facts import call_notes, call_transcript, draft_for_call, find_case_number
 from agent_console.work_orders.errors import invalid
-from agent_console.work_orders.service import (
-    call_notes,
-    call_transcript,
-    create_order,
-    draft_for_call,
-    find_case_number,
-    find_repeat,
-    looks_masked,
-    order_of_call,
-)
+from agent_console.work_orders.service import create_order, find_repeat, looks_masked, order_of_call
 from work_orders import taxonomy as tx
 from work_orders.dial_plan import caller_number
 from work_orders.models import WorkOrder

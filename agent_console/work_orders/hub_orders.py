@@ -32,13 +32,13 @@ from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
 from agent_console.models import Call, CallEventRecord, utcnow
+from agent_console.work_orders.call_facts import refresh_call_transcript
 from agent_console.work_orders.service import (
     attach_transcript,
     call_has_order,
     ensure_auto_order,
     kb_settled_order,
     message_order,
-    refresh_call_transcript,
     status_settled_order,
 )
 from court_cases.system import CaseSystemUnavailable
