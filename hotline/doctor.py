@@ -242,7 +242,7 @@ def speech_checks(s: Settings, hub_up: bool) -> list[Check]:
             out.append(Check("speech models", FAIL, f"{e}".split("; run")[0] + ": hotline serve runs without "
                              "speech recognition", FIX.removeprefix("run ")))
     out.append(_tts_venv_check(s.tts.venv_path(s.home)))
-    out.append(_speech_service_check(s.speech.ws_url, hub_up))
+    out += [_speech_service_check(url, hub_up) for url in s.speech.ws_urls]
     return out
 
 
