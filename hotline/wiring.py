@@ -20,7 +20,7 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         front = sip.advertised_host or sip.host
         contact = f"<sip:12368@{front}:{sip.port}>"
     return WorkerConfig(
-        name=f"w{index}",
+        name=sip.worker_name(index),
         sip=sip,
         ivr=s.ivr,
         bind_host=host,
