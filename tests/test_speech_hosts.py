@@ -3,6 +3,7 @@ call, and the caller's next utterance is recognized by the other one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,9 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
+import websockets
 from websockets.sync.client import connect
 
 from asr.metrics import cer
+from ivr.audio import PromptLibrary
+from ivr.contract import SpeechHeard
+from ivr.flow.context import FlowContext
+from ivr.flow.services import CallServices
+from ivr.settings import BUNDLED_PROMPTS
+from ivr.speech_hosts import SpeechHosts
+from ivr.verbs.listen import Listen
+from tests.fakes import FakeChannel
 from tests.hotline_proc import Hotline, _EnvProc
 from tests.sipsupport import free_udp_port, requires_kamailio
 
@@ -25,8 +35,7 @@ MODEL = ROOT / "var" / "models" / "whisper-base"
 CLIP = "q12.wav"  # 怎么申请强制执行
 CER_BOUND = 0.35  # as tests/test_speech_call.py: a TTS question through two G.711 hops
 
-pytestmark = [pytest.mark.sip, requires_kamailio,
-              pytest.mark.skipif(not MODEL.is_dir(), reason="whisper-base not installed (hotline models install)")]
+requires_whisper = pytest.mark.skipif(not MODEL.is_dir(), reason="whisper-base not installed (hotline models install)")
 
 
 def start_speech_service(home: Path, port: int) -> _EnvProc:
@@ -67,6 +76,9 @@ def events(db: Path, types: tuple[str, ...]) -> list[tuple[str, str, dict]]:
     return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
 
+@pytest.mark.sip
+@requires_kamailio
+@requires_whisper
 def test_the_speech_host_in_use_dies_and_the_next_utterance_is_heard_by_the_other(tmp_path):
     port_a, port_b = free_udp_port(), free_udp_port()
     a = start_speech_service(tmp_path / "a", port_a)
@@ -108,3 +120,57 @@ def test_the_speech_host_in_use_dies_and_the_next_utterance_is_heard_by_the_othe
         h.stop()
         a.stop()
         b.stop()
+
+
+class Talking(FakeChannel):
+    """A caller whose audio (silence, 20 ms frames) goes on for as long as it is read."""
+
+    hears = True
+
+    async def audio_chunks(self):
+        while True:
+            await asyncio.sleep(0.02)
+            yield b"\0" * 320
+
+
+async def _serve(handler) -> tuple[websockets.Server, str]:
+    server = await websockets.serve(handler, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+
+
+async def test_a_host_dying_while_the_caller_speaks_costs_that_utterance_and_the_ivr_asks_again():
+    """Host A hears the caller begin, then its connection drops (the process died); the listen turn ends as no
+    input, the IVR asks again (its no-input prompt) and host B hears the repeated question."""
+    streams = {"a": 0, "b": 0}
+
+    async def dying(ws) -> None:
+        streams["a"] += 1
+        await ws.recv()  # the stream's config
+        await ws.send(json.dumps({"partial": "", "events": ["speech_onset", "speech_started"]}))
+        ws.transport.abort()  # no close handshake: as when the host's process is killed
+
+    async def hearing(ws) -> None:
+        streams["b"] += 1
+        await ws.recv()
+        for _ in range(5):
+            await ws.recv()  # some audio
+        await ws.send(json.dumps({"text": "怎么申请强制执行", "confidence": 0.9}))
+
+    server_a, url_a = await _serve(dying)
+    server_b, url_b = await _serve(hearing)
+    try:
+        hosts = SpeechHosts([url_a, url_b])
+        events: list[tuple[type, dict]] = []
+        channel = Talking()
+        ctx = FlowContext(channel=channel, prompts=PromptLibrary(BUNDLED_PROMPTS, 8000), node="consult",
+                          services=CallServices(speech_url=hosts), emit=lambda cls, **kw: events.append((cls, kw)))
+        verb = Listen(prompt="consult_intro", store="question", retries=1)
+        outcome = await asyncio.wait_for(verb.run(ctx), 20)
+    finally:
+        server_a.close()
+        server_b.close()
+    assert outcome is None and ctx.vars["question"] == "怎么申请强制执行", (outcome, ctx.vars)
+    kinds = [kw["kind"] for cls, kw in events if cls is SpeechHeard]
+    assert kinds == ["started", "no_input", "final"], kinds
+    assert "no_speech" in channel.played  # asked again
+    assert streams == {"a": 1, "b": 1} and not hosts.is_up(url_a), (streams, hosts)
