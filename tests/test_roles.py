@@ -5,6 +5,7 @@ call goes to the one left, and a host removed from the list is dropped from Kama
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -129,3 +130,18 @@ def test_roles_are_checked(tmp_path):
     r = Hotline(tmp_path / "a").cli("serve", "--roles", "front,dsp")
     assert r.returncode == 2 and "dsp: roles are front, hub, ivr, speech" in r.stderr, r.stderr
 
+
+
+def test_doctor_names_a_worker_host_and_a_speech_host_that_do_not_answer(tmp_path):
+    dead_worker, dead_speech = free_port_block(1), free_port_block(1)
+    h = Hotline(tmp_path / "a", extra_env={
+        "HOTLINE_SIP__REMOTE_WORKERS": json.dumps([f"127.0.0.1:{dead_worker}"]),
+        "HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_SPEECH__URL": json.dumps([f"ws://127.0.0.1:{dead_speech}"])})
+    h.home.mkdir(parents=True)
+    r = h.cli("doctor", "--json")
+    checks = {c["name"]: c for c in map(json.loads, r.stdout.splitlines())}
+    worker = checks[f"worker 127.0.0.1:{dead_worker}"]
+    assert worker["status"] == "fail" and "does not answer SIP OPTIONS" in worker["detail"], worker
+    speech = checks["speech service"]
+    assert speech["status"] != "ok" and f"ws://127.0.0.1:{dead_speech}" in speech["detail"], speech
+    assert r.returncode == 1
