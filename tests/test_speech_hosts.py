@@ -88,9 +88,9 @@ def test_the_speech_host_in_use_dies_and_the_next_utterance_is_heard_by_the_othe
         "HOTLINE_SPEECH__URL": json.dumps([f"ws://127.0.0.1:{port_a}", f"ws://127.0.0.1:{port_b}"]),
         "HOTLINE_SPEECH__PROBE_INTERVAL_S": "1"})
     try:
+        h.start()  # while the two load whisper
         wait_up(a, port_a)
         wait_up(b, port_b)
-        h.start()
         db = h.home / "hotline.db"
         result: dict = {}
         # '2' leaves the main menu for 诉讼咨询; its prompt and beep take ~5 s; the question comes at 8.5 s
