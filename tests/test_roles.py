@@ -145,3 +145,12 @@ def test_doctor_names_a_worker_host_and_a_speech_host_that_do_not_answer(tmp_pat
     speech = checks["speech service"]
     assert speech["status"] != "ok" and f"ws://127.0.0.1:{dead_speech}" in speech["detail"], speech
     assert r.returncode == 1
+
+
+@pytest.mark.parametrize(("env", "key"), [
+    ({"HOTLINE_SIP__REMOTE_WORKERS": '["10.0.0.2"]'}, "sip.remote_workers"),
+    ({"HOTLINE_SPEECH__URL": '["ws://10.0.0.2:2700", "http://10.0.0.3:2700"]'}, "speech.url"),
+])
+def test_a_host_list_that_is_wrong_stops_start_up_naming_the_key(tmp_path, env, key):
+    r = Hotline(tmp_path / "a", extra_env=env).cli("config", "check")
+    assert r.returncode == 2 and f"key '{key}'" in r.stderr, r.stderr
