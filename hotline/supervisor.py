@@ -105,14 +105,15 @@ class Supervisor:
         if "front" not in self.roles or self.single_port is not None:
             log.info("reload_ignored", reason="no front door on this host")
             return
-        try:
-            sip = load_settings(self.config).sip
+        try:  # only the list is taken: the rest of the running settings (ports, transports) stays as started
+            remote = load_settings(self.config).sip.remote_workers
+            sip = self.s.sip.model_copy(update={"remote_workers": remote})
             answer = kamailio.reload_dispatcher(sip, self.run_dir, self._local_workers())
         except (SettingsError, ValueError, kamailio.KamailioError) as e:
             log.error("reload_failed", error=str(e))  # the running list stays
             return
-        self.s = self.s.model_copy(update={"sip": self.s.sip.model_copy(update={"remote_workers": sip.remote_workers})})
-        log.info("dispatcher_reloaded", remote_workers=sip.remote_workers, kamcmd=answer[:200])
+        self.s = self.s.model_copy(update={"sip": sip})
+        log.info("dispatcher_reloaded", remote_workers=remote, kamcmd=answer[:200])
 
     def _speech(self) -> list[Child]:
         """The speech service, when enabled and its model is installed (else menu 2 hands off). With the default
