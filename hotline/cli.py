@@ -51,7 +51,7 @@ def worker(
     from work_orders.calendar import CalendarError
 
     s = settings_or_exit(config)
-    configure_logging(s.log.level, s.log.json_output, process=f"w{index}")
+    configure_logging(s.log.level, s.log.json_output, process=s.sip.worker_name(index))
     try:
         raise typer.Exit(run_worker(worker_config(s, index, single_port)))
     except MenuError as e:
@@ -127,13 +127,23 @@ def hub(config: Path | None = ConfigOpt) -> None:
 def serve(
     single: bool = typer.Option(False, "--single", help="one worker on --sip-port, no Kamailio (development)"),
     sip_port: int | None = typer.Option(None, help="SIP port (default: sip.port from settings)"),
+    roles: str | None = typer.Option(None, help="what runs on this host: any of front,hub,ivr,speech (default: all); "
+                                     "settings name the other hosts (hub.url, speech.url, sip.remote_workers)"),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Run the hotline: Kamailio on the SIP port, the IVR workers, and the console hub."""
     import shutil
 
     from hotline.logs import configure_logging
+    from hotline.supervisor import parse_roles
     from hotline.supervisor import serve as run_serve
+
+    try:
+        role_set = parse_roles(roles) if roles is not None else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--roles") from None
+    if single and role_set is not None and "ivr" not in role_set:
+        raise typer.BadParameter("--single runs one IVR worker: include the ivr role", param_hint="--roles")
     from ivr.audio import PromptLibrary
     from ivr.flow.menu import MenuError, load_menu
 
@@ -145,14 +155,14 @@ def serve(
         typer.secho(f"Invalid menu:\n{e}", err=True, fg="red")
         raise typer.Exit(2) from None
     if single:
-        raise typer.Exit(run_serve(s, single_port=sip_port or s.sip.port, config=config))
+        raise typer.Exit(run_serve(s, single_port=sip_port or s.sip.port, config=config, roles=role_set))
     if sip_port is not None:
         s.sip.port = sip_port
-    if shutil.which(s.sip.kamailio_binary) is None:
+    if (role_set is None or "front" in role_set) and shutil.which(s.sip.kamailio_binary) is None:
         typer.secho(f"Kamailio not found ({s.sip.kamailio_binary!r}); install it with: apt-get install kamailio",
                     err=True, fg="red")
         raise typer.Exit(2)
-    raise typer.Exit(run_serve(s, config=config))
+    raise typer.Exit(run_serve(s, config=config, roles=role_set))
 
 
 @app.command()

@@ -28,10 +28,18 @@ class Check:
     fix: str = ""
 
 
-def _sip_options(host: str, port: int, timeout: float = 0.7) -> int | None:
+def _sip_options(host: str, port: int, timeout: float = 0.7, remote: bool = False) -> int | None:
+    """The status of an OPTIONS to host:port, sent from ``host`` itself (a local listener) or, ``remote``, from the
+    address the kernel routes to it by."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.bind((host if host not in ("0.0.0.0", "::") else "127.0.0.1", 0))
+        try:
+            if remote:
+                s.connect((host, port))
+            else:
+                s.bind((host if host not in ("0.0.0.0", "::") else "127.0.0.1", 0))
+        except OSError:
+            return None
         lhost, lport = s.getsockname()[:2]
         msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {lhost}:{lport};branch=z9hG4bK"
                f"{uuid.uuid4().hex[:10]};rport\r\nMax-Forwards: 70\r\nFrom: <sip:doctor@{lhost}>;tag=d1\r\n"
@@ -124,7 +132,8 @@ def check_all(s: Settings) -> list[Check]:
         from sip_config import kamailio
 
         try:
-            cfg = kamailio.render(_sip_for_check(s), s.path("run", "doctor"), [f"w{i}" for i in range(s.sip.workers)])
+            cfg = kamailio.render(_sip_for_check(s), s.path("run", "doctor"),
+                                  [s.sip.worker_name(i) for i in range(s.sip.workers)])
             errors = kamailio.check(cfg, s.sip.kamailio_binary)
         except Exception as e:
             errors = [str(e)]
@@ -146,7 +155,14 @@ def check_all(s: Settings) -> list[Check]:
                   f"not running; port {s.hub.port} {'free' if free else 'taken by another program'}",
                   "start the hotline: hotline serve" if free else f"free port {s.hub.port} or set hub.port"))
     ports = [("front door (Kamailio)", s.sip.host, s.sip.port)]
-    ports += [(f"worker w{i}", s.sip.worker_host, s.sip.worker_port(i)) for i in range(s.sip.workers)]
+    ports += [(f"worker {s.sip.worker_name(i)}", s.sip.worker_host, s.sip.worker_port(i)) for i in range(s.sip.workers)]
+    for hp in s.sip.remote_workers:  # on another host: it answers OPTIONS or Kamailio skips it
+        host, _, port = hp.rpartition(":")
+        code = _sip_options(host.strip("[]"), int(port), remote=True)
+        add(Check(f"worker {hp}", OK if code == 200 else FAIL,
+                  f"answers SIP OPTIONS on {hp}" if code == 200 else f"{hp} does not answer SIP OPTIONS: the front "
+                  "door skips it", "" if code == 200 else f"start `hotline serve --roles ivr` on {host} or remove it "
+                  "from sip.remote_workers (then SIGHUP hotline serve)"))
     for name, host, port in ports:
         code = _sip_options(host, port)
         if code == 200:
@@ -242,7 +258,7 @@ def speech_checks(s: Settings, hub_up: bool) -> list[Check]:
             out.append(Check("speech models", FAIL, f"{e}".split("; run")[0] + ": hotline serve runs without "
                              "speech recognition", FIX.removeprefix("run ")))
     out.append(_tts_venv_check(s.tts.venv_path(s.home)))
-    out.append(_speech_service_check(s.speech.ws_url, hub_up))
+    out += [_speech_service_check(url, hub_up) for url in s.speech.ws_urls]
     return out
 
 

@@ -1,5 +1,9 @@
 """`hotline serve`: starts the hub, N IVR workers and Kamailio, restarts what dies, drains on SIGTERM.
 
+``--roles`` runs a subset on this host (front = Kamailio, hub, ivr = the workers, speech = the speech service);
+the settings name the others (``hub.url``, ``speech.url``, ``sip.remote_workers``). SIGHUP re-reads the settings
+file and reloads Kamailio's list of workers (``sip.remote_workers``) without a restart.
+
 Children run as separate processes (a pjsua assertion or segfault takes down one worker's calls
 only). When a worker dies the supervisor delivers what is left in its event spool, tells the hub
 that the worker was lost (its open call records are closed with cause ``worker_lost``), and starts
@@ -23,13 +27,14 @@ import structlog
 
 from hotline.hub_tls import ensure_certificate
 from hotline.service_user import ServiceUserError, drop_privileges
-from hotline.settings import Settings
+from hotline.settings import Settings, SettingsError, load_settings
 from ivr.contract import EventBatch, WorkerLost
 from ivr.publisher import deliver_spool
 from sip_config import kamailio
 
 log = structlog.get_logger(__name__)
 
+ROLES = ("front", "hub", "ivr", "speech")
 RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 HUB_START_TIMEOUT_S = 30.0
 
@@ -50,11 +55,23 @@ class Child:
     watcher: asyncio.Task | None = field(default=None, repr=False)
 
 
+def parse_roles(text: str) -> frozenset[str]:
+    """``front,hub,ivr,speech`` (any subset, any order) -> the set; ValueError naming what is not a role."""
+    roles = {r.strip() for r in text.split(",") if r.strip()}
+    wrong = sorted(roles - set(ROLES))
+    if wrong or not roles:
+        raise ValueError(f"{', '.join(wrong) or 'nothing'}: roles are {', '.join(ROLES)} (comma-separated)")
+    return frozenset(roles)
+
+
 class Supervisor:
-    def __init__(self, settings: Settings, single_port: int | None = None, config: Path | None = None):
+    def __init__(self, settings: Settings, single_port: int | None = None, config: Path | None = None,
+                 roles: frozenset[str] | None = None):
         self.s = settings
         self.single_port = single_port
         self.config = config
+        self.roles = roles if roles is not None else frozenset(ROLES)
+        self.explicit_roles = roles is not None
         self.stopping = False
         self.children: dict[str, Child] = {}
         self.run_dir = settings.path("run")
@@ -66,22 +83,42 @@ class Supervisor:
             argv += ["--config", str(self.config)]
         return argv
 
+    def _local_workers(self) -> list[str]:
+        return [self.s.sip.worker_name(i) for i in range(self.s.sip.workers)] if "ivr" in self.roles else []
+
     def plan(self) -> list[Child]:
-        kids = [Child("hub", self._hotline("hub"), "hub")]
+        kids = [Child("hub", self._hotline("hub"), "hub")] if "hub" in self.roles else []
         if self.single_port is not None:
-            kids.append(Child("w0", self._hotline("worker", "--index", "0", "--single-port",
-                                                  str(self.single_port)), "worker"))
+            kids.append(Child(self.s.sip.worker_name(0), self._hotline(
+                "worker", "--index", "0", "--single-port", str(self.single_port)), "worker"))
             return kids + self._speech()
-        for i in range(self.s.sip.workers):
-            kids.append(Child(f"w{i}", self._hotline("worker", "--index", str(i)), "worker"))
+        for i, name in enumerate(self._local_workers()):
+            kids.append(Child(name, self._hotline("worker", "--index", str(i)), "worker"))
         kids += self._speech()
-        cfg = kamailio.render(self.s.sip, self.run_dir, [f"w{i}" for i in range(self.s.sip.workers)])
-        kids.append(Child("kamailio", kamailio.command(self.s.sip, cfg, self.run_dir), "kamailio"))
+        if "front" in self.roles:
+            cfg = kamailio.render(self.s.sip, self.run_dir, self._local_workers())
+            kids.append(Child("kamailio", kamailio.command(self.s.sip, cfg, self.run_dir), "kamailio"))
         return kids
 
+    def reload(self) -> None:
+        """SIGHUP: read the settings file again; Kamailio takes the new list of workers without a restart."""
+        if "front" not in self.roles or self.single_port is not None:
+            log.info("reload_ignored", reason="no front door on this host")
+            return
+        try:  # only the list is taken: the rest of the running settings (ports, transports) stays as started
+            remote = load_settings(self.config).sip.remote_workers
+            sip = self.s.sip.model_copy(update={"remote_workers": remote})
+            answer = kamailio.reload_dispatcher(sip, self.run_dir, self._local_workers())
+        except (SettingsError, ValueError, kamailio.KamailioError) as e:
+            log.error("reload_failed", error=str(e))  # the running list stays
+            return
+        self.s = self.s.model_copy(update={"sip": sip})
+        log.info("dispatcher_reloaded", remote_workers=remote, kamcmd=answer[:200])
+
     def _speech(self) -> list[Child]:
-        """The speech service, when enabled and its model is installed (else menu 2 hands off)."""
-        if not self.s.speech.enabled or self.s.speech.url:
+        """The speech service, when enabled and its model is installed (else menu 2 hands off). With the default
+        roles a speech.url names a service elsewhere and none is started here; ``--roles ...,speech`` starts it."""
+        if "speech" not in self.roles or not self.s.speech.enabled or (self.s.speech.url and not self.explicit_roles):
             return []
         from asr.errors import ModelError
         from asr.models import verify_model_dir
@@ -157,17 +194,24 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        for child in self.plan():
-            self.children[child.name] = child
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
-            await self._spawn(self.children["hub"])
-            await self._wait_hub()
+            for child in self.plan():
+                self.children[child.name] = child
+        except ValueError as e:  # e.g. a front door with no worker to send calls to
+            log.error("start_failed", error=str(e))
+            return 1
+        try:
+            if "hub" in self.children:
+                await self._spawn(self.children["hub"])
+                await self._wait_hub()
             for child in self.children.values():
                 if child.proc is None:
                     await self._spawn(child)
             for child in self.children.values():
                 child.watcher = loop.create_task(self._watch(child))
-            log.info("hotline_up", workers=sum(c.kind == "worker" for c in self.children.values()),
+            log.info("hotline_up", roles=",".join(r for r in ROLES if r in self.roles),
+                     workers=sum(c.kind == "worker" for c in self.children.values()),
                      sip_port=self.single_port or self.s.sip.port, hub=self.s.hub.url)
             await self._stopped.wait()
         except RuntimeError as e:
@@ -205,7 +249,8 @@ class Supervisor:
         log.info("hotline_stopped")
 
 
-def serve(settings: Settings, single_port: int | None = None, config: Path | None = None) -> int:
+def serve(settings: Settings, single_port: int | None = None, config: Path | None = None,
+          roles: frozenset[str] | None = None) -> int:
     try:
         user = drop_privileges(settings.run_as, settings.home)
     except ServiceUserError as e:
@@ -214,14 +259,16 @@ def serve(settings: Settings, single_port: int | None = None, config: Path | Non
         return 2
     if user:
         log.info("running_as", user=user, uid=os.getuid())
-    if settings.hub.tls:  # made once here, before the hub and workers start; they all trust exactly this certificate
+    # made once here, before the hub and workers start; they all trust exactly this certificate
+    if settings.hub.tls and (roles is None or "hub" in roles):
         try:
             cert = ensure_certificate(settings.home, settings.hub.host, settings.hub.tls_cert, settings.hub.tls_key)
         except (OSError, ValueError) as e:
             print(f"hotline serve: hub HTTPS: {e}", file=sys.stderr)
             return 2
         os.environ["SSL_CERT_FILE"] = str(cert.cert)
-    if settings.sip.tls:  # Kamailio's certificate for SIP over TLS, made once like the hub's
+    # Kamailio's certificate for SIP over TLS, made once like the hub's
+    if settings.sip.tls and (roles is None or "front" in roles):
         sip = settings.sip
         try:
             pair = ensure_certificate(settings.home, sip.advertised_host or sip.host,
@@ -236,4 +283,4 @@ def serve(settings: Settings, single_port: int | None = None, config: Path | Non
               file=sys.stderr)
         settings = settings.model_copy(update={"sip": sip.model_copy(
             update={"tls_cert": str(pair.cert), "tls_key": str(pair.key)})})
-    return asyncio.run(Supervisor(settings, single_port, config).run())
+    return asyncio.run(Supervisor(settings, single_port, config, roles).run())

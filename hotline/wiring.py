@@ -20,7 +20,7 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         front = sip.advertised_host or sip.host
         contact = f"<sip:12368@{front}:{sip.port}>"
     return WorkerConfig(
-        name=f"w{index}",
+        name=sip.worker_name(index),
         sip=sip,
         ivr=s.ivr,
         bind_host=host,
@@ -31,7 +31,8 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         hub_token=s.secret("worker_token"),
         register_accounts=index == 0,
         contact_override=contact,
-        speech_url=s.speech.ws_url if s.speech.enabled else None,
+        speech_urls=tuple(s.speech.ws_urls) if s.speech.enabled else (),
+        speech_probe_s=s.speech.probe_interval_s,
         recordings_dir=s.path("recordings"),
         calendar=WorkCalendar.from_file(s.work_orders.holiday_file, tz=s.ivr.working_hours.timezone),
     )

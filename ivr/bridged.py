@@ -17,6 +17,7 @@ from ivr.contract import SpeechHeard
 from ivr.flow.context import FlowContext
 from ivr.recording import StereoRecorder, recordings_dir
 from ivr.speech_client import SpeechUnavailable, transcribe
+from ivr.speech_hosts import SpeechTarget
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,7 @@ def end_talk(ctx: FlowContext, talk: Talk, flush_s: float | None = None) -> floa
     return talk.recorder.close()
 
 
-async def transcribe_leg(ctx: FlowContext, speaker: str, chunks: AsyncIterator[bytes], url: str) -> None:
+async def transcribe_leg(ctx: FlowContext, speaker: str, chunks: AsyncIterator[bytes], url: SpeechTarget) -> None:
     """One side of a bridged call on the record: SpeechHeard partials and finals with their ``speaker``."""
     config = {"priority": 1, "no_input_timeout_s": 24 * 3600.0}
     last_partial = ""

@@ -17,7 +17,8 @@ import structlog
 from ivr.contract import SpeechHeard
 from ivr.flow.context import FlowContext
 from ivr.flow.turn import OpenTurn
-from ivr.speech_client import Heard, SpeechUnavailable, number_config, recognize
+from ivr.speech_client import Heard, SpeechLost, SpeechUnavailable, number_config, recognize
+from ivr.speech_hosts import SpeechTarget, as_hosts
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +95,7 @@ async def _rest_of_turn(ctx: FlowContext, stream: AsyncIterator[Heard], pending:
             await stream.aclose()  # type: ignore[attr-defined]
 
 
-async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
+async def hear_utterance(ctx: FlowContext, url: SpeechTarget, config: dict[str, Any], speaking: asyncio.Event,
                          early: Early | None = None) -> Heard:
     """The caller's next utterance (SpeechHeard events on the record), or no_input / busy / unavailable.
     The start of speech sets ``speaking`` and stops the prompt (barge-in by voice); its onset (~60 ms of speech)
@@ -102,21 +103,34 @@ async def hear_utterance(ctx: FlowContext, url: str, config: dict[str, Any], spe
 
     With ``early``, the speculative text (after ~0.2 s of silence) is offered to it while the recognizer waits
     for the end silence; when it returns a decision before the caller goes on, the turn ends there: the final is
-    that text (``raw["early"]`` holds the decision) and ``ctx.open_turn`` follows the rest of the recognition."""
+    that text (``raw["early"]`` holds the decision) and ``ctx.open_turn`` follows the rest of the recognition.
+
+    A speech host that dies (``SpeechLost``) costs at most the utterance: before the caller spoke, listening goes
+    on at the next host; once they had begun, the turn ends as no input, so the dialogue asks again."""
     channel = ctx.channel
     # end to end: a service that takes the stream but never answers (a stuck decode queue) must not hold the call
     deadline = (float(config.get("no_input_timeout_s", 6.0)) + float(config.get("max_utterance_s", 30.0))
                 + LISTEN_GRACE_S)
     try:
         async with asyncio.timeout(deadline):
-            return await _hear(ctx, url, config, speaking, early)
+            hosts = as_hosts(url)
+            for _ in hosts.urls:
+                try:
+                    return await _hear(ctx, hosts, config, speaking, early)
+                except SpeechLost as e:
+                    log.warning("speech_host_lost", call_id=channel.call_id, url=e.url, mid_utterance=e.mid_utterance)
+                    if e.mid_utterance or speaking.is_set():
+                        ctx.emit(SpeechHeard, node=ctx.node, kind="no_input")
+                        return Heard("no_input")
+            ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
+            return Heard("unavailable")
     except TimeoutError:
         log.warning("speech_timeout", call_id=channel.call_id, after_s=round(deadline, 1))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")
         return Heard("unavailable")
 
 
-async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: asyncio.Event,
+async def _hear(ctx: FlowContext, url: SpeechTarget, config: dict[str, Any], speaking: asyncio.Event,
                 early: Early | None) -> Heard:
     channel = ctx.channel
     last_partial = ""
@@ -189,6 +203,8 @@ async def _hear(ctx: FlowContext, url: str, config: dict[str, Any], speaking: as
             else:
                 _heard_final(ctx, heard)
                 return heard
+    except SpeechLost:
+        raise  # hear_utterance tries the next host
     except SpeechUnavailable as e:
         log.warning("speech_unavailable", call_id=channel.call_id, error=str(e))
         ctx.emit(SpeechHeard, node=ctx.node, kind="unavailable")

@@ -24,6 +24,7 @@ from ivr.contract import DigitsReceived, MessageRecorded, MessageTranscribed
 from ivr.flow.context import FlowContext
 from ivr.keypad import read_key
 from ivr.speech_client import SpeechUnavailable, transcribe_pcm
+from ivr.speech_hosts import SpeechTarget
 
 log = structlog.get_logger(__name__)
 
@@ -188,7 +189,7 @@ def _start(coro) -> None:
     task.add_done_callback(_finishing.discard)
 
 
-async def transcribe_job(url: str, wav: Path, rate: int, done, marker: Path) -> None:
+async def transcribe_job(url: SpeechTarget, wav: Path, rate: int, done, marker: Path) -> None:
     """Transcribe ``wav``, hand the text to ``done`` (which spools it), then drop the marker."""
     text = ""
     try:
@@ -203,7 +204,7 @@ async def transcribe_job(url: str, wav: Path, rate: int, done, marker: Path) -> 
     marker.unlink(missing_ok=True)
 
 
-def resume_transcripts(recordings: Path, worker: str, url: str | None, emit) -> int:
+def resume_transcripts(recordings: Path, worker: str, url: SpeechTarget | None, emit) -> int:
     """At a worker's start: transcribe the messages an earlier run of this worker reported but did not finish
     (``emit(event_cls, **fields)`` as the worker's). Returns how many were resumed."""
     found = sorted(_pending_dir(recordings, worker).glob("*.json"))

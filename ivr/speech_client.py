@@ -11,6 +11,8 @@ from typing import Any
 
 import websockets
 
+from ivr.speech_hosts import SpeechTarget, as_hosts
+
 CONNECT_TIMEOUT_S = 2.0
 
 
@@ -26,6 +28,15 @@ class Heard:
 
 class SpeechUnavailable(Exception):
     pass
+
+
+class SpeechLost(SpeechUnavailable):
+    """The speech service dropped a stream it had taken (its host died); the host is marked down.
+    ``mid_utterance``: the caller had begun speaking, so that utterance is lost (the dialogue asks again)."""
+
+    def __init__(self, url: str, mid_utterance: bool):
+        super().__init__(f"speech service at {url} closed the connection")
+        self.url, self.mid_utterance = url, mid_utterance
 
 
 def parse(msg: dict[str, Any]) -> list[Heard]:
@@ -54,16 +65,28 @@ def parse(msg: dict[str, Any]) -> list[Heard]:
     return out
 
 
+async def _connect(target: SpeechTarget, max_size: int) -> tuple[str, websockets.ClientConnection]:
+    """A connection to the first of ``target``'s hosts that takes one; the others are marked down."""
+    hosts = as_hosts(target)
+    errors = []
+    for url in hosts.order():
+        try:
+            ws = await asyncio.wait_for(websockets.connect(url, max_size=max_size, open_timeout=CONNECT_TIMEOUT_S),
+                                        CONNECT_TIMEOUT_S + 0.5)
+        except (OSError, TimeoutError, websockets.WebSocketException) as e:
+            hosts.failed(url, f"connect: {type(e).__name__}: {e}")
+            errors.append(f"{url}: {e}")
+            continue
+        return url, ws
+    raise SpeechUnavailable(f"speech service unreachable: {'; '.join(errors)}")
+
+
 @contextlib.asynccontextmanager
-async def _stream(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
-                  eof: bool) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
-    """A streaming session: ``audio`` is sent as it comes (then ``{"eof": 1}`` when ``eof``); the queue
-    yields each JSON reply, then None when the service closes the connection."""
-    try:
-        ws = await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, open_timeout=CONNECT_TIMEOUT_S),
-                                    CONNECT_TIMEOUT_S + 0.5)
-    except (OSError, TimeoutError, websockets.WebSocketException) as e:
-        raise SpeechUnavailable(f"speech service at {url} unreachable: {e}") from None
+async def _stream(target: SpeechTarget, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
+                  eof: bool) -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any] | None]]]:
+    """A streaming session on the first host that takes it: ``audio`` is sent as it comes (then ``{"eof": 1}``
+    when ``eof``); gives the host's URL and a queue of each JSON reply, then None when the service closes."""
+    url, ws = await _connect(target, 1 << 20)
     replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def pump() -> None:
@@ -90,7 +113,7 @@ async def _stream(url: str, audio: AsyncIterator[bytes], rate: int, config: dict
         await ws.send(json.dumps({"config": {"sample_rate": rate, **config}}))
         tasks = [asyncio.create_task(pump()), asyncio.create_task(read())]
         try:
-            yield replies
+            yield url, replies
         finally:
             for t in tasks:
                 t.cancel()
@@ -99,14 +122,19 @@ async def _stream(url: str, audio: AsyncIterator[bytes], rate: int, config: dict
             await ws.close()
 
 
-async def recognize(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any]) -> AsyncIterator[Heard]:
-    """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result."""
-    async with _stream(url, audio, rate, config, eof=False) as replies:
+async def recognize(target: SpeechTarget, audio: AsyncIterator[bytes], rate: int,
+                    config: dict[str, Any]) -> AsyncIterator[Heard]:
+    """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result.
+    A stream the service drops raises ``SpeechLost`` (its host is marked down for the next try)."""
+    speaking, hosts = False, as_hosts(target)
+    async with _stream(hosts, audio, rate, config, eof=False) as (url, replies):
         while True:
             msg = await replies.get()
             if msg is None:
-                raise SpeechUnavailable("speech service closed the connection")
+                hosts.failed(url, "stream dropped")
+                raise SpeechLost(url, speaking)
             for heard in parse(msg):
+                speaking = speaking or heard.kind in ("started", "partial", "speculative")
                 yield heard
                 if heard.kind in ("final", "no_input", "busy"):
                     return
@@ -122,10 +150,11 @@ def number_config(expect: str, digits_length: int | None = None) -> dict[str, An
     return {"expect": expect, **({"digits_length": digits_length} if digits_length else {})}
 
 
-async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> bytes:
+async def synthesize(target: SpeechTarget, text: str, rate: int, timeout: float = 20.0) -> bytes:
     """PCM16 mono at ``rate`` for ``text`` from the speech service's voice (cached there)."""
+    url, ws = await _connect(target, 8 << 20)
     try:
-        async with websockets.connect(url, max_size=8 << 20, open_timeout=CONNECT_TIMEOUT_S) as ws:
+        async with ws:
             await ws.send(json.dumps({"tts": {"text": text, "rate": rate}}))
             reply = await asyncio.wait_for(ws.recv(), timeout)
     except (OSError, TimeoutError, websockets.WebSocketException) as e:
@@ -135,11 +164,11 @@ async def synthesize(url: str, text: str, rate: int, timeout: float = 20.0) -> b
     return reply
 
 
-async def transcribe(url: str, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
+async def transcribe(target: SpeechTarget, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
                      idle_timeout_s: float = 30.0) -> AsyncIterator[Heard]:
     """Stream ``audio`` to the service and yield everything it hears (several utterances) until the
     audio ends; then ``{"eof": 1}`` decodes what is left. For messages and bridged calls."""
-    async with _stream(url, audio, rate, config, eof=True) as replies:
+    async with _stream(target, audio, rate, config, eof=True) as (_, replies):
         while True:
             msg = await asyncio.wait_for(replies.get(), idle_timeout_s)
             if msg is None:
@@ -154,14 +183,14 @@ async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
-async def transcribe_pcm(url: str, pcm: bytes, rate: int, timeout: float = 60.0) -> str:
+async def transcribe_pcm(target: SpeechTarget, pcm: bytes, rate: int, timeout: float = 60.0) -> str:
     """The text of a recorded message (every utterance in it), decoded at background priority."""
     # long utterances go whole to the service, which cuts them at pauses into encoder windows
     config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 60.0}
     texts: list[str] = []
 
     async def run() -> None:
-        async for heard in transcribe(url, _chunks(pcm, rate // 5), rate, config):
+        async for heard in transcribe(target, _chunks(pcm, rate // 5), rate, config):
             if heard.kind == "final" and heard.text:
                 texts.append(heard.text)
 

@@ -43,6 +43,7 @@ from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
 from ivr.sip.stack import SipStack, StackConfig
+from ivr.speech_hosts import SpeechHosts
 from sip_config.models import SipSettings
 from work_orders.calendar import WorkCalendar
 
@@ -68,7 +69,8 @@ class WorkerConfig:
     register_accounts: bool = False
     contact_override: str | None = None
     pjsip_log_level: int = 1
-    speech_url: str | None = None
+    speech_urls: tuple[str, ...] = ()  # speech services in order of preference (ivr/speech_hosts.py)
+    speech_probe_s: float = 2.0  # with more than one: how often each is probed
     recordings_dir: Path | None = None
     #: working days (China's schedule + the court's holiday file) for ivr.working_hours
     calendar: WorkCalendar | None = None
@@ -86,6 +88,12 @@ def _safe_to_free(call: object) -> bool:
     except Exception:  # noqa: BLE001 - a Call pjsua no longer knows is idle
         pass
     return sys.getrefcount(call) <= 3  # the retired tuple, the caller's variable, getrefcount's argument
+
+
+def _index(name: str) -> int:
+    """A worker's number from its name (``w3``, ``b-w3``): where it starts in the list of speech hosts."""
+    digits = name[len(name.rstrip("0123456789")):]
+    return int(digits) if digits else 0
 
 
 class _Rejected:
@@ -115,6 +123,7 @@ class Worker:
         self._stop = asyncio.Event()
         self.stack: SipStack | None = None
         self.legs = 0  # outbound calls to operators: each holds one of the process's call slots
+        self.speech = SpeechHosts(cfg.speech_urls, first=_index(cfg.name)) if cfg.speech_urls else None
         self.office_hours = OfficeHours(cfg.ivr.working_hours, cfg.calendar or WorkCalendar())
         self.hub_link = (HubLink(cfg.hub_url, cfg.hub_token, cfg.name, lambda: list(self.sessions), self.dispatch)
                          if cfg.hub_url and cfg.hub_token else None)
@@ -145,7 +154,7 @@ class Worker:
             return
         ivr = self.cfg.ivr
         recordings = self._recordings()
-        services = CallServices(speech_url=self.cfg.speech_url, hub_url=self.cfg.hub_url, hub_token=self.cfg.hub_token,
+        services = CallServices(speech_url=self.speech, hub_url=self.cfg.hub_url, hub_token=self.cfg.hub_token,
                                 caller=ci.remoteUri, worker_name=self.cfg.name, hub_link=self.hub_link,
                                 working_hours=self.office_hours, record_bridged_calls=ivr.record_bridged_calls,
                                 operator_transfer=ivr.operator_transfer,
@@ -204,7 +213,7 @@ class Worker:
             return
         c, account = self.cfg, self.leg_account()
         session = CallbackSession(SipCall(account), cmd, self.prompts,
-                                  CallServices(speech_url=c.speech_url, hub_url=c.hub_url, hub_token=c.hub_token),
+                                  CallServices(speech_url=self.speech, hub_url=c.hub_url, hub_token=c.hub_token),
                                   self.emit, c.sip.clock_rate, c.ivr.frame_gap_ms, self._closed, host=self)
         self.sessions[cmd.call_id] = session
         session.dial(account.getInfo().uri, f"{c.bind_host}:{c.bind_port}")
@@ -294,8 +303,10 @@ class Worker:
         tasks = [loop.create_task(self.publisher.run()), loop.create_task(self._menu_watch())]
         if c.ivr.rtp_timeout_s > 0:
             tasks.append(loop.create_task(self._rtp_watch()))
+        if self.speech is not None and len(self.speech.urls) > 1:
+            tasks.append(loop.create_task(self.speech.probe_forever(c.speech_probe_s)))
         # messages an earlier run of this worker reported but did not finish transcribing (killed meanwhile)
-        resumed = resume_transcripts(self._recordings(), c.name, c.speech_url, self.emit)
+        resumed = resume_transcripts(self._recordings(), c.name, self.speech, self.emit)
         if resumed:
             log.info("transcripts_resumed", count=resumed)
         if self.hub_link is not None:

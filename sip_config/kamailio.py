@@ -6,6 +6,8 @@ and ``check()`` asks Kamailio to parse the rendered configuration.
 
 Worker ``i`` is ``sip:{worker_host}:{worker_base_port + i}`` with ``duid=w{i};maxload={max_calls_per_worker}``
 in dispatcher set 1; initial INVITEs go to the least loaded worker (algorithm 10) and fail over to the next.
+Workers on other hosts (``sip.remote_workers``, host:port) follow in the same set, probed with OPTIONS like the
+local ones; ``reload_dispatcher()`` rewrites the list and reloads it in the running Kamailio.
 """
 
 from __future__ import annotations
@@ -75,23 +77,55 @@ def module_path(binary: str = "kamailio") -> str:
     raise KamailioError(f"cannot find Kamailio's modules (tm.so); is {binary!r} installed?")
 
 
+def _remote_duid(host_port: str) -> str:
+    return "r-" + re.sub(r"[^A-Za-z0-9_.-]", "-", host_port.strip("[]"))
+
+
 def dispatcher_list(sip: SipSettings, worker_ids: list[str] | None = None) -> str:
-    """The dispatcher.list text: one destination per worker, call-load attributes."""
-    ids = worker_ids if worker_ids is not None else [f"w{i}" for i in range(sip.workers)]
-    if len(ids) != sip.workers:
+    """The dispatcher.list text: one destination per worker, call-load attributes. ``worker_ids``: this host's
+    workers (default: ``sip.workers`` of them; [] when it runs none), then every one of ``sip.remote_workers``."""
+    ids = worker_ids if worker_ids is not None else [sip.worker_name(i) for i in range(sip.workers)]
+    if ids and len(ids) != sip.workers:
         raise ValueError(f"{len(ids)} worker ids for {sip.workers} workers")
     if len(set(ids)) != len(ids) or not all(_DUID.match(i) for i in ids):
         raise ValueError(f"worker ids must be unique tokens of [A-Za-z0-9_.-]: {ids!r}")
+    if not ids and not sip.remote_workers:
+        raise ValueError("no IVR worker to dispatch to: run the ivr role here or name sip.remote_workers")
     transport = "udp" if "udp" in sip.transports else "tcp"
     host = _host_in_uri(sip.worker_host)
     lines = [
         "# setid destination flags priority attributes",
-        "# rendered by sip_config/kamailio.py - one line per IVR worker",
+        "# rendered by sip_config/kamailio.py - one line per IVR worker (this host's, then other hosts')",
     ]
     for i, duid in enumerate(ids):
         uri = f"sip:{host}:{sip.worker_port(i)};transport={transport}"
         lines.append(f"{DS_SETID} {uri} 0 0 duid={duid};maxload={sip.max_calls_per_worker}")
+    for hp in sip.remote_workers:
+        lines.append(f"{DS_SETID} sip:{hp};transport={transport} 0 0 "
+                     f"duid={_remote_duid(hp)};maxload={sip.max_calls_per_worker}")
     return "\n".join(lines) + "\n"
+
+
+def reload_dispatcher(sip: SipSettings, run_dir: Path, worker_ids: list[str] | None = None) -> str:
+    """Rewrite ``dispatcher.list`` (workers that came or went) and have the running Kamailio read it again
+    (``kamcmd dispatcher.reload``: calls in progress stay, new ones see the new list); kamcmd's answer.
+    Raises KamailioError when it cannot be reached, ValueError when the list would be empty."""
+    run_dir = Path(run_dir).resolve()
+    text = dispatcher_list(sip, worker_ids)
+    ctl = control_socket(run_dir)
+    kamcmd = shutil.which("kamcmd")
+    if ctl is None or kamcmd is None:
+        raise KamailioError("cannot reload the dispatcher: " + ("no kamcmd (apt-get install kamailio)" if kamcmd
+                            is None else f"the control socket path under {run_dir} is too long"))
+    (run_dir / DISPATCHER_LIST_NAME).write_text(text)
+    try:
+        r = subprocess.run([kamcmd, "-s", f"unixs:{ctl}", "dispatcher.reload"], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise KamailioError(f"kamcmd dispatcher.reload: {e}") from None
+    if r.returncode != 0 or "error" in (r.stdout + r.stderr).lower():
+        raise KamailioError(f"kamcmd dispatcher.reload: {(r.stdout + r.stderr).strip()[:300]}")
+    return (r.stdout + r.stderr).strip()
 
 
 def render(
@@ -156,11 +190,11 @@ def render(
         tls_cfg=str(tls_cfg) if tls_cfg else None,
         uri_host=_host_in_uri(sip.advertised_host or sip.host),
         module_path=modules,
-        destinations=list(range(sip.workers)),
+        destinations=list(range(len(ds_path.read_text().splitlines()) - 2)),
         dispatcher_list=str(ds_path),
         ds_setid=DS_SETID,
         ds_ping_interval=sip.probing_interval_s,
-        ds_hash_size=max(4, (sip.workers * sip.max_calls_per_worker * 2).bit_length()),
+        ds_hash_size=max(4, ((sip.workers + len(sip.remote_workers)) * sip.max_calls_per_worker * 2).bit_length()),
         ds_hash_initexpire=max(10, ring_timeout_ms // 1000 + 10),
         ds_hash_expire=max_call_s,
         acl=",".join(str(n) for n in sip.acl),

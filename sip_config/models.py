@@ -43,6 +43,12 @@ class SipSettings(BaseModel):
     port: int = Field(5060, ge=1, le=65535, description="SIP port of the front door (UDP and TCP)")
     advertised_host: str | None = Field(None, description="address put in Via/Record-Route (NAT)")
     workers: int = Field(2, ge=1, le=64, description="IVR worker processes; capacity is workers x max_calls_per_worker")
+    worker_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$", max_length=16, description=(
+        "put before this host's worker names (w0, w1...): IVR hosts that share a hub need different ones, e.g. 'b-'"))
+    remote_workers: list[str] = Field(default_factory=list, description=(
+        'IVR workers on other hosts as "host:port" (their sip.worker_host and worker port): the front door '
+        "dispatches to them too, probing each with OPTIONS; `hotline serve` re-reads this list on SIGHUP "
+        "and reloads Kamailio's dispatcher without a restart"))
     max_calls_per_worker: int = Field(4, ge=1, le=4, description="the PyPI pjsua2 wheel allows 4")
     worker_host: str = Field("127.0.0.1", description="address the workers listen on (behind Kamailio)")
     worker_base_port: int = Field(5070, ge=1, le=65535, description="worker i listens on this port + i")
@@ -88,6 +94,20 @@ class SipSettings(BaseModel):
             if not name or not rate.isdigit():
                 raise ValueError(f"codec {c!r} must look like NAME/RATE, e.g. PCMA/8000")
         return v
+
+    @field_validator("remote_workers")
+    @classmethod
+    def _host_ports(cls, v: list[str]) -> list[str]:
+        for hp in v:
+            host, sep, port = hp.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{hp!r}: a worker is host:port, e.g. 10.0.0.2:5070 or [2001:db8::2]:5070")
+        if len(set(v)) != len(v):
+            raise ValueError("a worker is named twice")
+        return v
+
+    def worker_name(self, index: int) -> str:
+        return f"{self.worker_prefix}w{index}"
 
     def worker_port(self, index: int) -> int:
         return self.worker_base_port + index

@@ -66,6 +66,8 @@ class Hotline:
     worker_base: int = 0
     rtp_base: int = 0
     speech_port: int = 0
+    roles: str | None = None  # `hotline serve --roles` (None: all, as by default)
+    config: Path | None = None  # a settings file (the environment above still wins over it)
     proc: Proc | None = None
 
     def __post_init__(self) -> None:
@@ -98,7 +100,12 @@ class Hotline:
             env["HOTLINE_IVR__MENU_FILE"] = str(self.menu)
         env.update(self.extra_env)
         env.pop("HOTLINE_CONFIG", None)
+        if self.config:
+            env["HOTLINE_CONFIG"] = str(self.config)
         return env
+
+    def has(self, role: str) -> bool:
+        return self.roles is None or role in self.roles.split(",")
 
     @property
     def worker_ports(self) -> list[int]:
@@ -110,6 +117,7 @@ class Hotline:
 
     def start(self, timeout: float = 40.0) -> Hotline:
         args = ["serve"] + (["--single", "--sip-port", str(self.sip_port)] if self.single else [])
+        args += ["--roles", self.roles] if self.roles else []
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = _EnvProc("hotline", HOTLINE + args, self.home / "serve.log", Path.cwd(), self.env).start()
         self.wait_ready(timeout)
@@ -117,12 +125,14 @@ class Hotline:
 
     def wait_ready(self, timeout: float = 40.0) -> None:
         deadline = time.monotonic() + timeout
-        ports = self.worker_ports + ([] if self.single else [self.sip_port])
+        ports = (self.worker_ports if self.has("ivr") else []) + \
+            ([self.sip_port] if self.has("front") and not self.single else [])
         while time.monotonic() < deadline:
             if not self.proc.alive():
                 raise RuntimeError(f"hotline exited early:\n{self.proc.log()[-4000:]}")
             try:
-                hub_ok = httpx.get(f"http://127.0.0.1:{self.hub_port}/healthz", timeout=1).status_code == 200
+                hub_ok = not self.has("hub") or \
+                    httpx.get(f"http://127.0.0.1:{self.hub_port}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 hub_ok = False
             if hub_ok and all(sip_ping(p) == 200 for p in ports):

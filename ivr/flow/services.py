@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from ivr.speech_hosts import SpeechTarget
+
 
 class HubConnection(Protocol):
     """The worker's command socket to the hub (ivr/hub_commands.HubLink): the queue needs it up."""
@@ -26,7 +28,9 @@ class StaffPresence(Protocol):
 
 @dataclass(frozen=True)
 class CallServices:
-    speech_url: str | None = None  # the speech service (recognition, voice); None: keys only, bundled prompts
+    #: the speech service (recognition, voice): one URL or the worker's SpeechHosts (failover between hosts);
+    #: None: keys only, bundled prompts
+    speech_url: SpeechTarget | None = None
     hub_url: str | None = None  # the hub's HTTP API (knowledge base, case desk)
     hub_token: str | None = None
     caller: str | None = None  # the caller's SIP URI (the case desk counts failures per number)
