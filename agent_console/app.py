@@ -135,6 +135,7 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
                            live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
                            bridge_ring_timeout_s=config.bridge_ring_timeout_s,
+                           worker_lost_after_s=config.worker_lost_after_s,
                            order_check=lambda call_id: _call_has_order(app, call_id))
     try:
         rebuilt = app.state.ops.rebuild()

@@ -31,6 +31,7 @@ class HubConfig:
     court: CourtInfo = field(default_factory=CourtInfo)
     offer_timeout_s: float = 15.0
     bridge_ring_timeout_s: float = 20.0
+    worker_lost_after_s: float = 120.0
     timezone: str = "Asia/Shanghai"
     cases: CaseSettings = field(default_factory=CaseSettings)
     work_orders: WorkOrderSettings = field(default_factory=WorkOrderSettings)

@@ -28,6 +28,9 @@ class HubSettings(BaseModel):
                                                "is set away and the call goes to the next operator")
     bridge_ring_timeout_s: float = Field(20.0, gt=0, le=120,
                                          description="how long the worker rings an operator's phone after accept")
+    worker_lost_after_s: float = Field(120.0, ge=5, le=3600, description=(
+        "a worker whose socket stays closed this long is taken as gone (a host that died never says so): its "
+        "calls end on the hub as worker_lost and leave the queue; a worker that comes back says which it has"))
     timezone: str = Field("Asia/Shanghai", description="the court's time zone (work-order numbers, due dates)")
     allowed_origins: list[str] = Field(default_factory=list, description=(
         "origins (https://host[:port]) besides the hub's own whose pages may send state-changing requests with the "

@@ -29,7 +29,8 @@ def hub_config(settings: Settings) -> HubConfig:
     return HubConfig(secret_key=settings.secret("secret_key"), worker_token=settings.secret("worker_token"),
                      cookie_secure=hub.cookie_secure, session_hours=hub.session_hours,
                      matcher=settings.kb, court=settings.court, offer_timeout_s=hub.offer_timeout_s,
-                     bridge_ring_timeout_s=hub.bridge_ring_timeout_s, timezone=hub.timezone,
+                     bridge_ring_timeout_s=hub.bridge_ring_timeout_s,
+                     worker_lost_after_s=hub.worker_lost_after_s, timezone=hub.timezone,
                      cases=settings.cases,
                      work_orders=settings.work_orders.model_copy(update={"taxonomy_file": court_file(
                          settings.work_orders.taxonomy_file, settings.home)}), home=settings.home,

@@ -3,6 +3,7 @@ lines, a hub restart that loses nobody in the queue, work-order numbering and dr
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -213,3 +214,30 @@ def test_a_worker_hello_ends_the_calls_that_worker_no_longer_has(db_file):
     restarted = app_on(db_file).state.ops
     assert [q.call_id for q in restarted.router.waiting()] == ["kept", "other", "late"]
     assert "gone" not in restarted.calls and "talk" not in restarted.calls
+
+
+def test_a_worker_that_stays_away_has_its_calls_ended_and_one_that_comes_back_keeps_them(db_file):
+    """A worker host that dies never says so: once its socket has stayed closed ``worker_lost_after_s`` its calls
+    leave the queue as worker_lost. A worker that reconnects in time keeps its calls."""
+    app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False,
+                               worker_lost_after_s=0.5), db_file)
+    with TestClient(app) as c:
+        post(c, queued_call("dead", worker="w1") + queued_call("alive", worker="w0"))
+        ops = app.state.ops
+        for worker, call in (("w1", "dead"), ("w0", "alive")):
+            with c.websocket_connect(f"/internal/worker/ws?worker={worker}", headers=AUTH) as ws:
+                ws.send_text(WorkerHello(worker=worker, calls=[call]).model_dump_json())
+                ws.receive_text()  # where its queued caller stands
+        with c.websocket_connect("/internal/worker/ws?worker=w0", headers=AUTH) as ws:  # w0 is back at once
+            ws.send_text(WorkerHello(worker="w0", calls=["alive"]).model_dump_json())
+            ws.receive_text()
+            deadline = time.monotonic() + 5
+            while ops.calls["dead"].state != "ended" and time.monotonic() < deadline:
+                ops.tick()
+                time.sleep(0.1)
+            assert ops.calls["dead"].state == "ended" and ops.calls["alive"].state == "queued"
+            assert [q.call_id for q in ops.router.waiting()] == ["alive"]
+        ops.persist.flush()
+        with app.state.sessionmaker() as db:
+            rows = {x.call_id: (x.status, x.end_cause) for x in db.scalars(select(Call))}
+        assert rows["dead"] == ("ended", "worker_lost") and rows["alive"][0] == "answered"

@@ -55,11 +55,12 @@ class OpsHub:
     def __init__(self, sessionmaker: Callable[[], Session], matcher: Any = None, *,
                  subscribers: Sequence[StoredEventsSubscriber] = (), live: LiveCalls | None = None,
                  workers: WorkerRegistry | None = None, persist: Persister | None = None,
-                 offer_timeout_s: float = 15.0, bridge_ring_timeout_s: float = 20.0,
+                 offer_timeout_s: float = 15.0, bridge_ring_timeout_s: float = 20.0, worker_lost_after_s: float = 120.0,
                  clock: Callable[[], float] = time.time, log_capacity: int = 10_000,
                  order_check: Callable[[str], bool] | None = None):
         self.sessions = sessionmaker
         self.clock = clock
+        self.worker_lost_after_s = worker_lost_after_s
         self.live = live or LiveCalls()
         self.calls: dict[str, LiveCall] = self.live.calls
         self.lock = self.live.lock
@@ -113,6 +114,11 @@ class OpsHub:
 
     # ================================================================== the clock and the workers
     def tick(self) -> None:
+        # a worker away this long is gone (its host died, or it cannot reach this hub): its calls end here
+        for worker, lost_at in self.workers.lost_before(self.clock() - self.worker_lost_after_s).items():
+            log.warning("ops: worker %s away for %.0f s; its calls end as worker_lost", worker,
+                        self.clock() - lost_at)
+            self.on_worker_hello(worker, [], opened_at=lost_at)
         with self.lock:
             self._effects(self.router.tick())
             cutoff = dt(self.clock() - ENDED_KEEP_S)

@@ -27,18 +27,32 @@ class WorkerRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conns: dict[str, WorkerConn] = {}
+        self._lost: dict[str, float] = {}  # worker -> when its last socket closed (no newer one open)
 
     def register(self, conn: WorkerConn) -> WorkerConn | None:
         """Make ``conn`` the worker's socket; returns the one it replaces (to be closed)."""
         with self._lock:
             old = self._conns.get(conn.worker)
             self._conns[conn.worker] = conn
+            self._lost.pop(conn.worker, None)
             return old
 
-    def unregister(self, conn: WorkerConn) -> None:
+    def unregister(self, conn: WorkerConn, at: float | None = None) -> None:
+        """``conn`` closed at ``at`` (hub clock); unless a newer socket of that worker is open, the worker counts
+        as away from then (:meth:`lost_before`)."""
         with self._lock:
             if self._conns.get(conn.worker) is conn:
                 del self._conns[conn.worker]
+                if at is not None:
+                    self._lost[conn.worker] = at
+
+    def lost_before(self, cutoff: float) -> dict[str, float]:
+        """Workers away since before ``cutoff`` (by when they went), each given once."""
+        with self._lock:
+            gone = {w: at for w, at in self._lost.items() if at < cutoff}
+            for w in gone:
+                del self._lost[w]
+            return gone
 
     def connected(self) -> list[str]:
         with self._lock:

@@ -240,7 +240,7 @@ async def worker_ws(ws: WebSocket, worker: str = "") -> None:
         send_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await send_task
-        hub.workers.unregister(conn)
+        hub.workers.unregister(conn, hub.clock())
         log.info("ops: worker %s disconnected", hello.worker)
 
 
