@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -94,15 +95,18 @@ def dial_cmd(
         raise typer.BadParameter("use rfc4733 or sip_info", param_hint="--dtmf-method")
     if refuse_refer and not 300 <= refuse_refer <= 699:
         raise typer.BadParameter("a final SIP status, 300-699 (e.g. 405, 501, 603)", param_hint="--refuse-refer")
+    def report(res) -> None:  # before pjsua's teardown, which has crashed on a loaded machine
+        if frames_json:
+            frames_json.write_text(json.dumps(res.frames))
+        typer.echo(json.dumps(res.summary(), ensure_ascii=False))
+        sys.stdout.flush()
+
     try:
         res = dial(uri, play=play, dtmf=dtmf, record=record, duration=duration, dtmf_method=dtmf_method,
                    source_host=source, rtp_port=rtp_port, play_at=play_at, refuse_refer=refuse_refer,
-                   send_refer=send_refer, tls=tls, srtp=srtp)
+                   send_refer=send_refer, tls=tls, srtp=srtp, on_result=report)
     except (ValueError, PromptError) as e:
         raise typer.BadParameter(str(e)) from None
-    if frames_json:
-        frames_json.write_text(json.dumps(res.frames))
-    typer.echo(json.dumps(res.summary(), ensure_ascii=False))
     raise typer.Exit(0 if res.connected else 1)
 
 

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -134,7 +135,7 @@ class Dialer:
                  dtmf_method: str = "rfc4733", clock_rate: int = 8000, local_port: int = 0,
                  rtp_port: int = 40000, source_host: str = "127.0.0.1", digit_gap_s: float = 0.25,
                  play_at: float = 0.0, refuse_refer: int = 0, send_refer: str | None = None,
-                 tls: bool = False, srtp: bool = False):
+                 tls: bool = False, srtp: bool = False, on_result: Callable[[DialResult], None] | None = None):
         if tls and "transport=tls" not in uri.lower() and not uri.lower().startswith("sips:"):
             uri += ";transport=tls"
         self.uri, self.play_path, self.record_path = uri, play, record
@@ -155,6 +156,8 @@ class Dialer:
         self._pcm: list[bytes] = []
         self._media = False
         self.refuse_refer = refuse_refer
+        #: told the result before the SIP stack is torn down (a crash in pjsua's teardown must not lose it)
+        self.on_result = on_result
         self.send_refer = send_refer
         self.xfer_call: SipCall | None = None
         self.xfer_done = False
@@ -295,6 +298,8 @@ class Dialer:
             await asyncio.sleep(0.3)
             poller.cancel()
             self._write_recording()
+            if self.on_result is not None:
+                self.on_result(self.result)
             if self.call is not None:
                 self.call.on_transfer_request = self.call.on_transfer_status = None
             self.port = None
