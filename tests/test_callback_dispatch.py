@@ -25,6 +25,7 @@ from ivr.contract import (
     CallAnswered,
     CallbackCommand,
     CallbackOutcome,
+    CallEnded,
     CallOffered,
     CommandEnvelope,
     EventBatch,
@@ -252,8 +253,6 @@ def test_office_hours_concurrency_and_free_slots(engine):
             assert len(sent) == 1 and received(sock).order_id == ids[0]
             post(c, *[CallAnswered(call_id=f"in{i}", worker="w0") for i in range(2)])
             assert callbacks.run_once() == []  # 2 calls + 1 callback: no slot beyond the reserved one
-            from ivr.contract import CallEnded
-
             post(c, *[CallEnded(call_id=f"in{i}", worker="w0", cause="caller_hangup", side="caller")
                       for i in range(2)])
             sent = callbacks.run_once()  # max_concurrent 2: one more
@@ -302,7 +301,9 @@ def after_hours_message(c: TestClient, at: datetime, phone: str) -> str:
          CallAnswered(call_id=call_id, worker="w0", ts=at),
          MessageRecorded(call_id=call_id, worker="w0", ts=at + timedelta(seconds=20), node="after_hours",
                          purpose="after_hours", recording=f"{call_id}-after_hours.wav", duration_s=6.0,
-                         text="能不能帮我转告法官回个电话"))
+                         text="能不能帮我转告法官回个电话"),
+         CallEnded(call_id=call_id, worker="w0", ts=at + timedelta(seconds=22), cause="after_hours_message",
+                   side="ivr"))
     return call_id
 
 
@@ -363,6 +364,37 @@ def test_an_after_hours_message_is_called_back_on_its_day_retried_and_leaves_the
             assert not on_callback_list(app, oid)
             clock.at = monday + timedelta(days=1)
             assert callbacks.run_once() == []  # reached once: never again
+        finally:
+            ws.__exit__(None, None, None)
+
+
+def test_an_after_hours_callback_never_reported_is_due_again_and_a_service_number_is_refused_once(engine):
+    saturday_night = datetime(2026, 12, 5, 21, 0, tzinfo=CN)
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=CN)
+    clock = Clock(saturday_night)
+    app = make_app(engine, clock, outcome_timeout_s=120)
+    with TestClient(app) as c:
+        ws, sock = connect(c, app)
+        try:
+            ids = []
+            for phone in ("13800000032", "10086"):
+                call_id = after_hours_message(c, saturday_night, phone)
+                with app.state.sessionmaker() as db:
+                    ids.append(db.scalars(select(WorkOrder.id).where(WorkOrder.call_id == call_id)).one())
+            clock.at = monday
+            callbacks = app.state.callbacks
+            sent = callbacks.run_once()
+            assert [s.order_id for s in sent] == [ids[0]]
+            received(sock)
+            assert history(app, ids[1])[-1][:2] == ("callback_refused", "自动回访")
+            clock.at = monday + timedelta(seconds=121)  # its worker died: never reported
+            assert callbacks.run_once() == []
+            assert history(app, ids[0])[-1] == ("after_hours_callback_failed", "自动回访",
+                                                "第1次留言回电未接通（未收到回电结果），30分钟后再次回电")
+            assert len(history(app, ids[1])) == 3 and on_callback_list(app, ids[1])  # refused once, left to staff
+            clock.at = monday + timedelta(minutes=33)  # 30 min after the failure at 09:02:01
+            assert [s.order_id for s in callbacks.run_once()] == [ids[0]]
+            assert received(sock).attempt == 2
         finally:
             ws.__exit__(None, None, None)
 
