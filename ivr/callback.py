@@ -13,6 +13,11 @@
             ├─ 1-5 ─▶ CallbackOutcome rated (keypad | speech), "感谢您的评价，再见。", hang up
             └─ none ─▶ CallbackOutcome no_rating, "感谢您的接听，再见。", hang up  (also when the citizen hangs up)
 
+An after-hours callback (``purpose`` after_hours, the call promised to a caller who left a message): "您好，这里是
+12368诉讼服务热线，您在非工作时间的留言我们已经收到。", then the handler's answer as above when the order has one,
+else "您反映的事项已经登记为工单，正在转交承办部门办理…", "如有其他问题，欢迎在工作时间拨打12368。感谢您的接听，再见。";
+no rating. Answered (even if the citizen hangs up early) → CallbackOutcome reached.
+
 Exactly one ``CallbackOutcome`` per command. The call has a call record like any other (direction outbound,
 its prompts, digits and speech, node ``callback`` / ``callback_rating``); the summary's sentences are named by a
 hash of their text, not the text.
@@ -174,7 +179,7 @@ class CallbackSession(CallSession):
             code = 408 if self.ring_timed_out else (status_code or None)
             self.report(outcome, status_code=code, reason="" if outcome != "failed" else reason[:200])
         else:
-            self.report("no_rating")
+            self.report("reached" if self.cmd.purpose == "after_hours" else "no_rating")
         super().on_disconnected(status_code, reason)
 
     def end_cause(self, status_code: int) -> tuple[str, str]:
@@ -190,16 +195,25 @@ class CallbackSession(CallSession):
 
 
 async def converse(ctx: FlowContext, cmd: CallbackCommand, report) -> str:
-    """Greeting, summary, rating; returns the hang-up cause."""
+    """Greeting, summary, rating (an after-hours callback: greeting, the answer or that it is being handled, no
+    rating); returns the hang-up cause."""
     ctx.emit(MenuEntered, node="callback")
+    after_hours = cmd.purpose == "after_hours"
     parts = summary_parts(cmd.summary) if ctx.services.speech_url else []
     first = asyncio.create_task(phrases.render(ctx, parts[0], _label(0, parts[0]))) if parts else None
     try:
-        await ctx.play("callback_greeting", barge_in=False)
-        await speak_summary(ctx, parts, first)
+        await ctx.play("callback_after_hours" if after_hours else "callback_greeting", barge_in=False)
+        if after_hours and not cmd.summary.strip():
+            await ctx.play("callback_after_hours_pending", barge_in=False)
+        else:
+            await speak_summary(ctx, parts, first)
     finally:
         if first is not None and not first.done():
             first.cancel()
+    if after_hours:
+        report("reached")
+        await ctx.play("callback_after_hours_bye", barge_in=False)
+        return "callback_reached"
     ctx.node = "callback_rating"
     ctx.emit(MenuEntered, node=ctx.node)
     ctx.channel.flush_digits()  # keys pressed before the question are not a rating

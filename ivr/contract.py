@@ -218,7 +218,8 @@ class CallbackOutcome(_Event):
     type: Literal["callback_outcome"] = "callback_outcome"
     order_id: int
     attempt: int = Field(ge=1)
-    outcome: Literal["rated", "no_rating", "no_answer", "busy", "rejected", "failed"]
+    #: reached: an after-hours callback (purpose after_hours) was answered; it asks for no rating
+    outcome: Literal["rated", "no_rating", "reached", "no_answer", "busy", "rejected", "failed"]
     rating: int | None = Field(None, ge=1, le=5, description="the citizen's satisfaction, 1 (poor) to 5")
     method: Literal["keypad", "speech"] | None = None
     status_code: int | None = None
@@ -338,6 +339,9 @@ class CallbackCommand(BaseModel):
     attempt: int = Field(1, ge=1)
     target: str = Field(description="the citizen's SIP URI (through the trunk or PBX)")
     summary: str = Field(max_length=1000, description="what was done, spoken before the rating question")
+    purpose: Literal["rating", "after_hours"] = Field("rating", description=(
+        "rating: 回访 of an answered order, asks for a rating; after_hours: the callback promised for a message "
+        "left after hours: says it was received, speaks the summary if any, reports reached"))
     ring_timeout_s: float = Field(30.0, gt=0, le=120)
 
 

@@ -25,11 +25,14 @@ from ivr.contract import (
     CallAnswered,
     CallbackCommand,
     CallbackOutcome,
+    CallEnded,
     CallOffered,
     CommandEnvelope,
     EventBatch,
+    MessageRecorded,
     WorkerHello,
 )
+from work_orders import lists
 from work_orders import store as orders
 from work_orders.callbacks import spoken_summary
 from work_orders.models import WorkOrder, WorkOrderHistory, WorkOrderNotice
@@ -250,8 +253,6 @@ def test_office_hours_concurrency_and_free_slots(engine):
             assert len(sent) == 1 and received(sock).order_id == ids[0]
             post(c, *[CallAnswered(call_id=f"in{i}", worker="w0") for i in range(2)])
             assert callbacks.run_once() == []  # 2 calls + 1 callback: no slot beyond the reserved one
-            from ivr.contract import CallEnded
-
             post(c, *[CallEnded(call_id=f"in{i}", worker="w0", cause="caller_hangup", side="caller")
                       for i in range(2)])
             sent = callbacks.run_once()  # max_concurrent 2: one more
@@ -290,6 +291,112 @@ def test_a_restarted_hub_applies_an_outcome_it_stored_but_had_not_applied(engine
             assert time.monotonic() < deadline, history(again, oid)
             time.sleep(0.05)
         assert again.state.callbacks.recover() == 0  # applied once
+
+
+def after_hours_message(c: TestClient, at: datetime, phone: str) -> str:
+    """A caller leaves a message after hours: the worker's events through the real ingest path (the hub files it)."""
+    call_id = uuid.uuid4().hex
+    post(c, CallOffered(call_id=call_id, worker="w0", caller=f"sip:{phone}@127.0.0.1", callee="12368",
+                        source="127.0.0.1:5070", ts=at),
+         CallAnswered(call_id=call_id, worker="w0", ts=at),
+         MessageRecorded(call_id=call_id, worker="w0", ts=at + timedelta(seconds=20), node="after_hours",
+                         purpose="after_hours", recording=f"{call_id}-after_hours.wav", duration_s=6.0,
+                         text="能不能帮我转告法官回个电话"),
+         CallEnded(call_id=call_id, worker="w0", ts=at + timedelta(seconds=22), cause="after_hours_message",
+                   side="ivr"))
+    return call_id
+
+
+def on_callback_list(app, oid: int) -> bool:
+    ctx = app.state.work_orders
+    now = ctx.now()
+    cond = lists.conditions("callbacks", now=now, today=ctx.calendar.local_date(now), settings=ctx.settings)
+    with app.state.sessionmaker() as db:
+        return db.scalar(select(WorkOrder.id).where(WorkOrder.id == oid, cond)) is not None
+
+
+def test_an_after_hours_message_is_called_back_on_its_day_retried_and_leaves_the_list_when_reached(engine):
+    """Issue 16 part 7: the callback promised after hours is placed by the dispatcher on the callback day, in office
+    hours, says what it is about (purpose after_hours, no rating), is retried like a rated one and, once the
+    citizen answered, leaves the 回访单 list; the order itself goes on (status, rated-callback count untouched)."""
+    saturday_night = datetime(2026, 12, 5, 21, 0, tzinfo=CN)
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=CN)
+    clock = Clock(saturday_night)
+    app = make_app(engine, clock)
+    with TestClient(app) as c:
+        ws, sock = connect(c, app)
+        try:
+            call_id = after_hours_message(c, saturday_night, "13800000031")
+            with app.state.sessionmaker() as db:
+                o = db.scalars(select(WorkOrder).where(WorkOrder.call_id == call_id)).one()
+            oid = o.id
+            assert o.callback_due.isoformat() == "2026-12-07" and o.status == "received", o.content
+            callbacks = app.state.callbacks
+            assert callbacks.run_once() == [] and not on_callback_list(app, oid)  # closed, and not due yet
+            clock.at = monday
+            assert on_callback_list(app, oid)
+            sent = callbacks.run_once()
+            assert len(sent) == 1, history(app, oid)  # (never placed before issue 16 part 7)
+            cmd = received(sock)
+            assert sent == [cmd] and (cmd.order_id, cmd.attempt, cmd.purpose) == (oid, 1, "after_hours")
+            assert cmd.target == "sip:13800000031@pbx.court.example" and cmd.summary == ""
+            assert history(app, oid)[-1] == ("after_hours_callback", "自动回访", "第1次自动回电（非工作时间留言）")
+            assert callbacks.run_once() == []  # in flight: not placed twice
+            post(c, outcome(cmd, "no_answer", status_code=408))
+            assert history(app, oid)[-1] == ("after_hours_callback_failed", "自动回访",
+                                             "第1次留言回电未接通（无人接听（408）），30分钟后再次回电")
+            clock.at = monday + timedelta(minutes=20)
+            assert callbacks.run_once() == [] and on_callback_list(app, oid)
+            clock.at = monday + timedelta(minutes=31)
+            assert len(callbacks.run_once()) == 1
+            second = received(sock)
+            assert (second.attempt, second.purpose) == (2, "after_hours")
+            with app.state.sessionmaker() as db:
+                orders.move(db, oid, "dispatch", SUP, {"assignee": "民一庭"}, app.state.work_orders)
+            assert on_callback_list(app, oid)  # dispatched meanwhile: the promised callback still stands
+            post(c, outcome(cmd, "reached"))  # the old attempt: ignored
+            assert history(app, oid)[-1][0] == "dispatch"
+            post(c, outcome(second, "reached"))
+            o = order(app, oid)
+            assert (o.status, o.callback_due, o.callback_attempts, o.rating) == ("dispatched", None, 0, None)
+            assert history(app, oid)[-1] == ("after_hours_callback_done", "自动回访",
+                                             "第2次自动回电已接听，已告知来电人留言已收到")
+            assert not on_callback_list(app, oid)
+            clock.at = monday + timedelta(days=1)
+            assert callbacks.run_once() == []  # reached once: never again
+        finally:
+            ws.__exit__(None, None, None)
+
+
+def test_an_after_hours_callback_never_reported_is_due_again_and_a_service_number_is_refused_once(engine):
+    saturday_night = datetime(2026, 12, 5, 21, 0, tzinfo=CN)
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=CN)
+    clock = Clock(saturday_night)
+    app = make_app(engine, clock, outcome_timeout_s=120)
+    with TestClient(app) as c:
+        ws, sock = connect(c, app)
+        try:
+            ids = []
+            for phone in ("13800000032", "10086"):
+                call_id = after_hours_message(c, saturday_night, phone)
+                with app.state.sessionmaker() as db:
+                    ids.append(db.scalars(select(WorkOrder.id).where(WorkOrder.call_id == call_id)).one())
+            clock.at = monday
+            callbacks = app.state.callbacks
+            sent = callbacks.run_once()
+            assert [s.order_id for s in sent] == [ids[0]]
+            received(sock)
+            assert history(app, ids[1])[-1][:2] == ("callback_refused", "自动回访")
+            clock.at = monday + timedelta(seconds=121)  # its worker died: never reported
+            assert callbacks.run_once() == []
+            assert history(app, ids[0])[-1] == ("after_hours_callback_failed", "自动回访",
+                                                "第1次留言回电未接通（未收到回电结果），30分钟后再次回电")
+            assert len(history(app, ids[1])) == 3 and on_callback_list(app, ids[1])  # refused once, left to staff
+            clock.at = monday + timedelta(minutes=33)  # 30 min after the failure at 09:02:01
+            assert [s.order_id for s in callbacks.run_once()] == [ids[0]]
+            assert received(sock).attempt == 2
+        finally:
+            ws.__exit__(None, None, None)
 
 
 def test_settings_and_the_spoken_summary():

@@ -98,14 +98,15 @@ def hears(monkeypatch, *texts: str):
     monkeypatch.setattr(ivr.listening, "recognize", recognize)
 
 
-def run(prompts, citizen: Citizen, speech_url: str | None = "ws://speech"):
+def run(prompts, citizen: Citizen, speech_url: str | None = "ws://speech", purpose: str = "rating",
+        summary: str = SUMMARY):
     events: list[tuple[str, dict]] = []
     reports: list[tuple[str, dict]] = []
     ctx = FlowContext(channel=citizen, prompts=prompts, node="callback",
                       emit=lambda cls, **kw: events.append((cls.__name__, kw)),
                       services=CallServices(speech_url=speech_url))
     cmd = CallbackCommand(call_id="cb-test", order_id=7, order_number="12368-20261130-0007", attempt=1,
-                          target="sip:13800000000@pbx", summary=SUMMARY)
+                          target="sip:13800000000@pbx", summary=summary, purpose=purpose)
     cause = asyncio.run(converse(ctx, cmd, lambda outcome, **kw: reports.append((outcome, kw))))
     return cause, reports, events
 
@@ -131,6 +132,22 @@ def test_greeting_summary_in_the_voice_then_a_key_rates(prompts, voice):
     assert not any("王明" in p for p in played)  # the record names the summary by a hash, not its words
     assert [kw["node"] for name, kw in events if name == "MenuEntered"] == ["callback", "callback_rating"]
     assert [kw["digits"] for name, kw in events if name == "DigitsReceived"] == ["4"]
+
+
+@pytest.mark.parametrize("summary", ["", SUMMARY])
+def test_an_after_hours_callback_says_the_message_was_received_and_asks_no_rating(prompts, voice, summary):
+    """Issue 16 part 7: the callback promised after hours: the message was received, then the handler's answer in
+    the voice when the order has one, else that it is being handled; keys do nothing; reached, no rating."""
+    citizen = Citizen([("callback_after_hours", "5")])
+    cause, reports, events = run(prompts, citizen, purpose="after_hours", summary=summary)
+    assert reports == [("reached", {})] and cause == "callback_reached"
+    n = len(summary_parts(summary))
+    middle = (["callback_summary_lead", *[f"callback_summary:{i + 1}" for i in range(n)]] if summary
+              else ["callback_after_hours_pending"])
+    assert [p.rsplit(":", 1)[0] if p.startswith("callback_summary:") else p for p in citizen.played] == [
+        "callback_after_hours", *middle, "callback_after_hours_bye"]
+    assert voice == summary_parts(summary) and "callback_rating" not in citizen.played
+    assert prompts.get("callback_after_hours").duration_ms > 3000  # rendered, not a stub
 
 
 def test_the_voice_down_plays_the_fixed_sentence(prompts, no_voice, monkeypatch):

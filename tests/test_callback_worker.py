@@ -1,8 +1,8 @@
 """回访 on real calls, the worker's side: a real IVR worker gets ``CallbackCommand``s from a stand-in hub and calls a
 pjsua2 citizen's phone on loopback. The citizen answers and presses 4 (rated, keypad; the greeting, the fixed
 summary sentence — the voice is off — and the question were heard); is busy (486); lets it ring past the ring
-timeout (no answer, 408); a target pjsua cannot dial. Each call has its outbound call record and exactly one
-``CallbackOutcome``."""
+timeout (no answer, 408); a target pjsua cannot dial; an after-hours callback (no rating, reached). Each call has
+its outbound call record and exactly one ``CallbackOutcome``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.test_queue_calls import Line
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 
-RATES, BUSY, RINGS = "13800000004", "13800000486", "13800000408"
+RATES, BUSY, RINGS, LATE = "13800000004", "13800000486", "13800000408", "13800000031"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def line(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def citizen(line, tmp_path_factory):
-    phone = CitizenPhone(tmp_path_factory.mktemp("citizen"), {RATES: "dtmf:4", BUSY: "busy", RINGS: "ring"},
+    modes = {RATES: "dtmf:4", BUSY: "busy", RINGS: "ring", LATE: "dtmf:4"}
+    phone = CitizenPhone(tmp_path_factory.mktemp("citizen"), modes,
                          rtp=line.rtp + 60, dtmf_after=0.5, dtmf_every=1.0)
     yield phone
     phone.stop()
@@ -70,6 +71,22 @@ def test_the_citizen_answers_hears_the_questions_and_presses_4(line, citizen):
     result = citizen.wait_result(citizen.incoming(RATES)[0]["incoming"])
     assert result["connected"] and result["record_peak"] > 1000  # the citizen heard the prompts
     assert result["duration_s"] > 9  # greeting and summary sentence first: keys before the question do not count
+
+
+def test_an_after_hours_callback_tells_the_message_was_received_and_asks_no_rating(line, citizen):
+    """Issue 16 part 7: the callback promised after hours, with no answer yet: received, being handled, goodbye;
+    the key the citizen presses is no rating; the outcome is reached."""
+    cmd = command(citizen.uri(LATE), 14).model_copy(update={"purpose": "after_hours", "summary": ""})
+    line.hub.send("w0", cmd)
+    out = outcome_of(line, cmd.call_id)
+    assert (out["outcome"], out["rating"], out["order_id"]) == ("reached", None, 14), out
+    events = line.hub.of_call(cmd.call_id)
+    prompts = [e["prompt"] for e in events if e["type"] == "prompt_played"]
+    assert prompts == ["callback_after_hours", "callback_after_hours_pending", "callback_after_hours_bye"], prompts
+    ended = next(e for e in events if e["type"] == "call_ended")
+    assert (ended["cause"], ended["side"]) == ("callback_reached", "ivr")
+    result = citizen.wait_result(citizen.incoming(LATE)[0]["incoming"])
+    assert result["connected"] and result["record_peak"] > 1000 and result["duration_s"] > 18, result
 
 
 def test_a_busy_citizen_and_one_who_does_not_answer(line, citizen):

@@ -13,7 +13,7 @@ from work_orders.rules import Actor
 AUTO = Actor("自动回访", "system")
 #: why a callback did not reach a rating, as the history line says it
 OUTCOME_NAMES = {"no_answer": "无人接听", "busy": "占线", "rejected": "拒接", "no_rating": "未评价",
-                 "failed": "呼叫失败", "rated": "已评价"}
+                 "failed": "呼叫失败", "rated": "已评价", "reached": "已接听"}
 #: worker-side reasons: the citizen's phone was never called, so the order goes back due soon
 NOT_PLACED = frozenset({"no_slot", "draining"})
 REQUEUE_DELAY = timedelta(minutes=1)
@@ -37,3 +37,22 @@ def outcome_reason(e: Any) -> str:
     if e.reason and e.outcome == "failed":
         detail.append(e.reason)
     return f"{what}（{'，'.join(detail)}）" if detail else what
+
+
+# ------------------------------------------------------------------------------------ after-hours callbacks
+#: an after-hours message's order (agent_console.work_orders.service.MESSAGE_LINES["after_hours"]) starts so
+AFTER_HOURS_LINE = "非工作时间来电留言"
+#: an after-hours callback is placed while its order is not yet answered (an answered order gets the rated one)
+AFTER_HOURS_STATES = ("received", "dispatched", "in_progress", "reopened")
+#: its history actions: started (by AUTO), not reached (retry or give up), reached (``callback_due`` cleared)
+AH_START, AH_FAILED, AH_DONE = "after_hours_callback", "after_hours_callback_failed", "after_hours_callback_done"
+AFTER_HOURS_ACTION_NAMES = {AH_START: "留言回电", AH_FAILED: "留言回电未接通", AH_DONE: "已留言回电"}
+
+
+def after_hours_failure(attempt: int, retry_minutes: list[int], reason: str) -> tuple[int | None, str, bool]:
+    """An after-hours callback not reached: (minutes until the next try or None, the history note, alert the
+    supervisors) — the same retry schedule as the rated callbacks (``work_orders.callback_retry_minutes``)."""
+    if attempt <= len(retry_minutes):
+        wait = retry_minutes[attempt - 1]
+        return wait, f"第{attempt}次留言回电未接通（{reason}），{wait}分钟后再次回电", False
+    return None, f"第{attempt}次留言回电未接通（{reason}），不再自动回电，请人工回电", True

@@ -10,7 +10,9 @@
   admins act (they keep complaints; never the team complained about).
 - 回访单 ``callbacks`` — callbacks due: answered orders waiting for the rated callback (``next_callback_at``
   passed), and callback requests, after-hours messages and callers who hung up in the queue (``callback_due``
-  today or earlier, not yet dispatched or settled). Operators, supervisors and admins act (回访, 评价).
+  today or earlier, not yet dispatched or settled; an after-hours message until its callback reached the caller,
+  dispatched or not: with ``auto_callback`` on the dispatcher places it, see
+  ``agent_console.work_orders.after_hours_callbacks``). Operators, supervisors and admins act (回访, 评价).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, false, or_
 
+from work_orders.callbacks import AFTER_HOURS_LINE, AFTER_HOURS_STATES
 from work_orders.models import WorkOrder
 from work_orders.settings import WorkOrderSettings
 
@@ -78,7 +81,10 @@ def conditions(kind: str, *, now: datetime, today: date, settings: WorkOrderSett
     if kind == "callbacks":
         return or_(and_(W.status.in_(("answered", "callback")),
                         or_(W.next_callback_at.is_(None), W.next_callback_at <= now)),
-                   and_(W.status.in_(("received", "reopened")), W.callback_due.is_not(None), W.callback_due <= today))
+                   and_(W.status.in_(("received", "reopened")), W.callback_due.is_not(None), W.callback_due <= today),
+                   # the callback promised to an after-hours caller stands after the order is dispatched
+                   and_(W.status.in_(AFTER_HOURS_STATES), W.content.like(f"{AFTER_HOURS_LINE}%"),
+                        W.callback_due.is_not(None), W.callback_due <= today))
     raise KeyError(kind)
 
 

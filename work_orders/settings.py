@@ -24,7 +24,9 @@ class AutoCallbackSettings(BaseModel):
 
     enabled: bool = Field(False, description=(
         "place due callbacks automatically: an IVR worker calls the citizen, speaks the handler's answer and asks "
-        "for a rating 1-5 (keypad, or speech when the speech service runs)"))
+        "for a rating 1-5 (keypad, or speech when the speech service runs); also the callback promised to a caller "
+        "who left a message after hours, on its callback day (the message was received, the answer or that it is "
+        "being handled; no rating)"))
     target: str = Field("", description=(
         "SIP URI of the citizen's phone through the trunk or PBX; {number} is the order's phone number "
         "(digits, a leading + kept), e.g. sip:{number}@pbx.court.example or sip:0{number}@10.0.0.5:5060"))

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from agent_console.models import CallEventRecord, utcnow
+from agent_console.work_orders import after_hours_callbacks as after_hours
 from ivr.contract import CallbackCommand, CallbackOutcome
 from work_orders import dial_plan
 from work_orders.calendar import WorkingHours
@@ -108,7 +109,7 @@ class CallbackDispatcher:
         if room <= 0:
             return []
         sent: list[CallbackCommand] = []
-        for order_id, phone in self._due(now, room * 4 + 10):
+        for order_id, phone, late in self._due(now, room * 4 + 10):
             if len(sent) >= room:
                 break
             verdict = dial_plan.check(phone)
@@ -122,7 +123,7 @@ class CallbackDispatcher:
                                "callbacks: due callbacks wait: no connected IVR worker has a free call slot (%s)",
                                ", ".join(self.workers.connected()) or "none connected")
                 break
-            cmd = self._start(order_id, target, now)
+            cmd = self._start_after_hours(order_id, target, now) if late else self._start(order_id, target, now)
             if cmd is None:
                 continue
             with self._lock:
@@ -141,12 +142,27 @@ class CallbackDispatcher:
                      cmd.call_id)
         return sent
 
-    def _due(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+    def _due(self, now: datetime, limit: int) -> list[tuple[int, str, bool]]:
+        """Due rated callbacks, then due after-hours callbacks: (order id, phone, after hours)."""
         with self.sessions() as db:
             rows = db.execute(select(WorkOrder.id, WorkOrder.citizen_phone).where(
                 WorkOrder.status.in_(("answered", "callback")), WorkOrder.next_callback_at <= now,
                 WorkOrder.citizen_phone != "").order_by(WorkOrder.next_callback_at, WorkOrder.id).limit(limit)).all()
-        return [(r.id, r.citizen_phone) for r in rows]
+            late = db.execute(select(WorkOrder.id, WorkOrder.citizen_phone).where(
+                after_hours.due_condition(now, self.ctx.calendar.local_date(now)))
+                .order_by(WorkOrder.callback_due, WorkOrder.id).limit(limit)).all()
+        return [(r.id, r.citizen_phone, False) for r in rows] + [(r.id, r.citizen_phone, True) for r in late]
+
+    def _start_after_hours(self, order_id: int, target: str, now: datetime) -> CallbackCommand | None:
+        with self.sessions() as db:
+            try:
+                cmd = after_hours.start(db, order_id, target, now, self.ctx.calendar.local_date(now),
+                                        self.settings.ring_timeout_s)
+                db.commit()
+                return cmd
+            except Conflict:
+                db.rollback()
+                return None
 
     def _start(self, order_id: int, target: str, now: datetime) -> CallbackCommand | None:
         with self.sessions() as db:
@@ -210,10 +226,12 @@ class CallbackDispatcher:
         """A newly stored ``CallbackOutcome`` (the ingest path: each event once)."""
         with self._lock:
             self._pending.pop(e.call_id, None)
-        if e.outcome == "rated" and e.rating is not None:
-            done = self._checked(e.order_id, e.attempt, "rate", {"rating": e.rating}, in_flight=False)
-        elif e.outcome == "failed" and e.reason in NOT_PLACED:
+        if e.outcome == "failed" and e.reason in NOT_PLACED:
             done = self._requeue(e.order_id, e.attempt, "语音节点繁忙" if e.reason == "no_slot" else "语音节点停止服务")
+        elif (done := after_hours.on_outcome(self.sessions, self.ctx, e)) is not None:
+            pass  # an after-hours callback's
+        elif e.outcome == "rated" and e.rating is not None:
+            done = self._checked(e.order_id, e.attempt, "rate", {"rating": e.rating}, in_flight=False)
         else:
             done = self._checked(e.order_id, e.attempt, "callback_failed", {"reason": outcome_reason(e)},
                                  in_flight=True)
@@ -234,7 +252,10 @@ class CallbackDispatcher:
                 e = CallbackOutcome.model_validate(p)
             except ValueError:
                 continue
-            if e.outcome == "rated" and e.rating is not None:
+            if not (e.outcome == "failed" and e.reason in NOT_PLACED) and (
+                    (ah := after_hours.on_outcome(self.sessions, self.ctx, e)) is not None):
+                applied += ah
+            elif e.outcome == "rated" and e.rating is not None:
                 applied += self._checked(e.order_id, e.attempt, "rate", {"rating": e.rating}, in_flight=False)
             elif not (e.outcome == "failed" and e.reason in NOT_PLACED):
                 applied += self._checked(e.order_id, e.attempt, "callback_failed", {"reason": outcome_reason(e)},
@@ -248,7 +269,12 @@ class CallbackDispatcher:
         limit = now - timedelta(seconds=self.settings.outcome_timeout_s)
         with self.sessions() as db:
             rows = db.execute(_in_flight()).all()
-        running = 0
+            late = after_hours.in_flight(db)
+        running = sum(started > limit for _, _, started in late)
+        for order_id, attempt, started in late:
+            if started <= limit and after_hours.settle(self.sessions, self.ctx, order_id, attempt, "failed",
+                                                       "未收到回电结果"):
+                log.warning("callbacks: order %s after-hours attempt %d never reported; due again", order_id, attempt)
         for r in rows:
             started = r.callback_started_at
             if started is not None and started > limit:
@@ -285,7 +311,10 @@ class CallbackDispatcher:
         for _ in range(3):
             with self.sessions() as db:
                 order = db.get(WorkOrder, order_id, populate_existing=True)
-                if (order is None or order.status != "callback" or order.callback_attempts != attempt
+                if order is not None and after_hours.in_flight_since(db, order) is not None:
+                    if after_hours.attempts(db, order_id) != attempt:
+                        return False
+                elif (order is None or order.status != "callback" or order.callback_attempts != attempt
                         or not _is_in_flight(db, order)):
                     return False
                 now = self.ctx.now()
@@ -306,7 +335,7 @@ class CallbackDispatcher:
         for _ in range(3):
             with self.sessions() as db:
                 order = db.get(WorkOrder, order_id, populate_existing=True)
-                if order is None or order.next_callback_at is None:
+                if order is None or (order.next_callback_at is None and order.status in ("answered", "callback")):
                     return
                 try:
                     record(db, order, actor=AUTO, action="callback_refused", at=now,

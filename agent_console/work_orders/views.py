@@ -12,6 +12,7 @@ from typing import Any
 from agent_console.pii import TEXT_FIELDS, mask_fields, mask_text, sees_clear
 from court_cases.privacy import mask_name
 from work_orders import dial_plan
+from work_orders.callbacks import AFTER_HOURS_ACTION_NAMES
 from work_orders.models import WorkOrder, WorkOrderAttachment, WorkOrderContact, WorkOrderHistory, WorkOrderNotice
 from work_orders.reminders import KIND_NAMES, Timeline, is_overdue
 from work_orders.rules import ACTION_NAMES, STATE_NAMES
@@ -23,7 +24,7 @@ ACTION_LABELS = ACTION_NAMES | {"create": "受理", "attach": "添加附件", "a
                                 "feedback_overdue": "逾期督办", "callback_due": "待回访",
                                 "callback_requeued": "回访未发起", "callback_refused": "不予自动回访",
                                 "sign_reminder": "签收提醒", "sign_overdue": "超时未签收", "suggest": "分类建议",
-                                "summary": "修改摘要"}
+                                "summary": "修改摘要"} | AFTER_HOURS_ACTION_NAMES
 
 
 def mask_id_number(v: str) -> str:
