@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "tests" / "data" / "speech"
 MODEL = ROOT / "var" / "models" / "whisper-base"
 CLIP = "q12.wav"  # 怎么申请强制执行
-CER_BOUND = 0.35  # as tests/test_speech_call.py: a TTS question through two G.711 hops
+CER_BOUND = 0.5  # one short clip (8 characters): the point is that B heard it; tests/test_speech_call.py bounds CER
 
 requires_whisper = pytest.mark.skipif(not MODEL.is_dir(), reason="whisper-base not installed (hotline models install)")
 
