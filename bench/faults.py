@@ -27,7 +27,6 @@ import os
 import platform
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,22 +41,10 @@ sys.path.insert(0, str(ROOT))
 from ivr.contract import CallAnswered, CallOffered, DigitsReceived, MenuEntered  # noqa: E402
 from ivr.publisher import EventPublisher, Spool, dead_letter_count  # noqa: E402
 from tests.fake_speech import FakeSpeech  # noqa: E402
-from tests.hotline_proc import Hotline, sip_ping  # noqa: E402
+from tests.hotline_proc import Hotline, pid_of, sip_ping  # noqa: E402
 
 SPEECH = ROOT / "tests" / "data" / "speech"
 RESULTS = ROOT / "bench" / "results" / "faults.json"
-
-
-def pid_of(h: Hotline, pattern: str) -> int | None:
-    out = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
-    for pid in (int(p) for p in out.stdout.split()):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"HOTLINE_HOME={h.home}".encode() in environ:
-            return pid
-    return None
 
 
 def wait(what, timeout: float, step: float = 0.2):

@@ -17,7 +17,6 @@ import argparse
 import json
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,21 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import hostile_sip  # noqa: E402
-from tests.hotline_proc import Hotline  # noqa: E402
+from tests.hotline_proc import Hotline, pid_of  # noqa: E402
 
 SETTLE_S = 35.0
 
 
 def worker_pid(h: Hotline) -> int:
-    out = subprocess.run(["pgrep", "-f", "hotline worker --index 0"], capture_output=True, text=True)
-    for pid in (int(p) for p in out.stdout.split()):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"HOTLINE_HOME={h.home}".encode() in environ:
-            return pid
-    raise SystemExit("worker 0 is not running")
+    pid = pid_of(h, "hotline worker --index 0")
+    if pid is None:
+        raise SystemExit("worker 0 is not running")
+    return pid
 
 
 def main() -> int:

@@ -191,3 +191,16 @@ class Hotline:
                 return calls
             time.sleep(0.3)
         raise AssertionError(f"call records never matched; last: {json.dumps(calls, ensure_ascii=False)[:3000]}")
+
+
+def pid_of(h: Hotline, pattern: str) -> int | None:
+    """The pid of this hotline's process whose command line matches ``pattern`` (same HOTLINE_HOME), or None."""
+    out = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
+    for pid in (int(p) for p in out.stdout.split()):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"HOTLINE_HOME={h.home}".encode() in environ:
+            return pid
+    return None
