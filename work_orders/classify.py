@@ -7,7 +7,8 @@ from ``bench/classify_eval.py``):
 - **category** (the caller's intent: asking how, asking a status, urging, reaching the judge, complaining,
   suggesting) and **second-level subcategory** — two logistic regressions each, one over the text's e5 vector, one
   over its character 1-2-grams plus counts of intent words (:data:`INTENT_CUES`: 催、投诉、建议、转告 …), their
-  probabilities averaged; the subcategory's is blended with its best path score (``path_weight``);
+  probabilities averaged, each class weighted by 1 / its share of the examples (``class_weight``); the
+  subcategory's is blended with its best path score (``path_weight``);
 - **path** below the subcategory — nearest labelled examples (mean of the top similarities of each path's
   examples) plus the similarity to the node's own name ("催办：催执行，执行款发放"), so a node a court adds by
   importing its taxonomy is found by its name before it has examples;
@@ -47,6 +48,8 @@ VECTORS_PATH = DATA / "classify_vectors.npz"
 #: the regressions fitted on the bundled examples (coefficients, n-gram vocabulary), used when they match
 FITTED_PATH = DATA / "classify_fitted.npz"
 _BUILD = ("lr_c_vector", "lr_c_words", "cue_scale")
+#: build weights added later: in the fingerprint only when not at their default, so older fitted files still match
+_BUILD_OPTIONAL = {"class_weight": "", "ngram_weighting": "sublinear"}
 #: tags the hub sets from how an order came in, never from its words
 PROCESS_TAGS = frozenset({"回电", "留言", "非工作时间", "即办", "知识库解答", "网上诉求", "来访", "来信", "重复来电",
                           "转人工", "语音留言"})
@@ -84,6 +87,12 @@ class Params:
     lr_c_words: float = 100.0   # ... and over the character n-grams and intent cues
     vector_weight: float = 0.5  # probability = vector_weight * P(vector) + (1 - vector_weight) * P(words)
     cue_scale: float = 0.3      # weight of the intent cue counts beside the n-grams
+    #: "balanced": the regressions weight each class by 1 / its share of the examples (consult is a third of them)
+    class_weight: str = ""
+    #: n-gram weights: "sublinear" (tf-idf, 1 + log tf), "tfidf" (raw tf), "counts" (no idf, no norm)
+    ngram_weighting: str = "sublinear"
+    #: prior correction: each regression probability is divided by its class's share of the examples ** this
+    prior_power: float = 0.0
     path_weight: float = 0.0    # category and subcategory scores add path_weight * softmax(best path scores)
     path_temperature: float = 0.03
     tag_k: int = 8
@@ -187,6 +196,15 @@ def _predict(model: tuple[np.ndarray, np.ndarray, list[str]], x: Any) -> np.ndar
     return e / e.sum()
 
 
+def _vectorizer(weighting: str, vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
+    """Character 1-2-grams weighted as ``Params.ngram_weighting`` says."""
+    if weighting not in ("sublinear", "tfidf", "counts"):
+        raise ValueError(f"unknown n-gram weighting {weighting!r}")
+    kw: dict[str, Any] = ({"use_idf": False, "norm": None} if weighting == "counts"
+                          else {"sublinear_tf": weighting == "sublinear"})
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), vocabulary=vocabulary, **kw)
+
+
 def _softmax(x: np.ndarray, t: float) -> np.ndarray:
     z = (x - x.max()) / max(t, 1e-6)
     e = np.exp(z)
@@ -221,6 +239,11 @@ class Classifier:
             key = (e.category, SEP.join(e.path))
             self._by_path.setdefault(key, np.zeros(0, int))
             self._by_path[key] = np.append(self._by_path[key], i)
+        # each label's share of the examples, for the prior correction (``prior_power``)
+        self._prior: dict[str, float] = {}
+        for e in self.examples:
+            for label in (e.category, f"{e.category}:{e.path[0]}" if e.path else f"{e.category}:"):
+                self._prior[label] = self._prior.get(label, 0.0) + 1 / len(self.examples)
         self.tags = sorted({t for e in self.examples for t in e.tags} | (set(taxonomy.tags) - PROCESS_TAGS))
         self._fit_category()
 
@@ -233,7 +256,7 @@ class Classifier:
             return
         p = self.params
         texts = [e.text for e in self.examples]
-        self._tfidf = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+        self._tfidf = _vectorizer(p.ngram_weighting)
         words = hstack([self._tfidf.fit_transform(texts), self._cues(texts)]).tocsr()
         cats = [e.category for e in self.examples]
         subs = [f"{e.category}:{e.path[0]}" if e.path else f"{e.category}:" for e in self.examples]
@@ -244,21 +267,25 @@ class Classifier:
                 if len(set(labels)) < 3:  # a regression needs a few classes to give each a row of weights
                     fitted.append(None)
                     continue
-                m = LogisticRegression(C=c, max_iter=3000).fit(x, labels)
+                m = LogisticRegression(C=c, max_iter=3000,
+                                       class_weight="balanced" if p.class_weight == "balanced" else None
+                                       ).fit(x, labels)
                 fitted.append((m.coef_.astype(np.float32), m.intercept_.astype(np.float32), list(m.classes_)))
             self._models[name] = fitted
 
     def fingerprint(self) -> str:
         """What the regressions depend on: the examples, and the weights fixed when fitting."""
         h = hashlib.sha256(json.dumps([[e.text, e.category, list(e.path)] for e in self.examples]
-                                      + [getattr(self.params, k) for k in _BUILD], ensure_ascii=False).encode())
+                                      + [getattr(self.params, k) for k in _BUILD]
+                                      + [[k, getattr(self.params, k)] for k, d in _BUILD_OPTIONAL.items()
+                                         if getattr(self.params, k) != d], ensure_ascii=False).encode())
         return h.hexdigest()
 
     def save_fitted(self, path: Path = FITTED_PATH) -> None:
         arrays: dict[str, Any] = {"fingerprint": np.array(self.fingerprint()),
                                   "terms": np.array(list(self._tfidf.vocabulary_)),
                                   "columns": np.array(list(self._tfidf.vocabulary_.values())),
-                                  "idf": self._tfidf.idf_}
+                                  "idf": self._tfidf.idf_ if self._tfidf.use_idf else np.zeros(0)}
         for name, models in self._models.items():
             for kind, m in zip(("vector", "words"), models, strict=True):
                 if m is not None:
@@ -273,8 +300,9 @@ class Classifier:
             if str(z["fingerprint"]) != self.fingerprint():
                 return False
             vocab = {str(t): int(c) for t, c in zip(z["terms"], z["columns"], strict=True)}
-            self._tfidf = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocab)
-            self._tfidf.idf_ = z["idf"]
+            self._tfidf = _vectorizer(self.params.ngram_weighting, vocab)
+            if self._tfidf.use_idf:
+                self._tfidf.idf_ = z["idf"]
             self._models = {}
             for name in ("category", "sub"):
                 self._models[name] = [
@@ -299,6 +327,18 @@ class Classifier:
     def category_probabilities(self, text: str, v: np.ndarray) -> dict[str, float]:
         """The regressions' probability of each category, and of each ``category:node`` (one dict)."""
         return self._probabilities("category", text, v) | self._probabilities("sub", text, v)
+
+    def _corrected(self, prob: dict[str, float]) -> dict[str, float]:
+        """``prob`` divided by each label's prior ** ``prior_power``, renormalised over categories and over each
+        category's nodes (a regression fitted on skewed classes leans to the frequent ones)."""
+        a = self.params.prior_power
+        if not a or not prob:
+            return prob
+        raw = {k: q / self._prior.get(k, 1.0) ** a for k, q in prob.items()}
+        totals: dict[bool, float] = {}
+        for k, q in raw.items():
+            totals[":" in k] = totals.get(":" in k, 0.0) + q
+        return {k: q / (totals[":" in k] or 1.0) for k, q in raw.items()}
 
     # ------------------------------------------------------------------------------------------------ scoring
     def _path_scores(self, v: np.ndarray, category: str) -> list[tuple[str, float]]:
@@ -342,7 +382,7 @@ class Classifier:
         if category is not None and category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}")
         per_cat = {c: self._path_scores(v, c) for c in CATEGORIES if self.candidates[c]}
-        prob = self.category_probabilities(text, v)
+        prob = self._corrected(self.category_probabilities(text, v))
         if category is not None:
             cat, cat_score, cat_margin = category, 1.0, 1.0
         else:
