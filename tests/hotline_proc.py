@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.sipsupport import Proc, free_port_block, free_udp_port
+from tests.sipsupport import Proc, free_port_block, free_rtp_base, free_udp_port
 
 HOTLINE = [sys.executable, "-m", "hotline"]
 
@@ -75,7 +75,7 @@ class Hotline:
         self.hub_port = self.hub_port or free_udp_port()
         self.speech_port = self.speech_port or free_udp_port()
         self.worker_base = self.worker_base or free_port_block(self.workers)
-        self.rtp_base = self.rtp_base or 21000 + (os.getpid() % 200) * 100
+        self.rtp_base = self.rtp_base or free_rtp_base(self.workers * 40)  # sip.rtp_ports_per_worker
 
     @property
     def env(self) -> dict[str, str]:

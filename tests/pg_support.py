@@ -16,7 +16,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from hotline.db import make_engine, upgrade_engine
+from tests.sipsupport import free_udp_port
 
 try:
     import psycopg
@@ -46,9 +46,7 @@ sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 def postgres_bin() -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -45,24 +46,56 @@ def _free(port: int, host: str = LOOPBACK, tcp: bool = True) -> bool:
     return True
 
 
+def _xdist_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return int(worker) % 2 if worker.isdigit() else 0
+
+
+def _port_range() -> range:
+    """Where this test process picks ports: below the kernel's ephemeral range (32768–60999), so no
+    outgoing connection's source port takes a port between its pick and its use, and one slice per
+    pytest-xdist worker, so two test processes never pick the same port."""
+    start = 10000 + _xdist_index() * 5000
+    return range(start, start + 5000)
+
+
+_handed: set[int] = set()
+
+
+def _pick(ports: range, fits) -> int:
+    """A random port of ``ports`` that ``fits`` and that this process has not handed out before
+    (a port handed out may not be bound yet)."""
+    for _ in range(400):
+        port = random.choice(ports)
+        if port not in _handed and fits(port):
+            _handed.add(port)
+            return port
+    raise RuntimeError(f"no free port in {ports}")
+
+
 def free_udp_port(host: str = LOOPBACK, tcp: bool = True) -> int:
     """A port free for UDP (and TCP, unless ``tcp=False``) on ``host``."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if not tcp or _free(port, host, tcp=True):
-            return port
-    raise RuntimeError("no free port")
+    return _pick(_port_range(), lambda port: _free(port, host, tcp))
 
 
 def free_port_block(count: int, host: str = LOOPBACK, tcp: bool = True) -> int:
     """First of ``count`` consecutive free ports (e.g. worker_base_port for ``count`` workers)."""
-    for _ in range(200):
-        base = free_udp_port(host, tcp)
-        if base + count < 65000 and all(_free(base + i, host, tcp) for i in range(count)):
-            return base
-    raise RuntimeError(f"no block of {count} free ports")
+    ports = _port_range()
+    base = _pick(range(ports.start, ports.stop - count),
+                 lambda b: all(b + i not in _handed and _free(b + i, host, tcp) for i in range(count)))
+    _handed.update(range(base, base + count))
+    return base
+
+
+def free_rtp_base(count: int, host: str = LOOPBACK) -> int:
+    """First of ``count`` free UDP ports for media (RTP/RTCP pairs), from 20000–31999 (one slice per
+    pytest-xdist worker), on an even port."""
+    start = 20000 + _xdist_index() * 6000
+    candidates = range(start, start + 6000 - count, 2)
+    base = _pick(candidates, lambda b: all(b + i not in _handed and _free(b + i, host, tcp=False)
+                                           for i in range(count)))
+    _handed.update(range(base, base + count))
+    return base
 
 
 # ---------------------------------------------------------------- processes

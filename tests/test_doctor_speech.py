@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+
+from tests.sipsupport import free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,9 +27,7 @@ class Healthy(BaseHTTPRequestHandler):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 def doctor(home: Path, **env: str) -> tuple[int, dict[str, dict]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,14 +16,13 @@ from hotline.db import make_engine, session_factory
 from hotline.hub_main import build_server
 from hotline.settings import load_settings
 from ivr.contract import CallEnded, CallOffered, EventBatch, WorkerLost
+from tests.sipsupport import free_udp_port
 
 SRC = "127.0.0.1:5099"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ Two runs:
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -33,7 +32,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from ivr.audio import read_wav
 from tests.browser import browser, login, requires_chromium
 from tests.hotline_proc import Hotline
-from tests.sipsupport import requires_kamailio
+from tests.sipsupport import free_rtp_base, requires_kamailio
 from tests.test_queue_calls import OperatorPhone
 
 pytestmark = [pytest.mark.sip, requires_kamailio, requires_chromium, pytest.mark.timeout(150)]
@@ -129,7 +128,7 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
     # keypad: the operator hangs up; speech: the caller hangs up right after the last word (no pause to end it)
     caller_s = last_word + 0.3 if speech else 45.0
     phone = OperatorPhone(tmp_path, "answer", play=SPEECH / "q04.wav", talk=0.0 if speech else TALK_S,
-                          rtp=50000 + (os.getpid() % 100) * 20)
+                          rtp=free_rtp_base(20))
     h = Hotline(tmp_path / "home", workers=1,
                 extra_env={"HOTLINE_IVR__WORKING_HOURS__MODE": "open", "HOTLINE_IVR__RECORD_BRIDGED_CALLS": "true",
                            "HOTLINE_HUB__OFFER_TIMEOUT_S": "60", "HOTLINE_LOG__LEVEL": "info",

@@ -20,7 +20,7 @@ import pytest
 from ivr.contract import BridgeCommand, HangupCommand, QueueStatus
 from tests.fake_hub import FakeHub
 from tests.hotline_proc import HOTLINE, _EnvProc, sip_ping
-from tests.sipsupport import Proc, free_udp_port
+from tests.sipsupport import Proc, free_rtp_base, free_udp_port
 
 pytestmark = [pytest.mark.sip]
 
@@ -38,7 +38,7 @@ class Line:
         home.mkdir(parents=True, exist_ok=True)
         self.hub = FakeHub(free_udp_port(), TOKEN).start()
         self.sip_port = free_udp_port()
-        base = 30000 + (os.getpid() % 100) * 60 + (self.sip_port % 3) * 20
+        base = free_rtp_base(16)
         self.rtp = base
         self.env = dict(os.environ)
         self.env.pop("HOTLINE_CONFIG", None)
