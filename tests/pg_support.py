@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from hotline.db import make_engine, upgrade_engine
-from tests.sipsupport import free_udp_port
+from tests.sipsupport import free_udp_port as _free_port  # TCP and UDP, outside the ephemeral range
 
 try:
     import psycopg
@@ -43,10 +43,6 @@ PSYCOPG_MISSING = "psycopg is not installed: pip install -e '.[postgres]' (scrip
 
 #: on a test that takes ``db_url``/``migrated_db_url`` only for its setup, not to test the database: SQLite only
 sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
-
-
-def _free_port() -> int:
-    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 def postgres_bin() -> Path | None:

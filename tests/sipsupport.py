@@ -78,24 +78,24 @@ def free_udp_port(host: str = LOOPBACK, tcp: bool = True) -> int:
     return _pick(_port_range(), lambda port: _free(port, host, tcp))
 
 
+def _free_block(candidates: range, count: int, host: str, tcp: bool) -> int:
+    """First of ``count`` consecutive ports free (and not handed out), at one of ``candidates``."""
+    base = _pick(candidates, lambda b: all(b + i not in _handed and _free(b + i, host, tcp) for i in range(count)))
+    _handed.update(range(base, base + count))
+    return base
+
+
 def free_port_block(count: int, host: str = LOOPBACK, tcp: bool = True) -> int:
     """First of ``count`` consecutive free ports (e.g. worker_base_port for ``count`` workers)."""
     ports = _port_range()
-    base = _pick(range(ports.start, ports.stop - count),
-                 lambda b: all(b + i not in _handed and _free(b + i, host, tcp) for i in range(count)))
-    _handed.update(range(base, base + count))
-    return base
+    return _free_block(range(ports.start, ports.stop - count), count, host, tcp)
 
 
 def free_rtp_base(count: int, host: str = LOOPBACK) -> int:
-    """First of ``count`` free UDP ports for media (RTP/RTCP pairs), from 20000–31999 (one slice per
-    pytest-xdist worker), on an even port."""
+    """First of ``count`` free UDP ports for media (RTP/RTCP pairs), on an even port of 20000–31999 (one
+    slice per pytest-xdist worker)."""
     start = 20000 + _xdist_index() * 6000
-    candidates = range(start, start + 6000 - count, 2)
-    base = _pick(candidates, lambda b: all(b + i not in _handed and _free(b + i, host, tcp=False)
-                                           for i in range(count)))
-    _handed.update(range(base, base + count))
-    return base
+    return _free_block(range(start, start + 6000 - count, 2), count, host, tcp=False)
 
 
 # ---------------------------------------------------------------- processes

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from tests.sipsupport import free_udp_port
+from tests.sipsupport import free_udp_port as free_port  # TCP and UDP, outside the ephemeral range
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,10 +24,6 @@ class Healthy(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port() -> int:
-    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 def doctor(home: Path, **env: str) -> tuple[int, dict[str, dict]]:

@@ -16,13 +16,9 @@ from hotline.db import make_engine, session_factory
 from hotline.hub_main import build_server
 from hotline.settings import load_settings
 from ivr.contract import CallEnded, CallOffered, EventBatch, WorkerLost
-from tests.sipsupport import free_udp_port
+from tests.sipsupport import free_udp_port as free_port  # TCP and UDP, outside the ephemeral range
 
 SRC = "127.0.0.1:5099"
-
-
-def free_port() -> int:
-    return free_udp_port()  # a TCP and UDP port outside the ephemeral range
 
 
 @pytest.fixture
