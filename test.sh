@@ -6,4 +6,5 @@ cd "$(dirname "$0")"
 scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/python scripts/render_prompts.py --check
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# two workers (2 cores): a module stays on one worker, decode-heavy modules run one at a time (tests/conftest.py)
+exec .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"

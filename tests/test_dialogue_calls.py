@@ -177,7 +177,8 @@ def test_a_close_question_gets_the_list_and_a_spoken_second_plays_the_second_ans
     _, record, events = placed["spoken_second"]
     offered, clarified = _clarified(events)
     assert "kb_clarify_lead" in record["prompts"], record["prompts"]
-    assert clarified["picked"] == offered[1] and clarified["method"] == "speech", clarified
+    assert clarified["picked"] == offered[1] and clarified["method"] == "speech", \
+        (clarified["method"], clarified.get("text"), record["transcript"], record["prompts"])
     assert f"kb_answer:{offered[1]}" in record["prompts"], record["prompts"]
 
 
