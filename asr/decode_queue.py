@@ -50,6 +50,7 @@ class _Job:
     future: Future = field(compare=False)
     queued_at: float = field(compare=False)
     expect: tuple[str, int | None] | None = field(compare=False, default=None)  # a number: (kind, length)
+    alternatives: int = field(compare=False, default=0)  # n-best: this many next hypotheses wanted
 
 
 @dataclass
@@ -103,7 +104,7 @@ class DecodeQueue:
         return bool(self._heap) if priority >= PRIORITY_PARTIAL else len(self._heap) >= self.max_batch
 
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
-               expect: tuple[str, int | None] | None = None, optional: bool = False) -> Future:
+               expect: tuple[str, int | None] | None = None, optional: bool = False, alternatives: int = 0) -> Future:
         """Queue a decode; ``optional`` ones (speculative finals, partials) are refused with Busy as soon
         as the queue is loaded, so they never delay a caller's final; a caller's (priority 0) is refused
         when it would wait over ``max_wait_s``; any other waits. Cancel the future to drop a job
@@ -119,15 +120,17 @@ class DecodeQueue:
             if wait > self.max_wait_s and priority <= PRIORITY_ANSWER:
                 self.stats.refused_busy += 1
                 raise Busy(wait)
-            heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic(), expect))
+            heapq.heappush(self._heap, _Job(priority, next(self._seq), pcm, rate, fut, time.monotonic(), expect,
+                                            alternatives))
             self.stats.max_queue = max(self.stats.max_queue, len(self._heap))
             self._cv.notify()
         return fut
 
     def decode(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
-               expect: tuple[str, int | None] | None = None) -> Transcript:
+               expect: tuple[str, int | None] | None = None, alternatives: int = 0) -> Transcript:
         """Submit and wait (from a worker thread, never an event loop)."""
-        return self.submit(pcm, rate, priority, expect).result(timeout=self.max_wait_s + 60)
+        return self.submit(pcm, rate, priority, expect, alternatives=alternatives).result(
+            timeout=self.max_wait_s + 60)
 
     def _run(self) -> None:
         while True:
@@ -142,8 +145,8 @@ class DecodeQueue:
                 while self._heap and len(jobs) < self.max_batch:
                     j = heapq.heappop(self._heap)
                     # partials never ride in a caller's batch: each item costs the encoder its window
-                    same = j.expect == first.expect and (j.priority >= PRIORITY_PARTIAL) == (
-                        first.priority >= PRIORITY_PARTIAL)
+                    same = j.expect == first.expect and j.alternatives == first.alternatives and (
+                        j.priority >= PRIORITY_PARTIAL) == (first.priority >= PRIORITY_PARTIAL)
                     (jobs if same else rest).append(j)
                 for j in rest:
                     heapq.heappush(self._heap, j)
@@ -158,8 +161,10 @@ class DecodeQueue:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
             try:
                 items = [(j.pcm, j.rate) for j in jobs]
-                results = (self._decode_many(items) if first.expect is None
-                           else self._decode_many(items, expect=first.expect[0], length=first.expect[1]))
+                kw: dict = {"alternatives": first.alternatives} if first.alternatives else {}
+                if first.expect is not None:
+                    kw.update(expect=first.expect[0], length=first.expect[1])
+                results = self._decode_many(items, **kw)
             except Exception as e:  # one bad batch must not stop the service
                 for j in jobs:
                     j.future.set_exception(e)

@@ -36,6 +36,7 @@ class Final:
     decode_s: float  # wall time of the decode (queueing included when a shared queue decoded it)
     timings: dict[str, float] = field(default_factory=dict)  # speech_start_s, speech_end_s, endpoint_s, ...
     heard: str | None = None  # for an expected number: what the recognizer wrote before it was read as one
+    alternatives: tuple[str, ...] = ()  # the recognizer's next hypotheses, best first (when the session asked)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,10 @@ caller goes on: then ``speech_resumed`` follows).
 Config extensions: ``priority`` (0 = a caller waiting for an answer), ``no_input_timeout_s``,
 ``end_silence_ms``, ``max_utterance_s``; ``expect`` ("digits" or "case_number") when the dialogue
 expects a spoken number, with ``digits_length`` (e.g. 11 for a mobile number): the final's text is then
-the digits or the canonical case number ("" when none was heard), and ``heard`` what whisper wrote.
+the digits or the canonical case number ("" when none was heard), and ``heard`` what whisper wrote;
+``alternatives`` (1-4) when the dialogue expects one of a few replies (a list item, yes/no): the final then
+carries ``"alternatives"``, the recognizer's next hypotheses, best first (n-best, as other recognizers'
+``maxAlternatives``), so a reply misheard at first ("我要调个") may still be read from the next one.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGE = 1 << 20
 MAX_TTS_BYTES = 4 << 20  # a minute at 16 kHz
+MAX_ALTERNATIVES = 4  # whisper's beam holds 5 hypotheses
 OVERRIDABLE = ("no_input_timeout_s", "end_silence_ms", "max_utterance_s", "min_speech_ms", "barge_in_ms")
 
 
@@ -47,6 +51,8 @@ def reply(events: list[SpeechEvent], last_partial: str) -> dict[str, Any]:
                        decode_s=round(ev.decode_s, 3), timings=ev.timings)
             if ev.heard is not None:
                 out["heard"] = ev.heard
+            if ev.alternatives:
+                out["alternatives"] = list(ev.alternatives)
         elif isinstance(ev, Partial):
             last_partial = ev.text
         elif isinstance(ev, SpeechStarted):
@@ -96,6 +102,10 @@ class SpeechService:
         if length is not None and not (isinstance(length, int) and 1 <= length <= 32):
             raise ValueError("digits_length must be an integer from 1 to 32")
         number = (expect, length) if expect else None
+        alternatives = config.get("alternatives", 0)
+        if not (isinstance(alternatives, int) and 0 <= alternatives <= MAX_ALTERNATIVES) or isinstance(alternatives,
+                                                                                                        bool):
+            raise ValueError(f"alternatives must be an integer from 0 to {MAX_ALTERNATIVES}")
         # validated like the settings themselves (model_copy would take 1e9 or a string as they come)
         endpoint = EndpointSettings.model_validate(
             {**self.asr.endpoint.model_dump(), **{k: config[k] for k in OVERRIDABLE if k in config}})
@@ -105,11 +115,11 @@ class SpeechService:
             queue = self.queue
 
             def decode(pcm, r):
-                return queue.decode(pcm, r, priority, number)
+                return queue.decode(pcm, r, priority, number, alternatives)
 
-            def submit(pcm, r, kind: str):
+            def submit(pcm, r, kind: str):  # a speculative decode may become the final: the same n-best
                 return queue.submit(pcm, r, priority if kind == "speculative" else PRIORITY_PARTIAL, number,
-                                    optional=True)
+                                    optional=True, alternatives=alternatives if kind == "speculative" else 0)
 
         return StreamSession(rate, settings, decode=decode, vosk=self.vosk, submit=submit,
                              counters=self.counters), rate

@@ -183,8 +183,9 @@ class StreamSession:
         self._spec_told = False
         if tr is None and self.decode is not None:
             tr = self.decode(utt.pcm, utt.rate)
+        alternatives: tuple[str, ...] = ()
         if tr is not None:
-            text, conf = tr.text, tr.confidence
+            text, conf, alternatives = tr.text, tr.confidence, tr.alternatives
             heard = tr.info.get("heard") if isinstance(tr.info.get("heard"), str) else None
         else:
             assert self._vstream is not None
@@ -197,4 +198,4 @@ class StreamSession:
                    "decode_s": round(decode_s, 3), "latency_s": round(delay + decode_s, 3),
                    "cut": float(utt.cut), "speculative": speculative}
         return Final(text=text, confidence=conf, audio_s=round(len(utt.pcm) / utt.rate, 3), decode_s=decode_s,
-                     timings=timings, heard=heard)
+                     timings=timings, heard=heard, alternatives=alternatives)

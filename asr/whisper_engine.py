@@ -43,6 +43,7 @@ class Transcript:
     audio_s: float
     decode_s: float
     info: dict[str, float | str] = field(default_factory=dict)  # avg_logprob, no_speech_prob, dropped, ...
+    alternatives: tuple[str, ...] = ()  # the next beam hypotheses, best first (when asked for; one window only)
 
 
 def _bare(text: str) -> str:
@@ -179,13 +180,15 @@ class WhisperEngine:
         return self._expect_cache[expect]
 
     def transcribe_many(self, items: list[tuple[np.ndarray | bytes, int]], expect: Expect | None = None,
-                        length: int | None = None) -> list[Transcript]:
+                        length: int | None = None, alternatives: int = 0) -> list[Transcript]:
         """Decode several utterances as one batch (one encoder call, one batched beam search).
 
         Each utterance is leveled (AGC), gated by VAD and, when longer than the encoder window, cut at
         pauses into windows that are decoded in order. ``expect`` restricts the text to a number
         (``asr.numbers``): the text returned is then the digits (``length`` of them preferred) or the
         canonical case number, "" when none was heard; ``info["heard"]`` keeps what whisper wrote.
+        ``alternatives`` (free text): up to that many next beam hypotheses of a one-window utterance come back
+        too (n-best, at no extra cost: the beam holds them), for a dialogue that expects one of a few replies.
         """
         t0 = time.perf_counter()
         window_s = self.s.window_s
@@ -226,7 +229,12 @@ class WhisperEngine:
                 enc = self.model.model.encode(self._storage(feats), to_cpu=False)
                 max_new = min(int(10 * max(len(v) for v in views) / MODEL_RATE) + 10, 200)
                 gen = (enc, len(views), max_new, prompt, suppress)
-                if expect is None:
+                nbest: list[list[tuple[str, float, float]]] = []
+                if expect is None and alternatives:
+                    hyps = self._generate(*gen, self.s.temperatures[0], hypotheses=1 + alternatives)
+                    nbest = [[self._result(r, k) for k in range(len(r.sequences_ids))] for r in hyps]
+                    results = [n[0] for n in nbest]
+                elif expect is None:
                     results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0])]
                 else:
                     hyps = self._generate(*gen, 0.0, hypotheses=self.s.beam_size)
@@ -245,6 +253,10 @@ class WhisperEngine:
             per: dict[int, list[tuple[str, float, float]]] = {}
             for (i, _), r in zip(chunks, results, strict=True):
                 per.setdefault(i, []).append(r)
+            others: dict[int, list[tuple[str, float, float]]] = {}
+            for k, (i, _) in enumerate(chunks):
+                if nbest and len(per[i]) == 1:
+                    others[i] = nbest[k][1:]
             for i in todo:
                 parts = [self._gate(*r, prompt_text=PROMPTS[expect] if expect else self.s.initial_prompt)
                          for r in per[i]]
@@ -266,8 +278,11 @@ class WhisperEngine:
                     "windows": len(parts), "gain_db": round(leveled[i][1], 1), "loops_cut": loops}
                 if expect is not None:
                     info.update(expect=expect, heard=raw)
+                alts = [cut_loop(to_simplified(a[0]), digits=False)[0]
+                        for a in (self._gate(*h, prompt_text=self.s.initial_prompt) for h in others.get(i, []))]
                 out[i] = Transcript(text, round(math.exp(min(0.0, sum(lp) / len(lp))), 3) if text else 0.0,
-                                    len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, info)
+                                    len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, info,
+                                    tuple(dict.fromkeys(a for a in alts if a and a != text)))
         return [o for o in out if o is not None]
 
     def _gate(self, text: str, avg_logprob: float, no_speech_prob: float,
@@ -280,6 +295,6 @@ class WhisperEngine:
         return text, avg_logprob, no_speech_prob
 
     def transcribe(self, pcm: np.ndarray | bytes, rate: int, expect: Expect | None = None,
-                   length: int | None = None) -> Transcript:
+                   length: int | None = None, alternatives: int = 0) -> Transcript:
         """Text of one utterance (PCM16 at 8 or 16 kHz); "" for silence and noise."""
-        return self.transcribe_many([(pcm, rate)], expect, length)[0]
+        return self.transcribe_many([(pcm, rate)], expect, length, alternatives)[0]

@@ -29,6 +29,11 @@ class Reply:
     text: str = ""
     confidence: float | None = None
     speech_down: bool = False  # the recognizer was unreachable or busy (keys still worked)
+    alternatives: tuple[str, ...] = ()  # the recognizer's next hypotheses of the reply, best first
+
+    def texts(self) -> list[str]:
+        """What was said as the recognizer heard it, then its other hypotheses (n-best)."""
+        return [self.text, *self.alternatives] if self.kind == "speech" else []
 
 
 def can_listen(ctx: FlowContext) -> bool:
@@ -50,14 +55,16 @@ def _key(ctx: FlowContext, got: tuple[str, str]) -> Reply:
 
 
 async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], *, listen: bool = True,
-                      no_input_s: float = 6.0, max_utterance_s: float = 10.0, end_silence_ms: int = 600) -> Reply:
+                      no_input_s: float = 6.0, max_utterance_s: float = 10.0, end_silence_ms: int = 600,
+                      alternatives: int = 0) -> Reply:
     """Play ``clips`` while waiting for a key and (with ``listen`` and a speech service) for speech. After the last
-    clip the caller has ``no_input_s`` to begin; someone who began speaking is heard to the end."""
+    clip the caller has ``no_input_s`` to begin; someone who began speaking is heard to the end. ``alternatives``:
+    ask the recognizer for that many next hypotheses of the reply (``Reply.alternatives``)."""
     channel = ctx.channel
     speaking = asyncio.Event()
     player = asyncio.create_task(_play(ctx, clips, speaking))
     config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
-              "end_silence_ms": end_silence_ms}
+              "end_silence_ms": end_silence_ms, **({"alternatives": alternatives} if alternatives else {})}
     hearing = asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
         if listen and can_listen(ctx) else None
     keying: asyncio.Task | None = None
@@ -86,7 +93,10 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
                     got = await channel.next_digit(0.01) if channel.has_digits() else None
                     if got is not None:  # a key wins when both come
                         return _key(ctx, got)
-                    return Reply("speech", text=heard.text.strip(), confidence=heard.confidence)
+                    alts = heard.raw.get("alternatives")
+                    return Reply("speech", text=heard.text.strip(), confidence=heard.confidence,
+                                 alternatives=tuple(str(a).strip() for a in alts if str(a).strip())
+                                 if isinstance(alts, list) else ())
                 speech_down = heard.kind in ("busy", "unavailable")
                 if heard.kind == "no_input" and player.done():
                     return Reply("none")

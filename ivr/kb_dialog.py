@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import structlog
 
@@ -47,6 +47,10 @@ log = structlog.get_logger(__name__)
 ANSWER_TIMEOUT_S = 20.0  # a long answer not yet in the voice's cache renders in several seconds on a busy host
 
 ITEM_GAP_S = 0.12  # between the rendered list items (each is trimmed of its edge silence)
+_T = TypeVar("_T")
+#: n-best: whisper-base hears a short reply through the phone chain a little differently from call to call
+#: ("我要第二个" once as "我要调个"); when the best hypothesis is not understood, the next ones are read
+REPLY_ALTERNATIVES = 4
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,14 @@ async def _picked(ctx: FlowContext, item: KbChoice, m: KbMatch, key_timeout_s: f
     return await _answer(ctx, item.id, text, key_timeout_s)
 
 
+def _first_read(reply: Reply, read: Callable[[str], _T | None]) -> _T | None:
+    """``read`` of the first of the reply's hypotheses it understands (None for a key or no reply)."""
+    for text in reply.texts():
+        if (got := read(text)) is not None:
+            return got
+    return None
+
+
 def _clarified(ctx: FlowContext, offered: list[KbChoice], picked: KbChoice | None, reply: Reply) -> None:
     method = {"key": "keypad", "speech": "speech"}.get(reply.kind, "none")
     ctx.emit(KbClarified, node=ctx.node, offered=[c.id for c in offered], picked=picked.id if picked else None,
@@ -203,8 +215,9 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     clip = await render(ctx, text, f"kb_confirm:{item.id}")
     if clip is None:
         return DialogResult("handoff")
-    reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0)
-    yes = reply.key == "1" if reply.kind == "key" else yes_no(reply.text) if reply.kind == "speech" else None
+    reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0,
+                              alternatives=REPLY_ALTERNATIVES)
+    yes = reply.key == "1" if reply.kind == "key" else _first_read(reply, yes_no)
     _clarified(ctx, items[:1], item if yes else None, reply)
     return await _picked(ctx, item, m, key_timeout_s) if yes else DialogResult("handoff")
 
@@ -227,7 +240,7 @@ async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     lead = MENU_CLARIFY_LEAD if all(c.option is not None for c in items) else CLARIFY_LEAD
     rest = asyncio.create_task(_list_clip(ctx, items))
     reply = await hear_or_key(ctx, [ctx.prompts.get(lead).prompt_start(), rest], listen=listen,
-                              no_input_s=key_timeout_s, max_utterance_s=6.0)
+                              no_input_s=key_timeout_s, max_utterance_s=6.0, alternatives=REPLY_ALTERNATIVES)
     if not rest.done():
         rest.cancel()  # the caller answered before the list was rendered
     elif not rest.cancelled() and rest.result() is None and reply.kind == "none":
@@ -236,7 +249,7 @@ async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     if reply.kind == "key":
         n = int(reply.key) if reply.key.isdigit() and int(reply.key) <= len(items) else None
     elif reply.kind == "speech":
-        n = pick(reply.text, [c.title for c in items])
+        n = _first_read(reply, lambda t: pick(t, [c.title for c in items]))
     item = items[n - 1] if n else None
     _clarified(ctx, items, item, reply)
     return await _picked(ctx, item, m, key_timeout_s) if item is not None else DialogResult("handoff")

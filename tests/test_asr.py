@@ -92,3 +92,17 @@ def test_pcm16_at_16k_is_recognized_too(engine, tmp_path):
     wide = soxr.resample(pcm.astype("float32"), rate, 16000).clip(-32768, 32767).astype("int16")
     tr = engine.transcribe(wide, 16000)
     assert cer([("我想查一下案件进度", tr.text)]) < 0.3
+
+
+def test_alternatives_are_the_next_beam_hypotheses_of_a_short_reply(engine):
+    """n-best for a dialogue that expects one of a few replies (ivr/kb_dialog.py reads them when the best is not
+    understood): distinct texts, none the same as the best, no more than asked; none unless asked."""
+    from ivr.audio import read_wav as read_call_wav
+
+    pcm = np.frombuffer(read_call_wav(DATA / "dialogue" / "online_hearing_second.wav", 8000), dtype="<i2")
+    reply = pcm[-len(pcm) // 3:]  # "我要第二个", the last third of the clip
+    tr = engine.transcribe(reply, 8000, alternatives=4)
+    assert "第二" in tr.text or any("第二" in a for a in tr.alternatives), (tr.text, tr.alternatives)
+    assert 1 <= len(tr.alternatives) <= 4 and tr.text not in tr.alternatives
+    assert len(set(tr.alternatives)) == len(tr.alternatives)
+    assert engine.transcribe(reply, 8000).alternatives == ()

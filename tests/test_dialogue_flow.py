@@ -103,7 +103,8 @@ def clarify_reply(ids=("F101", "F102", "F103")) -> dict:
 
 
 def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
-    """Run the bundled flow; the recognizer hears what the caller says, else no input (after a short wait)."""
+    """Run the bundled flow; the recognizer hears what the caller says, else no input (after a short wait).
+    "say:A|B|C": heard as A, with B and C as its next hypotheses when the dialogue asks for alternatives."""
 
     async def recognize(url, audio, rate, config):
         try:
@@ -112,7 +113,9 @@ def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
             yield Heard("no_input")
             return
         yield Heard("started")
-        yield Heard("final", text, 0.87, 1.2, 0.3)
+        best, *others = text.split("|")
+        n = config.get("alternatives", 0)
+        yield Heard("final", best, 0.87, 1.2, 0.3, raw={"alternatives": others[:n]} if others and n else {})
 
     monkeypatch.setattr(ivr.listening, "recognize", recognize)  # hearing.py listens through listening.py
     events: list[tuple[type, dict]] = []
@@ -255,6 +258,25 @@ def test_none_of_them_goes_to_staff_with_what_was_said(prompts, monkeypatch, rep
     finals = [e["text"] for e in of(events, SpeechHeard) if e["kind"] == "final"]
     assert finals[0] == "诉讼费的问题" and (reply is None or not reply.startswith("say:") or finals[1] == reply[4:])
     assert len([p for p in played(events) if p == "kb_clarify_lead"]) == 1  # asked once only
+
+
+def test_a_misheard_reply_is_read_from_the_recognizers_next_hypotheses(prompts, monkeypatch):
+    """whisper heard "我要第二个" once as "我要调个" on a real call: the list and the confirm ask for the n-best, and
+    the first hypothesis that reads as a choice counts."""
+    Hub(monkeypatch, {"诉讼费的问题": clarify_reply(("F101", "F102"))})
+    heard = "say:我要调个|我要掉一个|我要第二个|我要第一个"  # the best first, then its next hypotheses
+    caller = consult("诉讼费的问题", ("kb_clarify:", heard), ("kb_follow_up", "1"))
+    outcome, events = walk(prompts, caller, monkeypatch)
+    assert of(events, KbClarified)[0]["picked"] == "F102" and "kb_answer:F102" in played(events)
+    assert of(events, KbClarified)[0]["text"] == "我要调个"  # what was heard first is what the record shows
+    # nothing in any hypothesis reads as a choice: none of them, as before
+    _, events = walk(prompts, consult("诉讼费的问题", ("kb_clarify:", "say:今天星期几|今天星期一")), monkeypatch)
+    assert of(events, KbClarified)[0]["picked"] is None and path(events)[-1] == "consult_staff"
+    confirm = {**clarify_reply(("F101",)), "decision": "confirm", "question_text": "诉讼费怎么退？"}
+    Hub(monkeypatch, {"退钱": confirm})
+    outcome, events = walk(prompts, consult("退钱", ("kb_confirm:F101", "say:市的|是的"), ("kb_follow_up", "1")),
+                           monkeypatch)
+    assert of(events, KbClarified)[0]["picked"] == "F101" and outcome.cause == "answered_by_kb"
 
 
 def test_a_spoken_yes_or_no_answers_the_confirm(prompts, monkeypatch, voice):
