@@ -103,8 +103,8 @@ class SpeechService:
             raise ValueError("digits_length must be an integer from 1 to 32")
         number = (expect, length) if expect else None
         alternatives = config.get("alternatives", 0)
-        if not (isinstance(alternatives, int) and 0 <= alternatives <= MAX_ALTERNATIVES) or isinstance(alternatives,
-                                                                                                        bool):
+        if isinstance(alternatives, bool) or not isinstance(alternatives, int) \
+                or not 0 <= alternatives <= MAX_ALTERNATIVES:
             raise ValueError(f"alternatives must be an integer from 0 to {MAX_ALTERNATIVES}")
         # validated like the settings themselves (model_copy would take 1e9 or a string as they come)
         endpoint = EndpointSettings.model_validate(
