@@ -200,16 +200,33 @@ class Kamailio(Proc):
 def start_kamailio(
     sip: SipSettings, run_dir: Path, *, ready_timeout: float = 10.0, **render_kwargs: object
 ) -> Kamailio:
-    """Render the config into ``run_dir``, start Kamailio in the foreground and wait for it to answer."""
-    run_dir = Path(run_dir)
+    """Render the config into ``run_dir``, start Kamailio in the foreground and wait for it to answer.
+
+    If its SIP port was taken between the pick and Kamailio's bind (seen in CI), it is started again on
+    a fresh port; the returned process's ``sip`` holds the settings it runs with."""
+    for _ in range(3):
+        try:
+            return _start_kamailio_once(sip, Path(run_dir), ready_timeout, render_kwargs)
+        except PortTaken:
+            sip = sip.model_copy(update={"port": free_udp_port(sip.host)})
+    raise RuntimeError("kamailio: three SIP ports in a row were taken")
+
+
+class PortTaken(RuntimeError):
+    """Kamailio could not bind its SIP port."""
+
+
+def _start_kamailio_once(sip: SipSettings, run_dir: Path, ready_timeout: float, render_kwargs: dict) -> Kamailio:
     cfg = kamailio.render(sip, run_dir, **render_kwargs)  # type: ignore[arg-type]
     errors = kamailio.check(cfg)
     if errors:
         raise RuntimeError("kamailio -c: " + "\n".join(errors))
+    log_path = run_dir / "kamailio.log"
+    seen = log_path.stat().st_size if log_path.exists() else 0  # an earlier attempt's lines stay above
     proc = Kamailio(
         name="kamailio",
         argv=kamailio.command(sip, cfg, run_dir),
-        log_path=run_dir / "kamailio.log",
+        log_path=log_path,
         cwd=run_dir.resolve(),
         sip=sip,
         cfg=cfg,
@@ -217,7 +234,9 @@ def start_kamailio(
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise RuntimeError(f"kamailio exited with {proc.popen.returncode}:\n{proc.log()[-3000:]}")
+            log = proc.log()[seen:]
+            kind = PortTaken if f":{sip.port}" in log and "Address already in use" in log else RuntimeError
+            raise kind(f"kamailio exited with {proc.popen.returncode}:\n{log[-3000:]}")
         if sip_request((sip.host, sip.port), options_request(sip.host, sip.port), timeout=0.3):
             return proc
     proc.stop()

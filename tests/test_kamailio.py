@@ -56,6 +56,7 @@ class FrontDoor:
             for w in self.workers:
                 w.start()
         self.kam = ss.start_kamailio(sip, self.run_dir, **render_kwargs)
+        self.sip = self.kam.sip
         return self
 
     @property
