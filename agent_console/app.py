@@ -43,12 +43,14 @@ from agent_console.metrics import HubMetrics, MetricsMiddleware
 from agent_console.ops.hub import OpsHub
 from agent_console.ops.live import LiveCalls
 from agent_console.ops.persister import Persister
+from agent_console.ops.shared_log import RedisEventLog
 from agent_console.ops.wallboard import router as wallboard_router
 from agent_console.ops.workers import WorkerRegistry
 from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
 from agent_console.pii import MaskingFilter
+from agent_console.redis_client import connect_redis
 from agent_console.work_orders import callbacks as work_order_callbacks
 from agent_console.work_orders import errors as work_order_errors
 from agent_console.work_orders.hub_orders import HubFiling
@@ -96,6 +98,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             if task is not None:
                 task.cancel()
         app.state.ops.persist.stop()
+        app.state.ops.log.close()
+
+
+def _event_log(config: HubConfig) -> RedisEventLog | None:
+    """The log browsers follow: shared through Redis with the other hubs when ``redis.url`` is set (RedisUnavailable
+    names the key when it does not answer), else this hub's own (None)."""
+    if not config.redis_url:
+        return None
+    return RedisEventLog(connect_redis(config.redis_url), prefix=config.redis_prefix)
 
 
 def create_app(config: HubConfig, engine: Engine) -> FastAPI:
@@ -136,7 +147,7 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
                            live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
                            bridge_ring_timeout_s=config.bridge_ring_timeout_s,
                            worker_lost_after_s=config.worker_lost_after_s,
-                           order_check=lambda call_id: _call_has_order(app, call_id))
+                           order_check=lambda call_id: _call_has_order(app, call_id), log=_event_log(config))
     try:
         rebuilt = app.state.ops.rebuild()
         filing.recheck()

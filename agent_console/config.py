@@ -53,3 +53,6 @@ class HubConfig:
     track_per_minute: int = 30
     #: the workers' event spools (``<home>/spool``): dead-letter files there are shown on the wallboard
     spool_dir: Path | None = None
+    #: Redis shared by several hubs (``redis.url``; None: this hub's state in its memory) and its key prefix
+    redis_url: str | None = None
+    redis_prefix: str = "hotline:"

@@ -113,6 +113,7 @@ def dial_cmd(
 @app.command()
 def hub(config: Path | None = ConfigOpt) -> None:
     """Run the console hub alone (normally started by `hotline serve`)."""
+    from agent_console.redis_client import RedisUnavailable
     from hotline.db import DatabaseUnavailable
     from hotline.hub_main import run_hub
     from hotline.logs import configure_logging
@@ -122,7 +123,7 @@ def hub(config: Path | None = ConfigOpt) -> None:
     configure_logging(s.log.level, s.log.json_output, process="hub")
     try:
         run_hub(s)
-    except (EmbeddingModelError, DatabaseUnavailable) as e:  # the file or key is named; no half-working hub
+    except (EmbeddingModelError, DatabaseUnavailable, RedisUnavailable) as e:  # the file or key is named
         typer.echo(f"hub not started: {e}", err=True)
         raise typer.Exit(2) from None
 

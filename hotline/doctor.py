@@ -124,6 +124,16 @@ def check_all(s: Settings) -> list[Check]:
     except Exception as e:
         add(Check("database", FAIL, f"{type(e).__name__}: {e}", "check database_url / HOTLINE_DATABASE_URL"))
 
+    # Redis, shared by several hubs
+    if s.redis.url:
+        from agent_console.redis_client import RedisUnavailable, connect_redis, safe_redis_url
+
+        try:
+            info = connect_redis(s.redis.url).info("server")
+            add(Check("redis", OK, f"{safe_redis_url(s.redis.url)}: Redis {info.get('redis_version', '?')}"))
+        except RedisUnavailable as e:
+            add(Check("redis", FAIL, str(e), "start Redis (apt-get install redis-server) or fix redis.url"))
+
     # Kamailio
     kam = shutil.which(s.sip.kamailio_binary)
     if not kam:

@@ -37,7 +37,8 @@ def hub_config(settings: Settings) -> HubConfig:
                      working_hours=settings.ivr.working_hours, worker_max_calls=settings.sip.max_calls_per_worker,
                      allowed_origins=tuple(hub.allowed_origins), max_body_bytes=hub.max_body_kb * 1024,
                      public_docs=hub.public_docs, public_metrics=hub.public_metrics,
-                     track_per_minute=hub.track_per_minute, spool_dir=settings.path("spool"))
+                     track_per_minute=hub.track_per_minute, spool_dir=settings.path("spool"),
+                     redis_url=settings.redis.url, redis_prefix=settings.redis.prefix)
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:

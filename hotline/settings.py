@@ -53,6 +53,15 @@ class _TomlSource(PydanticBaseSettingsSource):
         return self._data
 
 
+class RedisSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description=(
+        "redis://host:port/db shared by several hubs (the event log browsers follow, with one seq); unset: each "
+        "hub keeps its state in its own memory (one hub)"))
+    prefix: str = Field("hotline:", min_length=1, max_length=64, description="prefix of every key this hotline uses")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid")
 
@@ -64,6 +73,7 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     speech: SpeechServiceSettings = Field(default_factory=SpeechServiceSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)

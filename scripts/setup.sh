@@ -14,7 +14,7 @@ SUDO=""
 
 pkgs=(kamailio kamailio-tls-modules)  # tls: SIP over TLS (sip.tls)
 [ "$DEV" = 1 ] && pkgs+=(sip-tester baresip sox chromium fonts-wqy-microhei  # a CJK font for page screenshots
-                         postgresql)
+                         postgresql redis-server haproxy)  # started by the tests themselves (issue 17)
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
   for cand in python3.11 python3; do

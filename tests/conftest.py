@@ -15,6 +15,7 @@ from tests.pg_support import (  # noqa: F401 - fixtures by name
     pg_cluster,
     pg_head_template,
 )
+from tests.redis_support import fresh_redis, redis_server  # noqa: F401 - fixtures by name
 
 #: modules that decode speech in real time (calls with the speech service) or in bulk: one unit on one worker, run one
 #: after another, so a real-time call's recognizer never shares the 2 cores with another decode-heavy module

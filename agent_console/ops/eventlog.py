@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,12 @@ class Entry:
 
 
 class EventLog:
+    """In this process (the embedded default); :class:`~agent_console.ops.shared_log.RedisEventLog` is the same log
+    shared by several hubs."""
+
     def __init__(self, capacity: int = DEFAULT_CAPACITY):
+        #: names this log's seqs: a browser whose cursor is from another epoch (a restarted hub) starts afresh
+        self.epoch = uuid.uuid4().hex[:12]
         self._entries: deque[Entry] = deque(maxlen=capacity)
         self._seq = 0
         self._lock = threading.Lock()
@@ -73,6 +79,9 @@ class EventLog:
             if seq < first - 1:
                 return None
             return list(itertools.islice(self._entries, seq - first + 1, None))
+
+    def close(self) -> None:
+        """Nothing to release (the shared log stops its thread)."""
 
     def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
         """Call ``notify`` (from any thread) after each append; returns the unsubscribe function."""

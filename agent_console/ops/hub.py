@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from agent_console.ops.live_model import LiveModel
 from agent_console.ops.outbox import CONSOLE_ROLES, WATCHERS, Outbox, dt
 from agent_console.ops.persister import Persister, close_calls
 from agent_console.ops.protocol import Snapshot
+from agent_console.ops.shared_log import RedisEventLog
 from agent_console.ops.workers import WorkerRegistry
 from ivr.contract import QueueStatus
 
@@ -57,15 +57,15 @@ class OpsHub:
                  workers: WorkerRegistry | None = None, persist: Persister | None = None,
                  offer_timeout_s: float = 15.0, bridge_ring_timeout_s: float = 20.0, worker_lost_after_s: float = 120.0,
                  clock: Callable[[], float] = time.time, log_capacity: int = 10_000,
-                 order_check: Callable[[str], bool] | None = None):
+                 order_check: Callable[[str], bool] | None = None, log: EventLog | RedisEventLog | None = None):
+        """``log``: the event log browsers follow (default: one in this process of ``log_capacity`` entries)."""
         self.sessions = sessionmaker
         self.clock = clock
         self.worker_lost_after_s = worker_lost_after_s
         self.live = live or LiveCalls()
         self.calls: dict[str, LiveCall] = self.live.calls
         self.lock = self.live.lock
-        self.epoch = uuid.uuid4().hex[:12]
-        self.log = EventLog(log_capacity)
+        self.log = log or EventLog(log_capacity)
         self.router = r.Router(clock, offer_timeout_s, bridge_timeout_s=bridge_ring_timeout_s + 10)
         self.workers = workers or WorkerRegistry()
         self.persist = persist or Persister(sessionmaker)
@@ -79,6 +79,11 @@ class OpsHub:
         self._effects = self.out.effects
         self._accepted_by = self.out.accepted_by
         self.worker_calls = self.live.worker_calls
+
+    @property
+    def epoch(self) -> str:
+        """The event log's epoch (shared by the hubs of one Redis)."""
+        return self.log.epoch
 
     def on_events_stored(self, events: Iterable[Any]) -> None:
         """Publish newly stored worker events to the subscribers (called in ingest order)."""

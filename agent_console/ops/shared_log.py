@@ -1,0 +1,178 @@
+"""The hub-wide event log in Redis, shared by several hubs (issue 17): one ``seq`` and one ``epoch`` for all.
+
+Same interface as :class:`~agent_console.ops.eventlog.EventLog`. An append is one Lua script (``INCR`` of the
+seq key, ``XADD`` with that seq as the stream id), so two hubs never hand out one seq twice or out of order.
+Every hub tails the stream in a thread and mirrors the last ``capacity`` entries in memory: browsers on any hub
+read the same entries in the same order, and one that reconnects through another hub resumes from its seq
+without a gap or a duplicate. ``last_seq`` is the last entry this hub has mirrored (what it can serve).
+
+While Redis is unreachable, appends wait in order in a local queue and go out when it answers again (the tail
+thread retries every second); the hub keeps serving what it mirrored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import redis
+from pydantic import BaseModel
+
+from agent_console.ops.eventlog import DEFAULT_CAPACITY, Entry
+
+log = logging.getLogger(__name__)
+
+_APPEND = """
+if redis.call('SET', KEYS[3], ARGV[5], 'NX') then redis.call('DEL', KEYS[1], KEYS[2]) end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'r', ARGV[2], 'u', ARGV[3], 'p', ARGV[4])
+return seq
+"""
+RETRY_S = 1.0
+
+
+def _entry(stream_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    seq = int((stream_id.decode() if isinstance(stream_id, bytes) else stream_id).split("-")[0])
+    roles = frozenset(r for r in fields[b"r"].decode().split(",") if r)
+    users = frozenset(int(u) for u in fields[b"u"].decode().split(",") if u)
+    payload = json.loads(fields[b"p"])
+    payload["seq"] = seq
+    return Entry(seq, roles, users, payload)
+
+
+class RedisEventLog:
+    def __init__(self, client: redis.Redis, *, prefix: str = "hotline:", capacity: int = DEFAULT_CAPACITY,
+                 block_ms: int = 1000):
+        """``client`` without ``decode_responses``; keys are ``{prefix}events`` (the stream), ``{prefix}seq`` and
+        ``{prefix}epoch``. Starts mirroring at once (the last ``capacity`` entries, then the tail)."""
+        self._redis = client
+        self._keys = [f"{prefix}seq", f"{prefix}events", f"{prefix}epoch"]
+        self._capacity = capacity
+        self._block_ms = block_ms
+        self._script = client.register_script(_APPEND)
+        self._entries: deque[Entry] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._unsent: deque[tuple[str, str, str]] = deque()
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._down = False
+        self.epoch = ""
+        self._resync()
+        self._thread = threading.Thread(target=self._tail, name="redis-eventlog", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the EventLog interface
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._entries[-1].seq if self._entries else 0
+
+    def append(self, event: BaseModel, *, roles: frozenset[str] | set[str] = frozenset(),
+               users: frozenset[int] | set[int] = frozenset()) -> None:
+        """Queue the event for the shared stream and send what is queued; it reaches this hub's browsers (and
+        every other hub's) through the tail, in seq order."""
+        fields = (",".join(sorted(roles)), ",".join(str(u) for u in sorted(users)),
+                  json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")))
+        with self._send_lock:
+            self._unsent.append(fields)
+        if not self._down:  # while Redis is down the tail thread retries: the hub's lock is not held for a timeout
+            self._flush()
+
+    def since(self, seq: int) -> list[Entry] | None:
+        """Mirrored entries after ``seq`` (oldest first); None when some of them are no longer kept."""
+        with self._lock:
+            last = self._entries[-1].seq if self._entries else 0
+            first = self._entries[0].seq if self._entries else last + 1
+            ahead = seq > last
+            if not ahead and seq < first - 1:
+                return None
+            if not ahead:  # seqs are consecutive (one script hands them out and adds the entry)
+                return list(itertools.islice(self._entries, seq - first + 1, None))
+        # seen on another hub, not mirrored here yet: the tail brings it (a seq Redis never gave: start again)
+        return [] if seq <= self._shared_seq() else None
+
+    def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """Call ``notify`` (from the tail thread) after new entries are mirrored; returns the unsubscribe function."""
+        with self._lock:
+            self._listeners.append(notify)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if notify in self._listeners:
+                    self._listeners.remove(notify)
+
+        return unsubscribe
+
+    def _shared_seq(self) -> int:
+        try:
+            return int(self._redis.get(self._keys[0]) or 0)
+        except redis.RedisError:
+            return 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._block_ms / 1000 + 2)
+
+    # ------------------------------------------------------------------ inside
+    def _flush(self) -> bool:
+        """Send the queued appends in order; False while Redis does not answer (they stay queued)."""
+        with self._send_lock:
+            while self._unsent:
+                roles, users, payload = self._unsent[0]
+                try:
+                    self._script(keys=self._keys, args=[self._capacity, roles, users, payload, secrets.token_hex(6)])
+                except redis.RedisError as e:
+                    if not self._down:
+                        log.warning("event log: Redis unreachable, events wait: %s", e)
+                    self._down = True
+                    return False
+                self._unsent.popleft()
+        self._down = False
+        return True
+
+    def _tail(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._unsent and not self._flush():
+                    self._stop.wait(RETRY_S)
+                    continue
+                after = f"{self.last_seq}-0"
+                got = self._redis.xread({self._keys[1]: after}, count=500, block=self._block_ms)
+                resynced = False
+                if self._redis.get(self._keys[2]) != self.epoch.encode():
+                    self._resync()  # Redis lost its data (or was replaced): the seqs start again
+                    got, resynced = [], True
+            except redis.RedisError as e:
+                log.warning("event log: Redis unreachable: %s", e)
+                self._stop.wait(RETRY_S)
+                continue
+            new = [_entry(i, f) for _, items in got for i, f in items]
+            if new:
+                with self._lock:
+                    self._entries.extend(new)
+            if new or resynced:
+                self._notify()
+
+    def _resync(self) -> None:
+        """Take the log's epoch (naming it if this is the first hub of a new log) and mirror what the stream keeps."""
+        self._redis.set(self._keys[2], secrets.token_hex(6), nx=True)
+        epoch = self._redis.get(self._keys[2]).decode()
+        kept = self._redis.xrevrange(self._keys[1], count=self._capacity)
+        with self._lock:
+            if epoch != self.epoch and self.epoch:
+                log.warning("event log: new epoch %s (was %s): Redis lost its data", epoch, self.epoch)
+            self.epoch = epoch
+            self._entries.clear()
+            self._entries.extend(_entry(i, f) for i, f in reversed(kept))
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for notify in listeners:
+            notify()
