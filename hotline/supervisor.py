@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import structlog
 
+from balancer import haproxy
 from hotline.hub_tls import ensure_certificate
 from hotline.service_user import ServiceUserError, drop_privileges
 from hotline.settings import Settings, SettingsError, load_settings
@@ -48,7 +49,7 @@ def _die_with_parent() -> None:
 class Child:
     name: str
     argv: list[str]
-    kind: str  # hub | worker | kamailio
+    kind: str  # hub | worker | kamailio | haproxy | speech
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -98,6 +99,9 @@ class Supervisor:
         if "front" in self.roles:
             cfg = kamailio.render(self.s.sip, self.run_dir, self._local_workers())
             kids.append(Child("kamailio", kamailio.command(self.s.sip, cfg, self.run_dir), "kamailio"))
+            if self.s.balancer.hubs:  # several hubs: HAProxy in front of them (their address is hub.url)
+                lb = haproxy.render(self.s.balancer, self.run_dir)
+                kids.append(Child("haproxy", haproxy.command(self.s.balancer, lb), "haproxy"))
         return kids
 
     def reload(self) -> None:
@@ -241,6 +245,7 @@ class Supervisor:
         """Workers drain first (new calls refused), then the front door and speech, then the hub."""
         await self._stop_kind("worker", self.s.ivr.drain_timeout_s + 10)
         await self._stop_kind("kamailio", 5)
+        await self._stop_kind("haproxy", 5)
         await self._stop_kind("speech", 5)
         await self._stop_kind("hub", 10)
         for c in self.children.values():
