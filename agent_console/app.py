@@ -188,8 +188,8 @@ def work_order_context(app: FastAPI, config: HubConfig) -> WorkOrderContext:
     files and the case system (to send a message about a case to its judge's team)."""
     wo = config.work_orders
     calendar = WorkCalendar.from_file(wo.holiday_file, tz=config.timezone, day_end=wo.office_close)
-    home = config.home if config.home is not None else Path(tempfile.mkdtemp(prefix="hotline-hub-"))
-    ctx = WorkOrderContext(calendar, wo, attachments_dir=home / "attachments")
+    files = config.files_dir or config.home or Path(tempfile.mkdtemp(prefix="hotline-hub-"))
+    ctx = WorkOrderContext(calendar, wo, attachments_dir=files / "attachments", recordings_dir=files / "recordings")
 
     def case_lookup(number: str) -> Any:
         return get_desk(SimpleNamespace(app=app)).system.get_case(number)  # get_desk reads request.app only

@@ -53,6 +53,8 @@ class HubConfig:
     track_per_minute: int = 30
     #: the workers' event spools (``<home>/spool``): dead-letter files there are shown on the wallboard
     spool_dir: Path | None = None
+    #: recordings/ and attachments/ (``files_dir``, shared by the hosts when several; None: ``home``)
+    files_dir: Path | None = None
     #: Redis shared by several hubs (``redis.url``; None: this hub's state in its memory) and its key prefix
     redis_url: str | None = None
     redis_prefix: str = "hotline:"

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("./var"), description="data: database, recordings, prompt cache, logs, models")
     database_url: str | None = Field(None, description="default sqlite:///<home>/hotline.db")
+    files_dir: Path | None = Field(None, description=(
+        "recordings, recorded messages and work-order attachments (default: home). With several hosts, a "
+        "directory every IVR and hub host mounts (e.g. NFS): any hub then serves what any worker recorded"))
     run_as: str | None = Field(None, description=(
         "started as root, `hotline serve` switches to this user after making home theirs (run.sh: hotline)"))
     log: LogSettings = Field(default_factory=LogSettings)
@@ -94,6 +97,12 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'hotline.db').resolve()}"
+
+    def files(self, *parts: str) -> Path:
+        """A directory under ``files_dir`` (default: home), made if missing."""
+        p = (self.files_dir or self.home).joinpath(*parts)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
 
     def path(self, *parts: str) -> Path:
         p = self.home.joinpath(*parts)

@@ -33,6 +33,6 @@ def worker_config(s: Settings, index: int, single_port: int | None = None) -> Wo
         contact_override=contact,
         speech_urls=tuple(s.speech.ws_urls) if s.speech.enabled else (),
         speech_probe_s=s.speech.probe_interval_s,
-        recordings_dir=s.path("recordings"),
+        recordings_dir=s.files("recordings"),
         calendar=WorkCalendar.from_file(s.work_orders.holiday_file, tz=s.ivr.working_hours.timezone),
     )

@@ -182,3 +182,48 @@ def test_serve_with_the_front_role_runs_haproxy_in_front_of_the_hubs_named(tmp_p
         if front and front.poll() is None:
             os.killpg(front.pid, signal.SIGKILL)
         hub.stop()
+
+
+def test_a_recording_written_by_a_worker_is_played_from_any_hub(tmp_path):
+    """files_dir shared by the hosts: hub 1 files the order of a recorded message, hub 2 (its own home) serves the
+    WAV to a supervisor; a name the order does not list is not served."""
+    from datetime import UTC, datetime
+
+    from ivr.contract import CallOffered, MessageRecorded
+    from tests.ops_support import post_events
+
+    shared = tmp_path / "shared"  # the NFS mount of every host
+    (shared / "recordings").mkdir(parents=True)
+    hubs = [Hub(tmp_path / f"home{i}") for i in (1, 2)]
+    for h in hubs:
+        h.env.update({"HOTLINE_HUB__WORKER_TOKEN": TOKEN, "HOTLINE_HUB__SECRET_KEY": "s" * 40,
+                      "HOTLINE_DATABASE_URL": f"sqlite:///{shared / 'hotline.db'}",
+                      "HOTLINE_FILES_DIR": str(shared)})
+    try:
+        for h in hubs:
+            h.start()
+        add_users(SimpleNamespace(home=shared), ("sup", "supervisor", None))
+        wav = shared / "recordings" / "rec1-contact_judge.wav"
+        wav.write_bytes(b"RIFF" + bytes(200))  # what the worker on host B wrote before reporting the message
+        (shared / "recordings" / "other-call.wav").write_bytes(b"RIFF" + bytes(10))
+        k = {"call_id": "rec1", "worker": "w0"}
+        now = datetime.now(UTC)
+        post_events(hubs[0], [CallOffered(**k, ts=now, caller="13812345678", callee="12368", source="x"),
+                              MessageRecorded(**k, ts=now, node="m", purpose="contact_judge",
+                                              recording=wav.name, duration_s=3.0, text="请法官回电")])
+        sup = httpx.Client(base_url=hubs[1].url, cookies={"hotline_session": login_cookie(hubs[1], "sup")})
+        deadline = time.monotonic() + 15
+        while not (orders := [o for o in sup.get("/api/work_orders").json() if o.get("call_id") == "rec1"]):
+            assert time.monotonic() < deadline, "no order for the message"
+            time.sleep(0.2)
+        order = sup.get(f"/api/work_orders/{orders[0]['id']}").json()
+        assert order["recordings"] == [wav.name]
+        r = sup.get(f"/api/work_orders/{order['id']}/recordings/{wav.name}")
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav" and r.content == wav.read_bytes()
+        for name in ("other-call.wav", "..%2Fhotline.db", "nothing.wav"):
+            assert sup.get(f"/api/work_orders/{order['id']}/recordings/{name}").status_code == 404, name
+        anon = httpx.get(f"{hubs[1].url}/api/work_orders/{order['id']}/recordings/{wav.name}")
+        assert anon.status_code == 401
+    finally:
+        for h in hubs:
+            h.stop()

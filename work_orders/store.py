@@ -51,6 +51,8 @@ class WorkOrderContext:
     calendar: WorkCalendar
     settings: WorkOrderSettings = field(default_factory=WorkOrderSettings)
     attachments_dir: Path | None = None
+    #: the WAVs the IVR workers write (calls with an operator, recorded messages)
+    recordings_dir: Path | None = None
     clock: Callable[[], datetime] | None = None
     #: case number -> court_cases.CaseInfo or None; raises CaseSystemUnavailable (set by the app)
     case_lookup: Callable[[str], Any] | None = None

@@ -87,7 +87,18 @@ const WO = (() => {
     field(dl, "回访次数", o.callback_attempts || "");
     field(dl, "下次回访", o.status === "answered" || o.status === "callback" ? fmt(o.next_callback_at) : "");
     field(dl, "满意度", o.rating ? o.rating + "分" : "");
-    field(dl, "录音", (o.recordings || []).join("、"));
+    if ((o.recordings || []).length) {  // served by any hub from the shared files directory
+      dl.appendChild(el("dt", "录音"));
+      const dd = el("dd");
+      for (const name of o.recordings) {
+        const a = el("a", name, "recording");
+        a.href = "/api/work_orders/" + o.id + "/recordings/" + encodeURIComponent(name);
+        a.target = "_blank";
+        dd.appendChild(a);
+        dd.appendChild(document.createTextNode(" "));
+      }
+      dl.appendChild(dd);
+    }
     box.appendChild(dl);
     box.appendChild(el("h3", "通话摘要"));
     summaryForm(box, o);

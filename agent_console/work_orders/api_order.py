@@ -185,6 +185,22 @@ def add_attachment(work_order_id: int, request: Request, file: UploadFile = File
             os.unlink(tmp)
 
 
+@router.get("/api/work_orders/{work_order_id}/recordings/{name}", summary="Play a recording of the order")
+def get_recording(work_order_id: int, name: str, request: Request, db: Session = Depends(get_db),
+                  user: User = Depends(require_role(*ALL_ROLES))) -> Any:
+    """One of the order's recordings (a recorded message, a call with an operator), from the files directory
+    every hub reads: whichever hub serves the page, the worker that recorded it may be on any host."""
+    order = visible_order(db.get(WorkOrder, work_order_id), user)
+    root = ctx_of(request).recordings_dir
+    if name not in (order.recordings or []) or root is None or Path(name).name != name:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "该工单没有这个录音")
+    path = root / name
+    if not path.is_file():
+        raise HTTPException(status.HTTP_410_GONE, "录音文件已不存在（请检查 files_dir 是否为各主机共享的目录）")
+    return FileResponse(path, media_type="audio/wav", headers={"X-Content-Type-Options": "nosniff",
+                                                               "Cache-Control": "private, no-store"})
+
+
 @router.get("/api/work_orders/{work_order_id}/attachments/{attachment_id}", summary="Download an attachment")
 def get_attachment(work_order_id: int, attachment_id: int, request: Request, db: Session = Depends(get_db),
                    user: User = Depends(require_role(*ALL_ROLES))) -> Any:
