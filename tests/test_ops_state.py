@@ -241,3 +241,22 @@ def test_a_worker_that_stays_away_has_its_calls_ended_and_one_that_comes_back_ke
         with app.state.sessionmaker() as db:
             rows = {x.call_id: (x.status, x.end_cause) for x in db.scalars(select(Call))}
         assert rows["dead"] == ("ended", "worker_lost") and rows["alive"][0] == "answered"
+
+
+def test_the_live_view_keeps_only_the_latest_ended_calls(db_file):
+    """The 1-hour soak (70 calls a minute) grew the hub while ended calls piled up for their hour: only the latest
+    ENDED_KEEP_MAX stay, the oldest go first; live calls are never dropped."""
+    from agent_console.ops import hub as ops_hub
+
+    app = create_app(HubConfig(secret_key="k" * 32, worker_token=TOKEN, cookie_secure=False), db_file)
+    with TestClient(app) as c:
+        ops = app.state.ops
+        n = ops_hub.ENDED_KEEP_MAX + 40
+        for i in range(n):
+            post(c, queued_call(f"e{i}") + [CallEnded(call_id=f"e{i}", worker="w0", cause="caller_hangup",
+                                                      side="caller")])
+        post(c, queued_call("live"))
+        ops.tick()
+        ended = [k for k, v in ops.calls.items() if v.state == "ended"]
+        assert len(ended) == ops_hub.ENDED_KEEP_MAX
+        assert "e0" not in ops.calls and f"e{n - 1}" in ops.calls and ops.calls["live"].state == "queued"

@@ -42,6 +42,9 @@ from ivr.contract import QueueStatus
 __all__ = ["CONSOLE_ROLES", "WATCHERS", "OpsHub", "StoredEventsSubscriber"]
 log = logging.getLogger(__name__)
 ENDED_KEEP_S = 3600.0  # an ended call stays in the live view this long (unless an operator still holds it)
+# and only the latest this many: at ~70 calls a minute an hour of ended calls held ~4,000 in memory and in every
+# supervisor's snapshot (the 1-hour soak saw the hub grow until the hour was full)
+ENDED_KEEP_MAX = 300
 
 
 class StoredEventsSubscriber(Protocol):
@@ -126,11 +129,19 @@ class OpsHub:
             self.on_worker_hello(worker, [], opened_at=lost_at)
         with self.lock:
             self._effects(self.router.tick())
-            cutoff = dt(self.clock() - ENDED_KEEP_S)
-            held = {op.call_id for op in self.router.operators.values()}
-            for call_id in [c.call_id for c in self.calls.values()
-                            if c.state == "ended" and c.ended_at and c.ended_at < cutoff and c.call_id not in held]:
-                del self.calls[call_id]
+            self._forget_ended()
+
+    def _forget_ended(self) -> None:
+        """Drop ended calls older than ENDED_KEEP_S, and the oldest beyond ENDED_KEEP_MAX (not one an operator
+        still holds in wrap-up). Under the lock."""
+        cutoff = dt(self.clock() - ENDED_KEEP_S)
+        held = {op.call_id for op in self.router.operators.values()}
+        ended = sorted((c for c in self.calls.values() if c.state == "ended" and c.ended_at and c.call_id not in held),
+                       key=lambda c: c.ended_at)
+        surplus = max(0, len(ended) - ENDED_KEEP_MAX)
+        for i, c in enumerate(ended):
+            if i < surplus or c.ended_at < cutoff:
+                del self.calls[c.call_id]
 
     def on_worker_hello(self, worker: str, calls: list[str], opened_at: float | None = None) -> None:
         """A worker (re)connected: end the calls of it that it no longer has, tell it where its queued callers
