@@ -45,7 +45,8 @@ def render(settings: BalancerSettings, run_dir: Path) -> Path:
         stats_socket=(run_dir / STATS_NAME).resolve(), bind=_address(settings.host, settings.port),
         check_ms=settings.check_interval_ms, tls=settings.hubs_tls,
         ca_file=settings.hubs_ca_file.resolve() if settings.hubs_ca_file else None,
-        servers=[(f"hub{i + 1}", hub) for i, hub in enumerate(settings.hubs)])
+        servers=[(f"hub{i + 1}", hub, "") for i, hub in enumerate(settings.hubs)]
+        + [(f"backup{i + 1}", hub, " backup") for i, hub in enumerate(settings.backup_hubs)])
     cfg = run_dir / CFG_NAME
     cfg.write_text(text, encoding="utf-8")
     return cfg
@@ -69,7 +70,7 @@ def check(settings: BalancerSettings, cfg: Path) -> list[str]:
 
 
 def server_states(run_dir: Path, timeout: float = 2.0) -> dict[str, str]:
-    """``{"hub1": "UP", "hub2": "DOWN", ...}`` from the running HAProxy's stats socket."""
+    """``{"hub1": "UP", "backup1": "DOWN", ...}`` from the running HAProxy's stats socket."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(run_dir / STATS_NAME))
@@ -82,6 +83,6 @@ def server_states(run_dir: Path, timeout: float = 2.0) -> dict[str, str]:
     states = {}
     for line in lines[1:]:
         row = dict(zip(header, line.split(","), strict=False))
-        if row.get("pxname") == "hubs" and row.get("svname", "").startswith("hub"):
+        if row.get("pxname") == "hubs" and row.get("svname", "").startswith(("hub", "backup")):
             states[row["svname"]] = row.get("status", "")
     return states

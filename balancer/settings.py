@@ -13,6 +13,9 @@ class BalancerSettings(BaseModel):
     hubs: list[str] = Field(default_factory=list, description=(
         "host:port of every hub; when set, `hotline serve` with the front role runs HAProxy in front of them on "
         "host:port below (browsers and workers use that address as hub.url)"))
+    backup_hubs: list[str] = Field(default_factory=list, description=(
+        "host:port of hubs that take traffic only while every hub in `hubs` is down (active/standby: until the "
+        "operator queue is shared through Redis, one hub at a time should hold the live calls)"))
     host: str = Field("127.0.0.1", description="address HAProxy listens on for browsers and workers")
     port: int = Field(8360, ge=1, le=65535, description="port HAProxy listens on")
     check_interval_ms: int = Field(1000, ge=100, le=60_000, description=(
@@ -23,7 +26,7 @@ class BalancerSettings(BaseModel):
         "PEM file of the certificate(s) the hubs' HTTPS certificates must verify against (with hubs_tls)"))
     binary: str = Field("haproxy", description="the HAProxy program")
 
-    @field_validator("hubs")
+    @field_validator("hubs", "backup_hubs")
     @classmethod
     def _host_ports(cls, hubs: list[str]) -> list[str]:
         for h in hubs:

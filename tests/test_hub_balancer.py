@@ -26,11 +26,13 @@ pytestmark = [requires_haproxy, pytest.mark.timeout(240)]
 
 
 def test_the_rendered_config_is_valid_and_bad_settings_are_refused(tmp_path):
-    s = BalancerSettings(hubs=["10.0.0.2:8368", "10.0.0.3:8368"], host="0.0.0.0", port=8360)
+    s = BalancerSettings(hubs=["10.0.0.2:8368", "10.0.0.3:8368"], backup_hubs=["10.0.0.4:8368"], host="0.0.0.0",
+                         port=8360)
     cfg = haproxy.render(s, tmp_path)
     assert haproxy.check(s, cfg) == []
     text = cfg.read_text()
     assert "server hub1 10.0.0.2:8368 check" in text and "server hub2 10.0.0.3:8368 check" in text
+    assert "server backup1 10.0.0.4:8368 check backup" in text
     assert "option httpchk GET /healthz" in text and "on-marked-down shutdown-sessions" in text
     with pytest.raises(ValidationError, match="not host:port"):
         BalancerSettings(hubs=["10.0.0.2"])
