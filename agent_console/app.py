@@ -101,12 +101,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ops.log.close()
 
 
-def _event_log(config: HubConfig) -> RedisEventLog | None:
+def _event_log(app: FastAPI, config: HubConfig) -> RedisEventLog | None:
     """The log browsers follow: shared through Redis with the other hubs when ``redis.url`` is set (RedisUnavailable
-    names the key when it does not answer), else this hub's own (None)."""
+    names the key when it does not answer; the client is ``app.state.redis`` for the shared rate limits too), else
+    this hub's own (None)."""
+    app.state.redis, app.state.redis_prefix = None, config.redis_prefix
     if not config.redis_url:
         return None
-    return RedisEventLog(connect_redis(config.redis_url), prefix=config.redis_prefix)
+    app.state.redis = connect_redis(config.redis_url)
+    return RedisEventLog(app.state.redis, prefix=config.redis_prefix)
 
 
 def create_app(config: HubConfig, engine: Engine) -> FastAPI:
@@ -147,7 +150,7 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
                            live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
                            bridge_ring_timeout_s=config.bridge_ring_timeout_s,
                            worker_lost_after_s=config.worker_lost_after_s,
-                           order_check=lambda call_id: _call_has_order(app, call_id), log=_event_log(config))
+                           order_check=lambda call_id: _call_has_order(app, call_id), log=_event_log(app, config))
     try:
         rebuilt = app.state.ops.rebuild()
         filing.recheck()

@@ -184,7 +184,7 @@ def test_every_route_needs_login_unless_public(hub):
         if path in WEBSOCKET_PATHS:  # the handshake is refused instead: tests/test_ops_ws.py
             continue
         url = path.replace("{call_id}", "x").replace("{entry_id}", "x").replace("{work_order_id}", "1")
-        url = url.replace("{number}", "x").replace("{kind}", "report")
+        url = url.replace("{number}", "x").replace("{kind}", "report").replace("{name}", "x.wav")
         url = re.sub(r"\{\w+_id\}", "1", url)
         assert "{" not in url, f"add a sample value for {path}"
         for method in methods - {"HEAD", "OPTIONS"}:

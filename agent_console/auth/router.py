@@ -21,6 +21,7 @@ from agent_console.deps import (
     current_user,
     get_db,
 )
+from agent_console.guards.shared_windows import SharedLoginThrottle, shared_windows
 from agent_console.models import User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -59,10 +60,11 @@ def _login(sessionmaker: Any, config: HubConfig, username: str, password: str) -
         return token, out
 
 
-def _throttle(request: Request) -> LoginThrottle:
+def _throttle(request: Request) -> LoginThrottle | SharedLoginThrottle:
     state = request.app.state
-    if not hasattr(state, "login_throttle"):  # one per app, made on the first login
-        state.login_throttle = LoginThrottle()
+    if not hasattr(state, "login_throttle"):  # one per app, made on the first login; shared by the hubs with Redis
+        windows = shared_windows(state)
+        state.login_throttle = SharedLoginThrottle(windows) if windows else LoginThrottle()
     return state.login_throttle
 
 

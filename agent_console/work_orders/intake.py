@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent_console.deps import get_db
+from agent_console.guards.shared_windows import SharedRateLimit, shared_windows
 from agent_console.work_orders.api_common import CitizenFields, check_taxonomy, ctx_of
 from agent_console.work_orders.errors import invalid
 from agent_console.work_orders.service import create_order
@@ -97,11 +98,17 @@ class SubmitIn(CitizenFields):
     website: str = Field("", max_length=200, description="honeypot: people leave it empty")
 
 
-def _limiter(request: Request) -> RateLimit:
+def _rate_limit(state: Any, name: str, limit: int, window_s: float = 3600.0) -> RateLimit | SharedRateLimit:
+    """Counted across the hubs when they share a Redis, else in this hub's memory."""
+    windows = shared_windows(state)
+    return SharedRateLimit(windows, name, limit, window_s) if windows else RateLimit(limit, window_s)
+
+
+def _limiter(request: Request) -> RateLimit | SharedRateLimit:
     app = request.app
     lim = getattr(app.state, "intake_limit", None)
     if lim is None:
-        lim = app.state.intake_limit = RateLimit(ctx_of(request).settings.web_form_per_hour)
+        lim = app.state.intake_limit = _rate_limit(app.state, "submit", ctx_of(request).settings.web_form_per_hour)
     return lim
 
 
@@ -208,7 +215,7 @@ def track_throttled(request: Request) -> JSONResponse | None:
     app = request.app
     lim = getattr(app.state, "track_limit", None)
     if lim is None:
-        lim = app.state.track_limit = RateLimit(app.state.config.track_per_minute, window_s=60.0)
+        lim = app.state.track_limit = _rate_limit(app.state, "track", app.state.config.track_per_minute, 60.0)
     wait = lim.take(request.client.host if request.client else "-")
     if wait <= 0:
         return None
@@ -216,11 +223,11 @@ def track_throttled(request: Request) -> JSONResponse | None:
                         headers={"Retry-After": str(int(wait) + 1)})
 
 
-def _fails(request: Request) -> RateLimit:
+def _fails(request: Request) -> RateLimit | SharedRateLimit:
     app = request.app
     lim = getattr(app.state, "track_fails", None)
     if lim is None:
-        lim = app.state.track_fails = RateLimit(TRACK_FAILS_PER_HOUR, window_s=3600.0)
+        lim = app.state.track_fails = _rate_limit(app.state, "track_fail", TRACK_FAILS_PER_HOUR)
     return lim
 
 
