@@ -38,6 +38,9 @@ class HubSettings(BaseModel):
     max_body_kb: int = Field(1024, ge=16, le=1 << 20, description=(
         "largest request body in KB before anything parses it (the KB import, attachments and worker event "
         "batches have their own limits)"))
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"], description=(
+        "addresses (or CIDR ranges) of the load balancers whose X-Forwarded-For names the client: the HAProxy host "
+        "of [balancer], so login and tracking limits count per browser, not per balancer"))
     public_docs: bool = Field(False, description="serve /docs and /openapi.json without a login")
     public_metrics: bool = Field(False, description="serve /metrics without a login or the worker token")
     track_per_minute: int = Field(30, ge=1, le=10_000,

@@ -101,7 +101,8 @@ def build_server(settings: Settings) -> uvicorn.Server:
         tls = {"ssl_certfile": str(cert.cert), "ssl_keyfile": str(cert.key)}
     # log_config=None: logging is configured by the composition root (hotline.logs), not by uvicorn
     config = uvicorn.Config(app, host=settings.hub.host, port=settings.hub.port, log_level=settings.log.level,
-                            access_log=settings.log.level == "debug", log_config=None, **tls)
+                            access_log=settings.log.level == "debug", log_config=None, proxy_headers=True,
+                            forwarded_allow_ips=settings.hub.trusted_proxies, **tls)
     return uvicorn.Server(config)
 
 
