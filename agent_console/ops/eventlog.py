@@ -41,6 +41,32 @@ class Entry:
         return self._masked
 
 
+class Listeners:
+    """Functions called (from any thread) after each change of a log."""
+
+    def __init__(self) -> None:
+        self._fns: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """Add ``notify``; returns the unsubscribe function."""
+        with self._lock:
+            self._fns.append(notify)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if notify in self._fns:
+                    self._fns.remove(notify)
+
+        return unsubscribe
+
+    def notify_all(self) -> None:
+        with self._lock:
+            fns = list(self._fns)
+        for notify in fns:
+            notify()
+
+
 class EventLog:
     """In this process (the embedded default); :class:`~agent_console.ops.shared_log.RedisEventLog` is the same log
     shared by several hubs."""
@@ -51,7 +77,7 @@ class EventLog:
         self._entries: deque[Entry] = deque(maxlen=capacity)
         self._seq = 0
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners()
 
     @property
     def last_seq(self) -> int:
@@ -65,9 +91,7 @@ class EventLog:
             payload["seq"] = self._seq
             entry = Entry(self._seq, frozenset(roles), frozenset(users), payload)
             self._entries.append(entry)
-            listeners = list(self._listeners)
-        for notify in listeners:
-            notify()
+        self._listeners.notify_all()
         return entry
 
     def since(self, seq: int) -> list[Entry] | None:
@@ -85,12 +109,4 @@ class EventLog:
 
     def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
         """Call ``notify`` (from any thread) after each append; returns the unsubscribe function."""
-        with self._lock:
-            self._listeners.append(notify)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if notify in self._listeners:
-                    self._listeners.remove(notify)
-
-        return unsubscribe
+        return self._listeners.subscribe(notify)

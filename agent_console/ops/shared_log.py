@@ -23,7 +23,7 @@ from collections.abc import Callable
 import redis
 from pydantic import BaseModel
 
-from agent_console.ops.eventlog import DEFAULT_CAPACITY, Entry
+from agent_console.ops.eventlog import DEFAULT_CAPACITY, Entry, Listeners
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RedisEventLog:
         self._script = client.register_script(_APPEND)
         self._entries: deque[Entry] = deque(maxlen=capacity)
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners()
         self._unsent: deque[tuple[str, str, str]] = deque()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
@@ -99,15 +99,7 @@ class RedisEventLog:
 
     def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
         """Call ``notify`` (from the tail thread) after new entries are mirrored; returns the unsubscribe function."""
-        with self._lock:
-            self._listeners.append(notify)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if notify in self._listeners:
-                    self._listeners.remove(notify)
-
-        return unsubscribe
+        return self._listeners.subscribe(notify)
 
     def _shared_seq(self) -> int:
         try:
@@ -157,7 +149,7 @@ class RedisEventLog:
                 with self._lock:
                     self._entries.extend(new)
             if new or resynced:
-                self._notify()
+                self._listeners.notify_all()
 
     def _resync(self) -> None:
         """Take the log's epoch (naming it if this is the first hub of a new log) and mirror what the stream keeps."""
@@ -170,9 +162,3 @@ class RedisEventLog:
             self.epoch = epoch
             self._entries.clear()
             self._entries.extend(_entry(i, f) for i, f in reversed(kept))
-
-    def _notify(self) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for notify in listeners:
-            notify()
