@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/python scripts/render_prompts.py --check
-# one process: under `-n 2 --dist loadfile` (tests/conftest.py groups the decode-heavy modules) the suite takes
-# 19-22 min instead of ~34, but two real-time speech tests still failed from CPU contention (README)
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# two processes (~20 min instead of ~34 in one): tests/conftest.py runs the modules that decode speech one after
+# another on the first, the rest on the second at a lower priority, so a real-time call keeps its core (README)
+exec .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
