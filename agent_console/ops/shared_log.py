@@ -129,6 +129,7 @@ class RedisEventLog:
         return True
 
     def _tail(self) -> None:
+        away = False
         while not self._stop.is_set():
             try:
                 if self._unsent and not self._flush():
@@ -141,9 +142,14 @@ class RedisEventLog:
                     self._resync()  # Redis lost its data (or was replaced): the seqs start again
                     got, resynced = [], True
             except redis.RedisError as e:
-                log.warning("event log: Redis unreachable: %s", e)
+                if not away:  # once per outage, not every second
+                    log.warning("event log: Redis unreachable, serving what is mirrored: %s", e)
+                away = True
                 self._stop.wait(RETRY_S)
                 continue
+            if away:
+                log.info("event log: Redis answers again")
+            away = False
             new = [_entry(i, f) for _, items in got for i, f in items]
             if new:
                 with self._lock:
