@@ -54,6 +54,25 @@ DTMF_SCRIPT = "1,,2026*440305*1*1234#,,,,1,,123456#"
 SPEAK_AT = 13.0  # the welcome (11.5 s) is not a menu; the main menu listens from here
 
 
+INCIDENT = ("child_exited", "Traceback", "Segmentation", "Fatal Python", "Assertion", "MemoryError", "Killed")
+
+
+def incidents(log: Path, most: int = 200) -> list[str]:
+    """Lines of the hotline's log that tell of a process that died or an uncaught error (and the lines of a
+    traceback after its first line)."""
+    out: list[str] = []
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return out
+    for i, line in enumerate(lines):
+        if any(word in line for word in INCIDENT):
+            out.extend(lines[i:i + (12 if "Traceback" in line else 1)])
+            if len(out) >= most:
+                break
+    return out[:most]
+
+
 def hotline_processes(home: Path) -> dict[str, int]:
     """label -> pid of every process of this hotline: by HOTLINE_HOME in its environment, Kamailio by its cfg."""
     found: dict[str, int] = {}
@@ -309,6 +328,13 @@ def main() -> int:
     print(f"goal (RSS within 10 % after the warm-up, 0 stuck, 0 lost): {'met' if ok else 'NOT met'}"
           f" (worst growth {worst} %)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    result["incidents"] = incidents(home / "serve.log")
+    for line in result["incidents"][:20]:
+        print(f"incident: {line}")
+    if result["incidents"] or not ok:  # the 1-hour run saw a worker restart and had nothing left to tell why
+        kept = args.out.with_suffix(".serve.log")
+        shutil.copyfile(home / "serve.log", kept)
+        print(f"kept the hotline's log: {kept}")
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1))
     print(f"wrote {args.out} ({result['seconds']} s)")
     shutil.rmtree(work, ignore_errors=True)
