@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/python scripts/render_prompts.py --check
-# two processes (~20 min instead of ~34 in one): tests/conftest.py runs the modules that decode speech one after
-# another on the first, the rest on the second at a lower priority, so a real-time call keeps its core (README)
-exec .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
+# one process: on two xdist workers (`./test.sh -n 2 --dist loadfile`, ~23 min instead of ~34) five real-time tests
+# still failed from CPU contention in a fresh clone, even with the second worker at a lower priority (README)
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -40,6 +41,26 @@ def sip_ping(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> int | 
         return int(data.split(" ", 2)[1])
     except (IndexError, ValueError):
         return None
+
+
+#: The test's caller stands for a phone on another device: as root it runs at a higher priority than the hotline, so
+#: the hotline's decodes on this 2-core machine do not starve it. Starved, it sent its RTP with gaps (6, up to 76 ms,
+#: in a reply whisper then heard as "我要调一个" for "我要第二个": CI stop 20 and a fresh clone under load).
+CALLER_NICE = -5
+
+
+def _run_caller(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if os.geteuid() == 0:  # before pjsua2 starts its threads (they inherit it)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, CALLER_NICE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 class _EnvProc(Proc):
@@ -149,8 +170,8 @@ class Hotline:
     def dial(self, *args: str, uri: str | None = None, timeout: float = 90.0) -> dict:
         frames = self.home / f"frames-{uuid.uuid4().hex[:6]}.json"
         rtp = str(40000 + (os.getpid() % 50) * 200 + int(uuid.uuid4().int % 40) * 4)
-        r = self.cli("dial", uri or self.uri, "--frames-json", str(frames), "--rtp-port", rtp, *args,
-                     timeout=timeout)
+        r = _run_caller(HOTLINE + ["dial", uri or self.uri, "--frames-json", str(frames), "--rtp-port", rtp, *args],
+                        self.env, timeout)
         assert r.stdout.strip(), f"hotline dial printed nothing: {r.stderr[-2000:]}"
         out = json.loads(r.stdout.strip().splitlines()[-1])
         out["frames"] = json.loads(frames.read_text()) if frames.exists() else []
