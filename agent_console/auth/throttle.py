@@ -16,7 +16,7 @@ from collections.abc import Callable
 MSG_TOO_MANY = "登录失败次数过多，请{minutes}分钟后再试"
 
 
-def _ukey(username: str) -> str:
+def user_key(username: str) -> str:
     return f"u:{username.lower()[:256]}"
 
 
@@ -45,7 +45,7 @@ class LoginThrottle:
         """Seconds until a login may be tried again (0: now)."""
         now = self.clock()
         with self._lock:
-            waits = [self.window_s - (now - q[-limit]) for key, limit in ((_ukey(username), self.limit),
+            waits = [self.window_s - (now - q[-limit]) for key, limit in ((user_key(username), self.limit),
                                                                           (f"a:{address}", self.address_limit))
                      if len(q := self._recent(key, now)) >= limit]
         return max(waits, default=0.0)
@@ -53,7 +53,7 @@ class LoginThrottle:
     def failed(self, username: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in (_ukey(username), f"a:{address}"):
+            for key in (user_key(username), f"a:{address}"):
                 q = self._recent(key, now)
                 q.append(now)
                 self._fails[key] = q
@@ -63,4 +63,4 @@ class LoginThrottle:
 
     def succeeded(self, username: str) -> None:
         with self._lock:
-            self._fails.pop(_ukey(username), None)
+            self._fails.pop(user_key(username), None)

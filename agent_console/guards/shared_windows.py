@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from agent_console.auth.throttle import user_key
+
 log = logging.getLogger(__name__)
 
 # KEYS[1] the window; ARGV now, window_s, limit, add (1: count this try when allowed, 2: count it anyway), member.
@@ -79,7 +81,7 @@ class SharedLoginThrottle:
         self._w, self.limit, self.address_limit, self.window_s = windows, limit, address_limit, window_s
 
     def _keys(self, username: str, address: str) -> tuple[tuple[str, int], tuple[str, int]]:
-        return (f"login:u:{username.lower()[:256]}", self.limit), (f"login:a:{address}", self.address_limit)
+        return (f"login:{user_key(username)}", self.limit), (f"login:a:{address}", self.address_limit)
 
     def retry_after(self, username: str, address: str) -> float:
         return max(self._w.check(key, limit, self.window_s) for key, limit in self._keys(username, address))
@@ -89,7 +91,7 @@ class SharedLoginThrottle:
             self._w.check(key, limit, self.window_s, add=2)
 
     def succeeded(self, username: str) -> None:
-        self._w.clear(self._keys(username, "")[0][0])
+        self._w.clear(f"login:{user_key(username)}")
 
 
 def shared_windows(state: Any) -> SharedWindows | None:
