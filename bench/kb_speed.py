@@ -163,15 +163,17 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--reembed", type=int, nargs="*", default=[80, 1000], help="KB sizes to re-embed for real")
     ap.add_argument("--lexical", action="store_true", help="the lexical-only mode (kb.semantic = false)")
+    ap.add_argument("--exact", action="store_true", help="no first pass at any size (every cosine exact)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kb_speed.json")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    settings = MatcherSettings(semantic=not args.lexical)
+    settings = MatcherSettings(semantic=not args.lexical, **({"first_pass_min_texts": 10**9} if args.exact else {}))
     base = load_entries(default_kb_path())
     queries = [json.loads(line)["text"] for line in EVAL_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
     out: dict = {"python": platform.python_version(), "machine": platform.machine(), "cpu_pinned": True,
-                 "mode": "lexical" if args.lexical else "semantic", "queries": args.queries}
+                 "mode": "lexical" if args.lexical else "semantic", "queries": args.queries,
+                 "first_pass_min_texts": settings.first_pass_min_texts}
     real: dict[str, np.ndarray] = {}
     if not args.lexical:
         rss0 = rss_mb()

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from knowledge_base.embedding import DIM, entry_texts, vectors_tag
+from knowledge_base import first_pass
+from knowledge_base.embedding import DIM, MODEL_NAME, entry_texts, vectors_tag
 from knowledge_base.match_types import QueryEmbedder
 from knowledge_base.title import make_title
 
@@ -19,6 +20,11 @@ class EntryVectors:
     texts: np.ndarray    # (all texts, DIM) float32, rows normalised
     start: np.ndarray    # (entries,) int64: the first text row of each entry
     answers: np.ndarray  # (entries, DIM) float32: the answer's vector (an entry without one: its first text)
+    first_pass: first_pass.FirstPass | None = None  # a large KB's texts in the model's subspace
+
+    def text_similarities(self, q: np.ndarray) -> np.ndarray:
+        """Every text's cosine with the query vector ``q`` (large KBs: through the first pass)."""
+        return first_pass.similarities(self.texts, self.first_pass, q)
 
 
 def _texts(e: Any) -> tuple[list[str], str]:
@@ -26,10 +32,13 @@ def _texts(e: Any) -> tuple[list[str], str]:
     return entry_texts(title, e.question, list(e.variants)), getattr(e, "answer", "") or ""
 
 
-def entry_vectors(entries: Sequence[Any], embedder: QueryEmbedder) -> EntryVectors:
+def entry_vectors(entries: Sequence[Any], embedder: QueryEmbedder,
+                  first_pass_min_texts: int = first_pass.MIN_TEXTS) -> EntryVectors:
     """Stored vectors are used when their tag is this model's and they have the expected rows; the others are
     embedded now (once per text per process). Stored float16 vectors are read as views and converted straight
-    into the preallocated matrix, so building for 10,000 entries (55,000 texts, 84 MB) holds no second copy."""
+    into the preallocated matrix, so building for 10,000 entries (55,000 texts, 84 MB) holds no second copy.
+    From ``first_pass_min_texts`` texts on (and with the model the shipped subspace was fitted for) the texts are
+    also kept in that subspace for the first pass."""
     tag = vectors_tag(embedder.name)
     blocks: list[np.ndarray | None] = []
     answers = np.empty((len(entries), DIM), dtype=np.float32)
@@ -63,4 +72,5 @@ def entry_vectors(entries: Sequence[Any], embedder: QueryEmbedder) -> EntryVecto
     for m in (mat, answers):  # float16 storage: renormalise
         m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
         m.setflags(write=False)
-    return EntryVectors(mat, start, answers)
+    basis = first_pass.load_basis() if embedder.name == MODEL_NAME else None
+    return EntryVectors(mat, start, answers, first_pass.build(mat, basis, first_pass_min_texts))

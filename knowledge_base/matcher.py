@@ -121,7 +121,7 @@ class Matcher:
             if cal is None:
                 cal = calibration.load(Path(settings.calibration_file)) if settings.calibration_file \
                     else calibration.load()
-            vec = entry_vectors(kept, embedder)
+            vec = entry_vectors(kept, embedder, settings.first_pass_min_texts)
         object.__setattr__(self, "_vec", vec)
         object.__setattr__(self, "_embedder", embedder if settings.semantic else None)
         object.__setattr__(self, "_cal", cal if settings.semantic else None)
@@ -215,7 +215,7 @@ class Matcher:
         for i, v in lex.items():
             lexv[i] = v
         q = self._embedder.query(text.strip())
-        sig = signals(vec.texts @ q, vec.start, vec.answers @ q, lexv)
+        sig = signals(vec.text_similarities(q), vec.start, vec.answers @ q, lexv)
         cands = preselect(sig, cal, self._n_options)
         xr = rerank_matrix(sig, cands, len(self._ids) - self._n_options)
         unknown = sum(len(w) - 1 for w in self._lexical.unknown_words(norm)) / max(len(norm), 1)

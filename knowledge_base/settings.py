@@ -31,6 +31,9 @@ class MatcherSettings(BaseModel):
         "rank with sentence embeddings (multilingual-e5-small, loaded once per process) beside the lexical "
         "retrieval and decide with the calibrated probability; false: lexical retrieval and the score "
         "thresholds below only (no model needed; the keypad menus work either way)"))
+    first_pass_min_texts: int = Field(20_000, ge=0, description=(
+        "from this many FAQ texts on, cosines are first taken in a 96-dimensional subspace and only the best "
+        "2,000 texts rescored exactly (knowledge_base/first_pass.py); below it every cosine is exact"))
     calibration_file: str = Field("", description=(
         "the fitted decision model (JSON from bench/kb_calibrate.py); empty: the one shipped in the package"))
     answer_threshold: float = Field(0.60, ge=0, le=1.5, description=(
