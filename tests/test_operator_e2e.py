@@ -111,6 +111,22 @@ def caller_voice(path: Path, run: Run) -> tuple[float, float, float]:
     return level(talk)[0], run.talk_at_s, run.talk_at_s + loud[-1] / RATE
 
 
+def speech_record(home: Path) -> str:
+    """What the worker sent about speech (the call's speech_heard events) and the hotline's warnings: on a failure,
+    whether a missing line was never heard, heard empty, or lost on the way to the page."""
+    with sqlite3.connect(home / "hotline.db") as db:
+        rows = db.execute("SELECT ts, payload FROM call_events WHERE type IN ('speech_heard', 'bridge_update', "
+                          "'queue_left', 'kb_decided', 'digits_received') ORDER BY ts").fetchall()
+    heard = []
+    for at, payload in rows:
+        e = json.loads(payload)
+        heard.append(f"{at[11:23]} {e.get('type')} {e.get('speaker', '')} {e.get('kind', e.get('state', ''))} "
+                     f"{e.get('text', e.get('decision', e.get('digits', '')))}")
+    log = (home / "serve.log").read_text(errors="replace").splitlines()
+    warnings = [x for x in log if "[warning" in x or "[error" in x][-30:]
+    return "events:\n  " + "\n  ".join(heard) + "\nwarnings:\n  " + "\n  ".join(warnings)
+
+
 def ts(e: dict) -> float:
     return datetime.fromisoformat(e["ts"]).timestamp()
 
@@ -174,7 +190,7 @@ def test_a_caller_reaches_the_operator_in_the_browser_and_the_work_order_is_link
                                            f".length >= {1 + len(CALLER_SAYS)}", timeout=20_000)
                 except PlaywrightTimeout as timeout:
                     on_page = page.eval_on_selector_all("#transcript .line", lines)
-                    raise AssertionError(f"caller lines on the page: {on_page}") from timeout
+                    raise AssertionError(f"caller lines on the page: {on_page}\n{speech_record(h.home)}") from timeout
             shown = page.eval_on_selector_all("#transcript .line", lines)
             page.select_option("#wo-category", "consult")
             page.fill("#wo-subcategory", "诉讼费")

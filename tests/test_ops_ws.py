@@ -196,6 +196,22 @@ def test_offer_accept_bridge_talk_wrap_up_and_work_order(hub, worker):
     op.close(), sup.close(), adm.close()
 
 
+def test_a_final_arriving_after_the_hang_up_replaces_its_partial(hub):
+    # a bridged leg's last words are decoded after the caller hung up: the console shows them once, final
+    sup = Operator(hub, login_cookie(hub, "sup"))
+    sup.until("snapshot")
+    k = {"call_id": "late1", "worker": "w0"}
+    post_events(hub, [*queued_call("late1")[:2],
+                      SpeechHeard(**k, node="bridge", speaker="caller", kind="partial", text="我要立案系要"),
+                      CallEnded(**k, cause="caller_hangup", side="caller")])
+    partial = sup.until("call_view", call_id="late1", line__final=False)["line"]
+    sup.until("call_view", call_id="late1", state="ended")
+    post_events(hub, [SpeechHeard(**k, node="bridge", speaker="caller", kind="final", text="我要立案需要带什么材料")])
+    final = sup.until("call_view", call_id="late1", line__final=True)["line"]
+    assert final["line_id"] == partial["line_id"] and final["text"] == "我要立案需要带什么材料"
+    sup.close()
+
+
 def test_seq_increases_and_resume_replays_exactly_the_missed_events(hub, worker):
     """Two connections of the same operator: one stays, one drops mid-call and resumes. Same events, once."""
     stay = ready(hub, "op2")

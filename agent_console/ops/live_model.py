@@ -84,8 +84,8 @@ class LiveModel:
     def end(self, call: LiveCall, at: datetime) -> None:
         if call.state == "ended":
             return
+        # open lines stay open: a bridged leg's last final arrives after the hang-up and replaces its partial
         call.state, call.ended_at = "ended", at
-        call.open_lines.clear()
         self.out.emit_call(call, CallViewEvent(call_id=call.call_id, state="ended"))
         self.out.effects(self.router.call_ended(call.call_id))
 
