@@ -6,7 +6,9 @@ chunks, then ``{"eof": 1}``; every message gets exactly one JSON reply — ``{"p
 listening, ``{"text": "...", ...}`` when an utterance ends. Our extensions ride along in the same
 reply: ``"events"`` (speech_onset, speech_started, speech_resumed, no_input), ``"confidence"``, ``"timings"``,
 ``"busy": true``, ``"speculative": {"text", "confidence", "latency_s"}`` (the text the final will have unless the
-caller goes on: then ``speech_resumed`` follows).
+caller goes on: then ``speech_resumed`` follows). With ``"push": true`` in the config that text is also sent by
+itself the moment it is decoded, not with the reply to the next chunk (up to 100 ms later): a message nobody
+asked for, so clients that read one reply per send (vosk-server's) leave it off.
 Config extensions: ``priority`` (0 = a caller waiting for an answer), ``no_input_timeout_s``,
 ``end_silence_ms``, ``max_utterance_s``; ``expect`` ("digits" or "case_number") when the dialogue
 expects a spoken number, with ``digits_length`` (e.g. 11 for a mobile number): the final's text is then
@@ -19,6 +21,7 @@ carries ``"alternatives"``, the recognizer's next hypotheses, best first (n-best
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +105,8 @@ class SpeechService:
         if length is not None and not (isinstance(length, int) and 1 <= length <= 32):
             raise ValueError("digits_length must be an integer from 1 to 32")
         number = (expect, length) if expect else None
+        if not isinstance(config.get("push", False), bool):
+            raise ValueError("push must be true or false")
         alternatives = config.get("alternatives", 0)
         if isinstance(alternatives, bool) or not isinstance(alternatives, int) \
                 or not 0 <= alternatives <= MAX_ALTERNATIVES:
@@ -128,23 +133,56 @@ class SpeechService:
         loop = asyncio.get_running_loop()
         session: StreamSession | None = None
         last_partial = ""
+        # a session is fed, polled and answered under one lock: its replies go out in order, and it is never used
+        # from two threads at once
+        lock = asyncio.Lock()
+        pushing: set[asyncio.Task] = set()
+
+        async def push(s: StreamSession) -> None:
+            """A speculative decode is done: its text goes out now, not at the caller's next chunk."""
+            nonlocal last_partial
+            async with lock:
+                if s is not session or s.closed:
+                    return
+                events = s.poll()  # no decode: under the lock, no feed is running
+                if events:
+                    out = reply(events, last_partial)
+                    last_partial = out.get("partial", "")
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await ws.send(json.dumps(out, ensure_ascii=False))
+
+        def spawn(s: StreamSession) -> None:
+            t = loop.create_task(push(s))
+            pushing.add(t)
+            t.add_done_callback(pushing.discard)
+
+        def watched(s: StreamSession, push: bool) -> StreamSession:
+            def done() -> None:  # in the decoding thread
+                with contextlib.suppress(RuntimeError):  # the loop is gone: the connection ended
+                    loop.call_soon_threadsafe(spawn, s)
+            if push:
+                s.on_speculative_done = done
+            return s
+
         self.sessions += 1
         try:
             async for msg in ws:
                 if isinstance(msg, bytes):
                     if session is None:
-                        session, _ = self._session({})
-                    try:
-                        events = await loop.run_in_executor(self.pool, session.feed, msg)
-                    except Busy as e:
-                        log.warning("utterance_refused_busy", expected_wait_s=round(e.expected_wait_s, 2),
-                                    sessions=self.sessions)
-                        await ws.send(json.dumps({"text": "", "busy": True, "expected_wait_s": e.expected_wait_s}))
-                        session.endpointer.reset_no_input()
-                        continue
-                    out = reply(events, last_partial)
-                    last_partial = out.get("partial", "")
-                    await ws.send(json.dumps(out, ensure_ascii=False))
+                        session = watched(self._session({})[0], push=False)
+                    async with lock:
+                        try:
+                            events = await loop.run_in_executor(self.pool, session.feed, msg)
+                        except Busy as e:
+                            log.warning("utterance_refused_busy", expected_wait_s=round(e.expected_wait_s, 2),
+                                        sessions=self.sessions)
+                            await ws.send(json.dumps({"text": "", "busy": True,
+                                                      "expected_wait_s": e.expected_wait_s}))
+                            session.endpointer.reset_no_input()
+                            continue
+                        out = reply(events, last_partial)
+                        last_partial = out.get("partial", "")
+                        await ws.send(json.dumps(out, ensure_ascii=False))
                     continue
                 try:
                     data = json.loads(msg)
@@ -153,14 +191,18 @@ class SpeechService:
                     continue
                 if "config" in data:
                     try:
-                        session, _ = self._session(data["config"] or {})
+                        config = data["config"] or {}
+                        if not isinstance(config, dict):
+                            raise TypeError("config must be a JSON object")
+                        session = watched(self._session(config)[0], push=config.get("push") is True)
                     except (ValueError, TypeError) as e:
                         await ws.send(json.dumps({"error": str(e)}))
                         await ws.close(1003, "bad config")
                         return
                     last_partial = ""
                 elif "eof" in data:
-                    events = await loop.run_in_executor(self.pool, session.close) if session else []
+                    async with lock:
+                        events = await loop.run_in_executor(self.pool, session.close) if session else []
                     out = reply(events, last_partial)
                     out.setdefault("text", "")
                     out.pop("partial", None)
@@ -177,6 +219,8 @@ class SpeechService:
             pass
         finally:
             self.sessions -= 1
+            for t in list(pushing):
+                t.cancel()
 
     async def _tts(self, ws: ServerConnection, req: dict[str, Any]) -> None:
         """``{"tts": {"text", "rate"}}`` -> one binary message of PCM16 mono at ``rate`` (or an error)."""

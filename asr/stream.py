@@ -61,6 +61,9 @@ class StreamSession:
         self._partial: Future | None = None
         self._since_redecode = 0.0
         self.closed = False
+        #: called (from the decoding thread) when a speculative decode is done, so the service can ``poll`` for its
+        #: text at once instead of at the caller's next frame (up to a chunk, 100 ms, later)
+        self.on_speculative_done: Callable[[], None] | None = None
 
     def reset_no_input(self) -> None:
         self.endpointer.reset_no_input()
@@ -120,13 +123,11 @@ class StreamSession:
                 self.counters["speculative"] += 1
             except Exception:  # refused (busy): the final is decoded at the endpoint as usual
                 self.counters["speculative_refused"] += 1
-        spec = self._spec[1] if self._spec is not None else None
-        if silence_ms and spec is not None and spec.done() and not self._spec_told and not spec.cancelled() \
-                and spec.exception() is None:
-            self._spec_told = True
-            tr = spec.result()
-            events.append(Speculative(text=tr.text, confidence=tr.confidence,
-                                      latency_s=round(ep.t - ep.speech_end_s, 3)))
+            else:
+                if self.on_speculative_done is not None:
+                    hook = self.on_speculative_done
+                    self._spec[1].add_done_callback(lambda _f: hook())
+        self._tell_speculative(events)
         if self.vosk is not None or not self.s.partial_every_ms:
             return
         p = self._partial
@@ -145,6 +146,23 @@ class StreamSession:
                 self.counters["partial"] += 1
             except Exception:  # busy: no partial this time
                 self.counters["partial_refused"] += 1
+
+    def poll(self) -> list[SpeechEvent]:
+        """Between frames: the speculative text once its decode is done (see ``on_speculative_done``)."""
+        events: list[SpeechEvent] = []
+        if not self.closed and self.endpointer.in_speech:
+            self._tell_speculative(events)
+        return events
+
+    def _tell_speculative(self, events: list[SpeechEvent]) -> None:
+        ep = self.endpointer
+        spec = self._spec[1] if self._spec is not None else None
+        if ep.silence_s and spec is not None and spec.done() and not self._spec_told and not spec.cancelled() \
+                and spec.exception() is None:
+            self._spec_told = True
+            tr = spec.result()
+            events.append(Speculative(text=tr.text, confidence=tr.confidence,
+                                      latency_s=round(ep.t - ep.speech_end_s, 3)))
 
     def _drop_speculation(self) -> None:
         if self._spec is not None:

@@ -90,7 +90,8 @@ class SpeechHeard(_Event):
     audio_s: float | None = None
     latency_s: float | None = Field(None, description="end of speech -> final text, as the recognizer saw it")
     early: bool = Field(False, description="a final the dialogue took on the recognizer's speculative text, before "
-                                           "its endpoint (the knowledge base answers it outright; ivr/listening.py)")
+                                           "its endpoint (the knowledge base answers, confirms or lists it; "
+                                           "ivr/listening.py)")
 
 
 class KbDecided(_Event):

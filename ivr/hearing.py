@@ -4,6 +4,10 @@ Used by menus that listen (``gather`` with ``speech: true``) and by the knowledg
 "您是想问：一，…；二，…？请说序号或按键", the yes/no confirm). A key stops the prompt on the next frame, as does
 the start of speech (barge-in); a key wins when both come. Prompts may still be rendering when the call reaches
 them (``asyncio.Task``s that give a clip): each plays as soon as it is there, the first at once.
+
+After a turn ended early (``OpenTurn``, ivr/flow/turn.py) the prompt starts at once, while the recognizer still
+follows that turn to its endpoint; listening for the reply begins there (the caller's audio is one stream), and
+a caller who went on within the end silence stops the prompt: ``Reply("resumed")``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Literal
 from ivr.audio import Clip
 from ivr.contract import DigitsReceived, PromptPlayed
 from ivr.flow.context import FlowContext
+from ivr.flow.turn import OpenTurn
 from ivr.listening import hear_utterance
 
 LISTEN_HORIZON_S = 120.0  # the recognizer's own no-input clock is not used: the prompt's end starts ours
@@ -24,7 +29,7 @@ LISTEN_HORIZON_S = 120.0  # the recognizer's own no-input clock is not used: the
 
 @dataclass(frozen=True)
 class Reply:
-    kind: Literal["key", "speech", "none"]
+    kind: Literal["key", "speech", "none", "resumed"]
     key: str = ""
     text: str = ""
     confidence: float | None = None
@@ -56,17 +61,26 @@ def _key(ctx: FlowContext, got: tuple[str, str]) -> Reply:
 
 async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | None]], *, listen: bool = True,
                       no_input_s: float = 6.0, max_utterance_s: float = 10.0, end_silence_ms: int = 600,
-                      alternatives: int = 0) -> Reply:
+                      alternatives: int = 0, turn: OpenTurn | None = None) -> Reply:
     """Play ``clips`` while waiting for a key and (with ``listen`` and a speech service) for speech. After the last
     clip the caller has ``no_input_s`` to begin; someone who began speaking is heard to the end. ``alternatives``:
-    ask the recognizer for that many next hypotheses of the reply (``Reply.alternatives``)."""
+    ask the recognizer for that many next hypotheses of the reply (``Reply.alternatives``). ``turn``: the
+    caller's question ended early and is still being recognized (see the module's doc)."""
     channel = ctx.channel
+    if turn is not None and turn.resumed.is_set():
+        return Reply("resumed")
     speaking = asyncio.Event()
     player = asyncio.create_task(_play(ctx, clips, speaking))
     config = {"priority": 0, "no_input_timeout_s": LISTEN_HORIZON_S, "max_utterance_s": max_utterance_s,
               "end_silence_ms": end_silence_ms, **({"alternatives": alternatives} if alternatives else {})}
-    hearing = asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
-        if listen and can_listen(ctx) else None
+
+    def listener() -> asyncio.Task | None:
+        return asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
+            if listen and can_listen(ctx) else None
+
+    resting = turn is not None and not turn.rest.done()
+    resumed = asyncio.create_task(turn.resumed.wait()) if resting and turn is not None else None
+    hearing = None if resting else listener()
     keying: asyncio.Task | None = None
     deadline: float | None = None
     extended = False
@@ -79,6 +93,8 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
             waiting = {keying} | ({hearing} if hearing is not None else set())
             if not player.done():
                 waiting.add(player)
+            if resting and turn is not None:
+                waiting |= {turn.rest} | ({resumed} if resumed is not None else set())
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if keying in done:
@@ -86,6 +102,11 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
                     return _key(ctx, keying.result())
                 keying = None
                 await asyncio.sleep(0.02)  # a channel that answers at once that nothing came: do not spin
+            if turn is not None and turn.resumed.is_set():
+                return Reply("resumed")  # the caller went on over the prompt: the question is the whole utterance
+            if resting and turn is not None and turn.rest.done():
+                resting = False  # the question's turn reached its endpoint: the reply is listened for from here
+                hearing = listener()
             if hearing is not None and hearing in done:
                 heard = hearing.result()
                 hearing = None
@@ -111,7 +132,7 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
     finally:
         if not player.done():
             channel.stop_prompt()
-        for t in (player, hearing, keying):
+        for t in (player, hearing, keying, resumed):
             if t is not None and not t.done():
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

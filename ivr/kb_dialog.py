@@ -15,6 +15,7 @@ picking one returns that option to the menu.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -55,7 +56,7 @@ REPLY_ALTERNATIVES = 4
 
 @dataclass(frozen=True)
 class DialogResult:
-    outcome: Literal["settled", "handoff", "option", "resumed"]  # resumed: the caller went on over an early answer
+    outcome: Literal["settled", "handoff", "option", "resumed"]  # resumed: the caller went on over an early reply
     option: str | None = None  # the menu option's key, for "option"
 
 
@@ -74,9 +75,10 @@ class AnswerOptions:
 
 
 def answers_outright(ctx: FlowContext) -> Callable[[str, float | None], Awaitable[KbMatch | None]]:
-    """For ``listen`` with ``quick_answer``: the hub's decision on the recognizer's speculative text when it is to
-    answer an entry outright (the turn then ends at once), else None (the recognizer's endpoint is awaited). Any
-    decision is kept in ``ctx.kb_prefetch``: kb_answer uses it when the final has the same text and confidence."""
+    """For ``listen`` with ``quick_answer``: the hub's decision on the recognizer's speculative text when the
+    dialogue can speak it at once — an answer, a "您是想问……吗" confirm or a list (the turn then ends there) —
+    else None: a handoff waits for the recognizer's endpoint, whose final may say more. Any decision is kept in
+    ``ctx.kb_prefetch``: kb_answer uses it when the final has the same text and confidence."""
 
     async def decide(text: str, confidence: float | None) -> KbMatch | None:
         hub, token = ctx.services.hub_url, ctx.services.hub_token
@@ -88,7 +90,9 @@ def answers_outright(ctx: FlowContext) -> Callable[[str, float | None], Awaitabl
             return None
         # kept for kb_answer: the final usually has this very text (the speculative decode is the final)
         ctx.kb_prefetch = (text, f"{confidence:.3f}" if confidence is not None else None, m)
-        return m if m.decision == "answer" and m.option is None and m.faq_id and m.answer_text else None
+        if m.decision == "answer":
+            return m if m.option is None and m.faq_id and m.answer_text else None
+        return m if m.decision in ("confirm", "clarify") else None
 
     return decide
 
@@ -107,6 +111,10 @@ async def answer_dialog(ctx: FlowContext, options: AnswerOptions) -> str:
                      query=question[:MAX_QUERY])
             return "handoff"
         confidence = ctx.vars.get(f"{options.question.strip('{}')}_confidence")
+        if ctx.early_deciding is not None:  # the decision on the speculative text, asked before the final came
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await ctx.early_deciding  # it leaves the decision in ctx.kb_prefetch
+            ctx.early_deciding = None
         pre, ctx.kb_prefetch = ctx.kb_prefetch, None
         m = turn.match if turn is not None else pre[2] if pre is not None and pre[:2] == (question, confidence) \
             else await _match(ctx, question, confidence)
@@ -153,9 +161,9 @@ async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, 
             return DialogResult("option", m.option)
         return await _answer(ctx, m.faq_id, m.answer_text, key_timeout_s, turn)
     if m.decision == "confirm":
-        return await _confirm(ctx, m, key_timeout_s, listen)
+        return await _confirm(ctx, m, key_timeout_s, listen, turn)
     if m.decision == "clarify":
-        return await _clarify(ctx, m, key_timeout_s, listen)
+        return await _clarify(ctx, m, key_timeout_s, listen, turn)
     return DialogResult("handoff")
 
 
@@ -205,7 +213,8 @@ def _clarified(ctx: FlowContext, offered: list[KbChoice], picked: KbChoice | Non
              method=method, text=reply.text[:500])
 
 
-async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool) -> DialogResult:
+async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool,
+                   turn: OpenTurn | None = None) -> DialogResult:
     items = _choices(m)
     if not items:
         return DialogResult("handoff")
@@ -216,7 +225,9 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     if clip is None:
         return DialogResult("handoff")
     reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0,
-                              alternatives=REPLY_ALTERNATIVES)
+                              alternatives=REPLY_ALTERNATIVES, turn=turn)
+    if reply.kind == "resumed":
+        return DialogResult("resumed")
     yes = reply.key == "1" if reply.kind == "key" else _first_read(reply, yes_no)
     _clarified(ctx, items[:1], item if yes else None, reply)
     return await _picked(ctx, item, m, key_timeout_s) if yes else DialogResult("handoff")
@@ -232,7 +243,8 @@ async def _list_clip(ctx: FlowContext, items: list[KbChoice]) -> Clip | None:
     return Clip("kb_clarify:" + ",".join(c.id for c in items), pcm, ctx.prompts.rate)
 
 
-async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool) -> DialogResult:
+async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: bool,
+                   turn: OpenTurn | None = None) -> DialogResult:
     items = _choices(m)[:3]
     if len(items) < 2 or any(not c.title.strip() for c in items):
         log.warning("kb_clarify_without_titles", call_id=ctx.channel.call_id, offered=m.offered_ids())
@@ -240,10 +252,12 @@ async def _clarify(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     lead = MENU_CLARIFY_LEAD if all(c.option is not None for c in items) else CLARIFY_LEAD
     rest = asyncio.create_task(_list_clip(ctx, items))
     reply = await hear_or_key(ctx, [ctx.prompts.get(lead).prompt_start(), rest], listen=listen,
-                              no_input_s=key_timeout_s, max_utterance_s=6.0, alternatives=REPLY_ALTERNATIVES)
+                              no_input_s=key_timeout_s, max_utterance_s=6.0, alternatives=REPLY_ALTERNATIVES, turn=turn)
     if not rest.done():
         rest.cancel()  # the caller answered before the list was rendered
-    elif not rest.cancelled() and rest.result() is None and reply.kind == "none":
+    if reply.kind == "resumed":
+        return DialogResult("resumed")
+    if not rest.cancelled() and rest.result() is None and reply.kind == "none":
         return DialogResult("handoff")  # the voice could not speak the list
     n: int | None = None
     if reply.kind == "key":

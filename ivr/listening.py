@@ -201,6 +201,9 @@ async def _hear(ctx: FlowContext, url: SpeechTarget, config: dict[str, Any], spe
                     deciding.cancel()
                     deciding = None
             else:
+                if deciding is not None and spec is not None and heard.kind == "final" \
+                        and heard.text.strip() == spec.text.strip():
+                    ctx.early_deciding, deciding = deciding, None  # the final's decision is on its way already
                 _heard_final(ctx, heard)
                 return heard
     except SpeechLost:

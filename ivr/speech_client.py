@@ -127,7 +127,8 @@ async def recognize(target: SpeechTarget, audio: AsyncIterator[bytes], rate: int
     """Stream ``audio`` to the service; yield what it hears until a final, no-input or busy result.
     A stream the service drops raises ``SpeechLost`` (its host is marked down for the next try)."""
     speaking, hosts = False, as_hosts(target)
-    async with _stream(hosts, audio, rate, config, eof=False) as (url, replies):
+    # push: the speculative text as soon as it is decoded (this reader does not wait for one reply per chunk)
+    async with _stream(hosts, audio, rate, {**config, "push": True}, eof=False) as (url, replies):
         while True:
             msg = await replies.get()
             if msg is None:

@@ -80,8 +80,9 @@ class FakeHubApi:
     request is recorded; replies are the shared models of ivr/hub_api.py. ``install`` puts it where the dialogs
     call the hub: the match with ``kb`` given, the case desk when ``cases``."""
 
-    def __init__(self, kb: dict[str, dict] | None = None):
+    def __init__(self, kb: dict[str, dict] | None = None, delay_s: float = 0.0):
         self.kb = kb
+        self.delay_s = delay_s  # each match takes this long (a hub round trip)
         self.asked: list[tuple[str, MenuSpec | None, float | None]] = []
         self.lookups: list[dict] = []
         self.secrets: list[str] = []
@@ -97,6 +98,8 @@ class FakeHubApi:
 
     async def match(self, hub_url, token, text, *, menu=None, asr_confidence=None, timeout=3.0) -> KbMatch:
         self.asked.append((text, menu, asr_confidence))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         reply = (self.kb or {}).get(text, {"decision": "handoff", "reason": "no entry close enough"})
         return KbMatch.model_validate({"query": text, **reply})
 

@@ -1,8 +1,8 @@
 """Issue 14, turn taking. A caller talking over a prompt holds it at the speech onset and stops it when the speech is
-an utterance (a cough lets it go on). A question the knowledge base answers outright is answered on the
-recognizer's speculative text (~0.2 s into the caller's pause), not after the full end silence; a caller who goes
-on talking stops that answer and the whole utterance is taken. A scripted caller, a stand-in recognizer (its
-messages in order, as the speech service sends them) and a stand-in hub."""
+an utterance (a cough lets it go on). A question the knowledge base answers, confirms or lists gets its reply on
+the recognizer's speculative text (~0.2 s into the caller's pause), not after the full end silence; a caller who
+goes on talking stops that reply and the whole utterance is taken; a handoff waits for the endpoint. A scripted
+caller, a stand-in recognizer (its messages in order, as the speech service sends them) and a stand-in hub."""
 
 from __future__ import annotations
 
@@ -49,18 +49,19 @@ class Caller(FakeChannel):
         super().__init__()
         self.timeline: list[str] = []
         self.answer_started = asyncio.Event()
+        self.reply_started = asyncio.Event()  # a confirm or a list
         self._stop: asyncio.Event | None = None
 
     async def play(self, clip: Clip, barge_in: bool) -> PlayResult:
         self.played.append(clip.name)
         if clip.name == "kb_follow_up":
             self.pending.append("1")
-        if not clip.name.startswith("kb_answer:"):
+        if not clip.name.startswith(("kb_answer:", "kb_confirm:", "kb_clarify")):
             await asyncio.sleep(0)
             return PlayResult(clip.duration_ms, False)
-        self.timeline.append(f"answer {clip.name}")
+        self.timeline.append(f"{'answer' if clip.name.startswith('kb_answer:') else 'reply'} {clip.name}")
         self._stop = asyncio.Event()
-        self.answer_started.set()
+        (self.answer_started if clip.name.startswith("kb_answer:") else self.reply_started).set()
         try:
             await asyncio.wait_for(self._stop.wait(), 0.5)
             return PlayResult(40, True)
@@ -85,9 +86,9 @@ class Caller(FakeChannel):
             yield bytes(1600)
 
 
-def run(tmp_path, monkeypatch, caller: Caller, turns: list, kb: dict[str, dict]):
-    """``turns``: one script per recognition session, each a list of Heard or "wait_answer" (until an answer
-    plays, at most 1 s) or a pause in seconds."""
+def run(tmp_path, monkeypatch, caller: Caller, turns: list, kb: dict[str, dict], hub_delay_s: float = 0.0):
+    """``turns``: one script per recognition session, each a list of Heard, "wait_answer" (until an answer plays,
+    at most 1 s), "wait_reply" (a confirm or a list) or a pause in seconds."""
     menu = tmp_path / "menu.yaml"
     menu.write_text(MENU, encoding="utf-8")
     scripts = list(turns)
@@ -95,8 +96,9 @@ def run(tmp_path, monkeypatch, caller: Caller, turns: list, kb: dict[str, dict])
     async def recognize(url, audio, rate, config):
         script = scripts.pop(0) if scripts else [Heard("no_input")]
         for step in script:
-            if step == "wait_answer":
-                await asyncio.wait_for(caller.answer_started.wait(), 1.0)
+            if step in ("wait_answer", "wait_reply"):
+                started = caller.answer_started if step == "wait_answer" else caller.reply_started
+                await asyncio.wait_for(started.wait(), 1.0)
             elif isinstance(step, float):
                 await asyncio.sleep(step)
             else:
@@ -108,7 +110,7 @@ def run(tmp_path, monkeypatch, caller: Caller, turns: list, kb: dict[str, dict])
 
     monkeypatch.setattr(ivr.listening, "recognize", recognize)
     monkeypatch.setattr(phrases, "synthesize", synthesize)
-    hub = FakeHubApi(kb=kb).install(monkeypatch)
+    hub = FakeHubApi(kb=kb, delay_s=hub_delay_s).install(monkeypatch)
     events: list[tuple[type, dict]] = []
     prompts = PromptLibrary(BUNDLED_PROMPTS, 8000)
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
@@ -158,19 +160,67 @@ def test_a_caller_who_goes_on_stops_the_early_answer_and_the_whole_question_is_t
     assert finals == [ASKED, MORE] and ctx.vars["question"] == MORE
 
 
-def test_a_question_the_knowledge_base_would_only_confirm_waits_for_the_endpoint(tmp_path, monkeypatch):
-    confirm = {"decision": "confirm", "faq_id": "F045", "score": 0.6, "offered": ["F045"], "reason": "p=0.7",
-               "answer_text": F045["answer_text"], "question_text": ASKED,
-               "choices": [{"id": "F045", "title": "申请强制执行", "answer_text": F045["answer_text"]}]}
+CONFIRM = {"decision": "confirm", "faq_id": "F045", "score": 0.6, "offered": ["F045"], "reason": "p=0.7",
+           "answer_text": F045["answer_text"], "question_text": ASKED,
+           "choices": [{"id": "F045", "title": "申请强制执行", "answer_text": F045["answer_text"]}]}
+CLARIFY = {"decision": "clarify", "faq_id": "F045", "score": 0.5, "offered": ["F045", "F046"], "reason": "p=0.5",
+           "choices": [{"id": "F045", "title": "申请强制执行", "answer_text": F045["answer_text"]},
+                       {"id": "F046", "title": "申请执行的材料", "answer_text": F046["answer_text"]}]}
+
+
+@pytest.mark.parametrize("decision", ["confirm", "clarify"])
+def test_a_confirm_or_a_list_starts_on_the_speculative_text_and_the_reply_is_heard_after_the_endpoint(
+        tmp_path, monkeypatch, decision):
+    caller = Caller()
+    reply = Heard("final", "对", 0.9, 0.5, 0.4) if decision == "confirm" else Heard("final", "第二个", 0.9, 0.6, 0.4)
+    outcome, events, hub, _ = run(tmp_path, monkeypatch, caller, [
+        [Heard("started"), spec("申请执行"), "wait_reply", 0.05, Heard("final", "申请执行", 0.9, 1.5, 0.7)],
+        [Heard("started"), reply]], {"申请执行": CONFIRM if decision == "confirm" else CLARIFY})
+    # the question is spoken back before the recognizer's endpoint, on the hub's one decision
+    first_reply = next(x for x in caller.timeline if x.startswith("reply "))
+    assert caller.timeline.index(first_reply) < caller.timeline.index("final 申请执行"), caller.timeline
+    # the caller's reply is listened for only after the question's endpoint (one audio stream)
+    assert caller.timeline.index("final 申请执行") < caller.timeline.index(f"final {reply.text}"), caller.timeline
+    assert [a[0] for a in hub.asked] == ["申请执行"] and [d["decision"] for d in of(events, KbDecided)] == [decision]
+    picked = "kb_answer:F045" if decision == "confirm" else "kb_answer:F046"
+    assert f"answer {picked}" in caller.timeline and outcome.cause == "answered_by_kb"
+
+
+def test_a_caller_who_goes_on_over_an_early_confirm_stops_it_and_the_whole_question_is_taken(tmp_path, monkeypatch):
+    caller = Caller()
+    outcome, events, hub, ctx = run(tmp_path, monkeypatch, caller, [
+        [Heard("started"), spec("申请执行"), "wait_reply", 0.05, Heard("resumed"), 0.2,
+         Heard("final", MORE, 0.88, 3.1, 0.65)]], {"申请执行": CONFIRM, MORE: F046})
+    played = of(events, PromptPlayed)
+    confirm = next(p for p in played if p["prompt"].startswith("kb_confirm:"))
+    assert confirm["interrupted"] and confirm["played_ms"] < 200  # stopped at once
+    assert [a[0] for a in hub.asked] == ["申请执行", MORE]
+    assert [d["decision"] for d in of(events, KbDecided)] == ["confirm", "answer"]
+    assert "answer kb_answer:F046" in caller.timeline and outcome.cause == "answered_by_kb"
+    assert ctx.vars["question"] == MORE
+
+
+def test_a_question_handed_off_waits_for_the_endpoint(tmp_path, monkeypatch):
+    handoff = {"decision": "handoff", "faq_id": None, "score": 0.2, "offered": [], "reason": "p=0.1"}
     caller = Caller()
     outcome, events, hub, _ = run(tmp_path, monkeypatch, caller, [
-        [Heard("started"), spec("申请执行"), 0.15, Heard("final", "申请执行", 0.9, 1.5, 0.7)]], {"申请执行": confirm})
-    # no early end, but the decision on the speculative text serves the final of the same text: one round trip
-    assert caller.timeline.index("final 申请执行") > caller.timeline.index("speculative 申请执行")
-    assert [a[0] for a in hub.asked] == ["申请执行"]
-    assert [d["decision"] for d in of(events, KbDecided)] == ["confirm"]
-    assert not any(p.startswith("kb_answer:") for p in caller.played)
-    assert outcome.cause == "staff"  # nobody said yes
+        [Heard("started"), spec("我要找人"), 0.15, Heard("final", "我要找人", 0.9, 1.5, 0.7)]], {"我要找人": handoff})
+    # no early end (the final may say more), but the decision on the speculative text serves the final: one trip
+    assert caller.timeline.index("final 我要找人") > caller.timeline.index("speculative 我要找人")
+    assert [a[0] for a in hub.asked] == ["我要找人"]
+    assert [d["decision"] for d in of(events, KbDecided)] == ["handoff"]
+    assert outcome.cause == "staff"
+
+
+def test_a_final_that_comes_while_the_early_decision_is_on_its_way_waits_for_it_instead_of_asking_again(
+        tmp_path, monkeypatch):
+    caller = Caller()
+    outcome, events, hub, _ = run(tmp_path, monkeypatch, caller, [
+        [Heard("started"), spec(ASKED), 0.05, Heard("final", ASKED, 0.9, 2.0, 0.7)]], {ASKED: F045}, hub_delay_s=0.2)
+    # the endpoint came first (no early end), but the hub was asked once: the decision already on its way serves it
+    assert caller.timeline.index(f"final {ASKED}") < caller.timeline.index("answer kb_answer:F045"), caller.timeline
+    assert [a[0] for a in hub.asked] == [ASKED] and [d["faq_id"] for d in of(events, KbDecided)] == ["F045"]
+    assert outcome.cause == "answered_by_kb"
 
 
 @pytest.mark.parametrize("menu", [BUNDLED_MENU])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ class FlowContext:
     open_turn: OpenTurn | None = None
     #: (text, confidence, decision) the knowledge base gave on the recognizer's speculative text (ivr/kb_dialog.py)
     kb_prefetch: tuple[str, str | None, Any] | None = None
+    #: the early decision on the speculative text still in flight when the final of that very text came (its round
+    #: trip is not made twice: kb_answer awaits it; ivr/listening.py)
+    early_deciding: asyncio.Task | None = None
 
     async def play(self, name: str, barge_in: bool = True) -> PlayResult:
         clip = self.prompts.get(name)

@@ -1,9 +1,9 @@
 """A caller's turn the dialogue ended before the recognizer's endpoint (``quick_answer``, ivr/listening.py).
 
-The recognizer's speculative text came back after ~0.2 s of silence and the knowledge base answers it outright,
-so the reply starts without waiting for the full end silence. The recognition of that utterance goes on: if the
-caller speaks again before the endpoint, the reply is stopped (``resumed``) and ``rest`` gives the final text
-of the whole utterance, which the dialogue then takes instead.
+The recognizer's speculative text came back after ~0.2 s of silence and the knowledge base answers it, asks
+"您是想问……吗" or lists two or three entries, so the reply starts without waiting for the full end silence. The
+recognition of that utterance goes on: if the caller speaks again before the endpoint, the reply is stopped
+(``resumed``) and ``rest`` gives the final text of the whole utterance, which the dialogue then takes instead.
 """
 
 from __future__ import annotations

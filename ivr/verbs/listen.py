@@ -25,9 +25,9 @@ class Listen(Verb):
     no_input_timeout_s: float = Field(6.0, gt=0, le=30, description="after the prompt")
     max_utterance_s: float = Field(30.0, gt=0, le=60, description="longer speech is decoded in windows cut at pauses")
     end_silence_ms: int = Field(600, ge=200, le=3000)
-    quick_answer: bool = Field(False, description="a question the knowledge base answers outright ends the turn on "
-                               "the recognizer's speculative text (~0.2 s of silence), not the full end silence; "
-                               "for a listen followed by kb_answer (the caller going on stops the answer)")
+    quick_answer: bool = Field(False, description="a question the knowledge base answers, confirms or lists ends "
+                               "the turn on the recognizer's speculative text (~0.2 s of silence), not the full end "
+                               "silence; for a listen followed by kb_answer (the caller going on stops the reply)")
     retries: int = Field(1, ge=0, le=5)
     no_input_prompt: str | None = "no_speech"
     on_failure: str | None = None
