@@ -30,9 +30,12 @@ def test_the_best_texts_are_rescored_exactly_and_a_small_kb_is_exact():
     assert first_pass.build(texts, first_pass.load_basis()) is None  # 5,000 texts: below MIN_TEXTS
     fp = first_pass.build(texts, first_pass.load_basis(), min_texts=0)
     sims = first_pass.similarities(texts, fp, q, keep=100)
-    assert (sims == exact).sum() >= 100  # the 100 best by the subspace are rescored exactly ...
-    assert np.argmax(sims) == 17 and sims[17] == exact[17]  # ... the text the query is close to among them
-    assert not np.array_equal(sims, exact)  # the rest are approximations
+    # exactly = to float32 rounding: a matrix product of 100 rows need not round like the one of 5,000 (on an AVX-512
+    # VM 3 of 100 differed in the last bit); the subspace's approximations are off by ~1e-3
+    same = np.isclose(sims, exact, rtol=0, atol=1e-6)
+    assert same.sum() >= 100  # the 100 best by the subspace are rescored exactly ...
+    assert np.argmax(sims) == 17 and same[17]  # ... the text the query is close to among them
+    assert not same.all()  # the rest are approximations
 
 
 def test_a_large_kb_decides_like_the_exact_one(monkeypatch):
