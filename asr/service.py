@@ -156,20 +156,18 @@ class SpeechService:
             pushing.add(t)
             t.add_done_callback(pushing.discard)
 
-        def watched(s: StreamSession, push: bool) -> StreamSession:
+        def pushes(s: StreamSession) -> None:
             def done() -> None:  # in the decoding thread
                 with contextlib.suppress(RuntimeError):  # the loop is gone: the connection ended
                     loop.call_soon_threadsafe(spawn, s)
-            if push:
-                s.on_speculative_done = done
-            return s
+            s.on_speculative_done = done
 
         self.sessions += 1
         try:
             async for msg in ws:
                 if isinstance(msg, bytes):
                     if session is None:
-                        session = watched(self._session({})[0], push=False)
+                        session, _ = self._session({})
                     async with lock:
                         try:
                             events = await loop.run_in_executor(self.pool, session.feed, msg)
@@ -194,7 +192,9 @@ class SpeechService:
                         config = data["config"] or {}
                         if not isinstance(config, dict):
                             raise TypeError("config must be a JSON object")
-                        session = watched(self._session(config)[0], push=config.get("push") is True)
+                        session, _ = self._session(config)
+                        if config.get("push") is True:
+                            pushes(session)
                     except (ValueError, TypeError) as e:
                         await ws.send(json.dumps({"error": str(e)}))
                         await ws.close(1003, "bad config")

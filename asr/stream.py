@@ -124,8 +124,7 @@ class StreamSession:
             except Exception:  # refused (busy): the final is decoded at the endpoint as usual
                 self.counters["speculative_refused"] += 1
             else:
-                if self.on_speculative_done is not None:
-                    hook = self.on_speculative_done
+                if (hook := self.on_speculative_done) is not None:
                     self._spec[1].add_done_callback(lambda _f: hook())
         self._tell_speculative(events)
         if self.vosk is not None or not self.s.partial_every_ms:
@@ -150,7 +149,7 @@ class StreamSession:
     def poll(self) -> list[SpeechEvent]:
         """Between frames: the speculative text once its decode is done (see ``on_speculative_done``)."""
         events: list[SpeechEvent] = []
-        if not self.closed and self.endpointer.in_speech:
+        if not self.closed:  # after the endpoint there is no speculation left to tell
             self._tell_speculative(events)
         return events
 

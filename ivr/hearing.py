@@ -78,9 +78,9 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
         return asyncio.create_task(hear_utterance(ctx, ctx.services.speech_url or "", config, speaking)) \
             if listen and can_listen(ctx) else None
 
-    resting = turn is not None and not turn.rest.done()
-    resumed = asyncio.create_task(turn.resumed.wait()) if resting and turn is not None else None
-    hearing = None if resting else listener()
+    # the question's turn still being recognized (its resumption stops the prompt, which wakes the loop below)
+    rest = turn.rest if turn is not None and not turn.rest.done() else None
+    hearing = None if rest is not None else listener()
     keying: asyncio.Task | None = None
     deadline: float | None = None
     extended = False
@@ -93,8 +93,8 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
             waiting = {keying} | ({hearing} if hearing is not None else set())
             if not player.done():
                 waiting.add(player)
-            if resting and turn is not None:
-                waiting |= {turn.rest} | ({resumed} if resumed is not None else set())
+            if rest is not None:
+                waiting.add(rest)
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if keying in done:
@@ -104,9 +104,8 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
                 await asyncio.sleep(0.02)  # a channel that answers at once that nothing came: do not spin
             if turn is not None and turn.resumed.is_set():
                 return Reply("resumed")  # the caller went on over the prompt: the question is the whole utterance
-            if resting and turn is not None and turn.rest.done():
-                resting = False  # the question's turn reached its endpoint: the reply is listened for from here
-                hearing = listener()
+            if rest is not None and rest.done():
+                rest, hearing = None, listener()  # the question's endpoint: the reply is listened for from here
             if hearing is not None and hearing in done:
                 heard = hearing.result()
                 hearing = None
@@ -132,7 +131,7 @@ async def hear_or_key(ctx: FlowContext, clips: list[Clip | asyncio.Task[Clip | N
     finally:
         if not player.done():
             channel.stop_prompt()
-        for t in (player, hearing, keying, resumed):
+        for t in (player, hearing, keying):
             if t is not None and not t.done():
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
