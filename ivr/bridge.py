@@ -27,7 +27,7 @@ import structlog
 
 from ivr.contract import BridgeCommand, BridgeUpdate
 from ivr.sip.call import SipCall
-from ivr.sip.media_port import CallMediaPort
+from ivr.sip.media_port import CallMediaPort, PortPool
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +46,8 @@ def failure_reason(status_code: int | None, phrase: str) -> str:
 
 class LegHost(Protocol):
     """What a worker lends a call for an outbound leg."""
+
+    ports: PortPool
 
     def leg_account(self) -> pj.Account: ...
     def reserve_leg(self) -> bool: ...
@@ -103,8 +105,7 @@ class OperatorLeg:
             return False
         self._slot = True
         self.emit("dialing")
-        rate = self.session.rate
-        self.port = CallMediaPort(f"o{self.session.call_id[:7]}", rate, self.loop, self._on_audio, 40.0)
+        self.port = self.host.ports.take(f"o{self.session.call_id[:7]}", self.loop, self._on_audio, 40.0)
         self.call = SipCall(self.host.leg_account())
         self.call.listener = self
         try:

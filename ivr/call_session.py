@@ -16,7 +16,7 @@ from ivr.audio import Clip
 from ivr.contract import BridgeCommand, BridgeUpdate, CallEnded, HangupCommand, HubCommand, QueueStatus
 from ivr.flow.channel import PlayResult
 from ivr.sip.call import SipCall
-from ivr.sip.media_port import CallMediaPort
+from ivr.sip.media_port import PortPool
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,8 @@ Conversation = Callable[["CallSession"], Awaitable[str]]
 class CallSession:
     FAILED_LOG = "flow_failed"  # the log line of a conversation that raised
     def __init__(self, call: SipCall, call_id: str, emit: Callable[..., None], clock_rate: int, gap_ms: float,
-                 on_closed: Callable[[CallSession], None], conversation: Conversation | None = None, host=None):
+                 on_closed: Callable[[CallSession], None], conversation: Conversation | None = None, host=None,
+                 ports: PortPool | None = None):
         self.call = call
         self.call_id = call_id
         self._emit = emit
@@ -38,8 +39,9 @@ class CallSession:
         self._on_closed = on_closed
         self._conversation = conversation
         self.loop = asyncio.get_running_loop()
-        self.port = CallMediaPort(f"c{call_id[:8]}", clock_rate, self.loop, self._on_audio, gap_ms,
-                                  batch_frames=CHUNK_FRAMES)
+        # the worker's pool (a port is never destroyed mid-run, ivr/sip/media_port.py); a new one without it
+        self.port = (ports or PortPool(clock_rate)).take(f"c{call_id[:8]}", self.loop, self._on_audio, gap_ms,
+                                                         batch_frames=CHUNK_FRAMES)
         self.digits: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.media_ready = asyncio.Event()
         self.barge_in = False

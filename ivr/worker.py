@@ -42,6 +42,7 @@ from ivr.rtp_watch import RtpWatch
 from ivr.settings import IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
+from ivr.sip.media_port import CallMediaPort, PortPool
 from ivr.sip.stack import SipStack, StackConfig
 from ivr.speech_hosts import SpeechHosts
 from sip_config.models import SipSettings
@@ -119,6 +120,7 @@ class Worker:
         self.publisher = EventPublisher(self.spool, cfg.hub_url, cfg.hub_token)
         self.sessions: dict[str, CallSession] = {}
         self._retired: list[tuple[float, object, object]] = []
+        self.ports = PortPool(cfg.sip.clock_rate)  # media ports are reused, never destroyed mid-run
         self.draining = False
         self._stop = asyncio.Event()
         self.stack: SipStack | None = None
@@ -161,7 +163,7 @@ class Worker:
                                 refer_fallback_bridge=ivr.refer_fallback_bridge, recordings_dir=recordings)
         conversation = menu_conversation(self.menus.current, self.prompts, services, ivr.max_call_duration_s)
         session = CallSession(call, call_id, self.emit, self.cfg.sip.clock_rate, ivr.frame_gap_ms, self._closed,
-                              conversation, host=self)
+                              conversation, host=self, ports=self.ports)
         self.sessions[call_id] = session
         op = pj.CallOpParam()
         op.statusCode = 200
@@ -214,7 +216,8 @@ class Worker:
         c, account = self.cfg, self.leg_account()
         session = CallbackSession(SipCall(account), cmd, self.prompts,
                                   CallServices(speech_url=self.speech, hub_url=c.hub_url, hub_token=c.hub_token),
-                                  self.emit, c.sip.clock_rate, c.ivr.frame_gap_ms, self._closed, host=self)
+                                  self.emit, c.sip.clock_rate, c.ivr.frame_gap_ms, self._closed, host=self,
+                                  ports=self.ports)
         self.sessions[cmd.call_id] = session
         session.dial(account.getInfo().uri, f"{c.bind_host}:{c.bind_port}")
 
@@ -241,10 +244,11 @@ class Worker:
             session.ack_timer = None
         self.sessions.pop(session.call_id, None)
         self.retire(session.call, session.port)
-        log.info("call_closed", call_id=session.call_id, active=len(self.sessions))
+        log.info("call_closed", call_id=session.call_id, active=len(self.sessions), media_ports=self.ports.created)
 
-    def retire(self, call: object, port: object | None) -> None:
-        """Keep pjsua objects of an ended call alive a little longer (teardown crash, see notes)."""
+    def retire(self, call: object, port: CallMediaPort | None) -> None:
+        """Keep pjsua objects of an ended call alive a little longer (teardown crash, see notes); then the call
+        is freed and its media port goes back to the pool."""
         if hasattr(call, "listener"):
             call.listener = None  # no callbacks after DISCONNECTED; lets the session go without a GC cycle
         self._retired.append((asyncio.get_running_loop().time() + RETIRE_AFTER_S, call, port))
@@ -252,7 +256,10 @@ class Worker:
     def _reap(self, force: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         keep = [r for r in self._retired if not force and (r[0] > now or not _safe_to_free(r[1]))]
-        self._retired = keep  # the rest lose their last reference here, outside any callback
+        for r in self._retired:
+            if r[2] is not None and all(r is not k for k in keep):
+                self.ports.give_back(r[2])
+        self._retired = keep  # the calls lose their last reference here, outside any callback
 
     # ---- lifecycle --------------------------------------------------------------------------
     async def _rtp_watch(self) -> None:
@@ -357,7 +364,10 @@ class Worker:
             with contextlib.suppress(Exception):
                 self.stack.ep.libHandleEvents(10)
         self.sessions.clear()
+        with contextlib.suppress(Exception):  # stop the bridge's clock: nothing calls a port while it is destroyed
+            self.stack.ep.audDevManager().setNoDev()
         self._reap(force=True)
+        self.ports.clear()
         gc.collect()
         self.stack.destroy()
         self.spool.close()
