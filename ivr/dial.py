@@ -302,6 +302,7 @@ class Dialer:
                 self.on_result(self.result)
             if self.call is not None:
                 self.call.on_transfer_request = self.call.on_transfer_status = None
+            self.stack.stop_clock()
             self.port = None
             self.call = None
             self.xfer_call = None

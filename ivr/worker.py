@@ -364,8 +364,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 self.stack.ep.libHandleEvents(10)
         self.sessions.clear()
-        with contextlib.suppress(Exception):  # stop the bridge's clock: nothing calls a port while it is destroyed
-            self.stack.ep.audDevManager().setNoDev()
+        self.stack.stop_clock()
         self._reap(force=True)
         self.ports.clear()
         gc.collect()

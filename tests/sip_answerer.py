@@ -181,6 +181,7 @@ class Phone:
                 self.stack.ep.hangupAllCalls()
             for _ in range(30):
                 self.stack.poll(10)
+            self.stack.stop_clock()
             self.calls.clear()
             self.retired.clear()
             gc.collect()

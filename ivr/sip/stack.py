@@ -164,6 +164,14 @@ class SipStack:
     def poll(self, max_ms: int = 0) -> None:
         self.ep.libHandleEvents(max_ms)
 
+    def stop_clock(self) -> None:
+        """Stop the conference bridge's clock (the null sound device) before media ports are destroyed: a port
+        is left by the bridge only in its C++ destructor, which a clock tick can race (ivr/sip/media_port.py)."""
+        try:
+            self.ep.audDevManager().setNoDev()
+        except Exception:
+            log.exception("stop_clock_failed")
+
     def destroy(self) -> None:
         """Drop accounts and shut pjsua down; every Call/port must already be released."""
         for acc in self.accounts:
