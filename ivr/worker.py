@@ -255,10 +255,12 @@ class Worker:
 
     def _reap(self, force: bool = False) -> None:
         now = asyncio.get_running_loop().time()
-        keep = [r for r in self._retired if not force and (r[0] > now or not _safe_to_free(r[1]))]
+        keep, done = [], []
         for r in self._retired:
-            if r[2] is not None and all(r is not k for k in keep):
-                self.ports.give_back(r[2])
+            (keep if not force and (r[0] > now or not _safe_to_free(r[1])) else done).append(r)
+        for _, _, port in done:
+            if port is not None:
+                self.ports.give_back(port)
         self._retired = keep  # the calls lose their last reference here, outside any callback
 
     # ---- lifecycle --------------------------------------------------------------------------

@@ -131,14 +131,6 @@ class PortPool:
         port.playout.stop()
         self._free.append(port)
 
-    @property
-    def free(self) -> int:
-        return len(self._free)
-
-    @property
-    def busy(self) -> int:
-        return len(self._busy)
-
     def clear(self) -> None:
         """At shutdown: the ports lose the pool's references (the SIP stack is destroyed after)."""
         self._free.clear()
