@@ -40,12 +40,14 @@ from agent_console.kb.router import router as kb_router
 from agent_console.kb_match import internal_router as kb_internal_router
 from agent_console.kb_match import router as kb_match_router
 from agent_console.metrics import HubMetrics, MetricsMiddleware
+from agent_console.models import User
+from agent_console.ops.cluster import ClusteredOps
 from agent_console.ops.hub import OpsHub
 from agent_console.ops.live import LiveCalls
 from agent_console.ops.persister import Persister
 from agent_console.ops.shared_log import RedisEventLog
 from agent_console.ops.wallboard import router as wallboard_router
-from agent_console.ops.workers import WorkerRegistry
+from agent_console.ops.workers import ClusterWorkers, WorkerRegistry
 from agent_console.ops.ws import ensure_ticker
 from agent_console.ops.ws import router as ops_ws_router
 from agent_console.pages import router as pages_router
@@ -97,8 +99,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task = getattr(app.state, name, None)
             if task is not None:
                 task.cancel()
-        app.state.ops.persist.stop()
-        app.state.ops.log.close()
+        app.state.ops.close()
 
 
 def _event_log(app: FastAPI, config: HubConfig) -> RedisEventLog | None:
@@ -140,24 +141,30 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
     app.state.kb_matcher = LiveMatcher(app.state.sessionmaker, config.matcher, config.court)
     app.state.work_orders = work_order_context(app, config)
     # the subscribers of the hub's stored events are made first, on the parts of the hub they read
-    live, workers, persist = LiveCalls(), WorkerRegistry(), Persister(app.state.sessionmaker)
+    events_log = _event_log(app, config)
+    shared = app.state.redis is not None  # several hubs share the live state (agent_console.ops.cluster)
+    workers = ClusterWorkers("") if shared else WorkerRegistry()
+    live, persist = LiveCalls(), Persister(app.state.sessionmaker)
     filing = HubFiling(app.state.work_orders, app.state.sessionmaker, category_of=live.category_of,
                        submit=persist.submit)
     app.state.callbacks = work_order_callbacks.CallbackDispatcher(
         app.state.sessionmaker, app.state.work_orders, workers, live.worker_calls, hours=config.working_hours,
         worker_max_calls=config.worker_max_calls)
-    app.state.ops = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
+    hub = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
                            live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
                            bridge_ring_timeout_s=config.bridge_ring_timeout_s,
                            worker_lost_after_s=config.worker_lost_after_s,
-                           order_check=lambda call_id: _call_has_order(app, call_id), log=_event_log(app, config))
+                           order_check=lambda call_id: _call_has_order(app, call_id), log=events_log)
     try:
-        rebuilt = app.state.ops.rebuild()
+        if not shared:  # shared: the hub that takes the lease rebuilds
+            hub.rebuild()
         filing.recheck()
-        if rebuilt:
-            log.info("ops: %d open calls rebuilt from the database", rebuilt)
+        if hub.calls:
+            log.info("ops: %d open calls rebuilt from the database", len(hub.calls))
     except Exception:  # noqa: BLE001 - e.g. a database not migrated yet: the console starts empty
         log.exception("ops: could not rebuild the live state from the database")
+    app.state.ops = (ClusteredOps(hub, app.state.redis, load_user=lambda user_id: _load_user(app, user_id),
+                                  prefix=config.redis_prefix, lease_s=config.redis_lease_s) if shared else hub)
     for router in (health_router, auth_router, calls_router, internal_router, kb_router, kb_match_router,
                    kb_internal_router, work_orders_router, intake_router, wallboard_router, dashboard_router,
                    ops_ws_router, pages_router, work_order_pages, intake_pages):
@@ -174,6 +181,16 @@ def body_limits(config: HubConfig) -> list[tuple[str, int]]:
     return [(r"/api/kb/import", KB_MAX_UPLOAD_BYTES + MULTIPART_SLACK),
             (r"/api/work_orders/\d+/attachments", attachment + MULTIPART_SLACK),
             (r"/internal/.*", max(config.max_body_bytes, 16 * 2**20))]
+
+
+def _load_user(app: FastAPI, user_id: int) -> User | None:
+    """An active console user, detached from its session (the deciding hub of several, for a browser elsewhere)."""
+    with app.state.sessionmaker() as db:
+        user = db.get(User, user_id)
+        if user is None or not user.active:
+            return None
+        db.expunge(user)
+        return user
 
 
 def _call_has_order(app: FastAPI, call_id: str) -> bool:

@@ -58,3 +58,5 @@ class HubConfig:
     #: Redis shared by several hubs (``redis.url``; None: this hub's state in its memory) and its key prefix
     redis_url: str | None = None
     redis_prefix: str = "hotline:"
+    #: how long the deciding hub's lease outlives it (a dead hub's successor decides after this)
+    redis_lease_s: float = 5.0

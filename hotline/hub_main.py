@@ -38,7 +38,8 @@ def hub_config(settings: Settings) -> HubConfig:
                      allowed_origins=tuple(hub.allowed_origins), max_body_bytes=hub.max_body_kb * 1024,
                      public_docs=hub.public_docs, public_metrics=hub.public_metrics,
                      track_per_minute=hub.track_per_minute, spool_dir=settings.path("spool"),
-                     redis_url=settings.redis.url, redis_prefix=settings.redis.prefix, files_dir=settings.files())
+                     redis_url=settings.redis.url, redis_prefix=settings.redis.prefix,
+                     redis_lease_s=settings.redis.lease_s, files_dir=settings.files())
 
 
 def load_default_kb(engine: Engine, path: Path | None = None) -> int:

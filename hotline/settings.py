@@ -61,6 +61,9 @@ class RedisSettings(BaseModel):
         "redis://host:port/db shared by several hubs (the event log browsers follow, with one seq); unset: each "
         "hub keeps its state in its own memory (one hub)"))
     prefix: str = Field("hotline:", min_length=1, max_length=64, description="prefix of every key this hotline uses")
+    lease_s: float = Field(5.0, ge=1.0, le=60.0, description=(
+        "one hub decides the queue and offers for all (a lease in Redis); when it dies another takes over "
+        "after this many seconds"))
 
 
 class Settings(BaseSettings):

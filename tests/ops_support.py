@@ -90,10 +90,10 @@ def queued_call(call_id: str, worker: str = "w0", caller: str = "13812345678", s
 class FakeWorker:
     """The worker's end of the command socket: sends a WorkerHello, collects CommandEnvelopes."""
 
-    def __init__(self, hub: Hub, name: str = "w0", token: str = TOKEN):
+    def __init__(self, hub: Hub, name: str = "w0", token: str = TOKEN, calls: list[str] | None = None):
         self.ws = connect(ws_url(hub, f"/internal/worker/ws?worker={name}"),
                           additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=5, legacy=True)
-        self.ws.send(WorkerHello(worker=name).model_dump_json())
+        self.ws.send(WorkerHello(worker=name, calls=calls or []).model_dump_json())
         self.commands: list[Any] = []
 
     def next(self, type_: str, timeout: float = 5.0, **match: Any) -> Any:

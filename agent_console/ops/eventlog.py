@@ -83,6 +83,11 @@ class EventLog:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def head_seq(self) -> int:
+        """The last seq handed out (a snapshot's cursor)."""
+        return self._seq
+
     def append(self, event: BaseModel, *, roles: frozenset[str] | set[str] = frozenset(),
                users: frozenset[int] | set[int] = frozenset()) -> Entry:
         with self._lock:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -36,7 +36,7 @@ from agent_console.ops.outbox import CONSOLE_ROLES, WATCHERS, Outbox, dt
 from agent_console.ops.persister import Persister, close_calls
 from agent_console.ops.protocol import Snapshot
 from agent_console.ops.shared_log import RedisEventLog
-from agent_console.ops.workers import WorkerRegistry
+from agent_console.ops.workers import WorkerConn, WorkerRegistry
 from ivr.contract import QueueStatus
 
 __all__ = ["CONSOLE_ROLES", "WATCHERS", "OpsHub", "StoredEventsSubscriber"]
@@ -191,7 +191,7 @@ class OpsHub:
             mine = {x for x in (op.call_id, op.offer.call_id if op.offer else None) if x}
             calls = [c.snapshot() for c in self.calls.values()
                      if c.call_id in mine or (watcher and (c.state != "ended" or c.call_id in mine))]
-            return Snapshot(last_seq=self.log.last_seq, epoch=self.epoch, me=me, operators=operators,
+            return Snapshot(last_seq=self.log.head_seq, epoch=self.epoch, me=me, operators=operators,
                             queue=self.out.queue_event(), offer=offer, calls=calls)
 
     def wallboard(self) -> dict[str, Any]:
@@ -213,20 +213,61 @@ class OpsHub:
                     "queue": self.out.queue_event().model_dump(mode="json")["entries"],
                     "workers_connected": self.workers.connected()}
 
-    def live_call(self, call_id: str) -> LiveCall | None:
+    def call_hints(self, call_id: str) -> dict[str, str | None] | None:
+        """What the live view knows of a call's topic, for a work order's draft: its queue category and the
+        knowledge base's (the first question's best entry); None when the call is not live."""
         with self.lock:
-            return self.calls.get(call_id)
+            call = self.calls.get(call_id)
+            if call is None:
+                return None
+            kb_category = call.kb_category
+            for items in call.suggestions.values():  # the best candidate for the caller's first question
+                if items:
+                    kb_category = kb_category or items[0].category
+                    break
+            return {"queue_category": call.category, "kb_category": kb_category}
+
+    def worker_closed(self, conn: WorkerConn, at: float) -> None:
+        """A worker's command socket on this hub closed at ``at``."""
+        self.workers.unregister(conn, at)
+
+    def close(self) -> None:
+        self.persist.stop()
+        self.log.close()
 
     # ================================================================== start-up
-    def rebuild(self) -> int:
-        """Rebuild the live calls and the queue from the open calls in the database (after a restart)."""
+    def rebuild(self, skip: Collection[str] = frozenset(), *, quiet: bool = False) -> set[str]:
+        """Rebuild the live calls and the queue from the open calls in the database (after a restart, or when this
+        hub begins to decide for several). Returns the ids of the events replayed.
+
+        ``skip``: event ids left out (they are on their way to the hub and are applied when they come);
+        ``quiet``: nothing goes to the event log (browsers of hubs sharing one log have seen it)."""
         with self.sessions() as db:
             open_ids = list(db.scalars(select(Call.call_id).where(Call.status.in_(("offered", "answered")))))
             rows_by_call: dict[str, list[CallEventRecord]] = {}
             for call_id in open_ids:
-                rows_by_call[call_id] = list(db.scalars(
+                rows_by_call[call_id] = [row for row in db.scalars(
                     select(CallEventRecord).where(CallEventRecord.call_id == call_id)
-                    .order_by(CallEventRecord.ts, CallEventRecord.received_at)))
+                    .order_by(CallEventRecord.ts, CallEventRecord.received_at)) if row.event_id not in skip]
         with self.lock:
-            self.model.replay(rows_by_call)
-        return len(rows_by_call)
+            log_, self.out.log = self.out.log, (_Muted() if quiet else self.out.log)
+            try:
+                self.model.replay(rows_by_call)
+            finally:
+                self.out.log = log_
+        return {row.event_id for rows in rows_by_call.values() for row in rows}
+
+    def reset(self) -> None:
+        """Forget the live calls, the queue and the operators (another hub decides now)."""
+        with self.lock:
+            self.calls.clear()
+            self.router.reset()
+            self.out.direct.clear()
+            self.out.accepted_by.clear()
+
+
+class _Muted:
+    """An event log that keeps nothing (a quiet rebuild)."""
+
+    def append(self, event: Any, **_: Any) -> None:
+        return None

@@ -51,6 +51,8 @@ class Outbox:
         self.ring_timeout_s = ring_timeout_s
         self.direct: dict[int, set[Callable[[dict[str, Any]], None]]] = {}  # user -> their browsers' control line
         self.accepted_by: dict[str, int] = {}  # call_id -> user who accepted it (for a restart)
+        #: told of every operator whose presence changed (the hubs sharing one state keep it in Redis)
+        self.on_presence: Callable[[r.Operator], None] | None = None
 
     def audience(self, call_id: str) -> set[int]:
         users = set()
@@ -96,6 +98,8 @@ class Outbox:
                 op = self.router.operators[eff.user_id]
                 self.log.append(PresenceEvent(operator=self.operator_info(op)), roles=WATCHERS,
                                 users={eff.user_id})
+                if self.on_presence is not None:
+                    self.on_presence(op)
             elif isinstance(eff, r.QueueChanged):
                 self.log.append(self.queue_event(), roles=CONSOLE_ROLES)
             elif isinstance(eff, r.PositionChanged):

@@ -225,6 +225,26 @@ class Router:
         self._set(op, "ready", None, "wrap_up_done", effects)
         return self._settle(effects)
 
+    def restore(self, user_id: int, state: str, call_id: str | None = None) -> list[Effect]:
+        """Put an operator back in the state another hub last had them in (a new deciding hub, issue 17): ``ready``
+        and ``away`` as they were, ``wrap_up`` on its call; nothing when they are on a call or under an offer here
+        already (the rebuilt calls know better)."""
+        op = self.operator(user_id)
+        if op.call_id is not None or op.offer is not None or state not in PRESENCES:
+            return []
+        effects: list[Effect] = []
+        if state in ("ready", "away"):
+            self._set(op, state, None, "restored", effects)  # type: ignore[arg-type]
+        elif state == "wrap_up" and call_id:
+            self._set(op, "wrap_up", call_id, "restored", effects)
+        return self._settle(effects)
+
+    def reset(self) -> None:
+        """Forget every call and operator (this hub no longer decides; the one that does rebuilt them)."""
+        self.queue.clear()
+        self.operators.clear()
+        self._announced.clear()
+
     # ------------------------------------------------------------------ calls
     def enqueue(self, call_id: str, worker: str, category: str | None, reason: str = "",
                 joined_at: float | None = None) -> list[Effect]:

@@ -62,6 +62,7 @@ class RedisEventLog:
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._down = False
+        self._appended = 0
         self.epoch = ""
         self._resync()
         self._thread = threading.Thread(target=self._tail, name="redis-eventlog", daemon=True)
@@ -72,6 +73,13 @@ class RedisEventLog:
     def last_seq(self) -> int:
         with self._lock:
             return self._entries[-1].seq if self._entries else 0
+
+    @property
+    def head_seq(self) -> int:
+        """The last seq this hub appended or mirrored: a snapshot taken now shows every entry up to it (one not
+        mirrored yet reaches the browser through the tail, not twice)."""
+        with self._lock:
+            return max(self._entries[-1].seq if self._entries else 0, self._appended)
 
     def append(self, event: BaseModel, *, roles: frozenset[str] | set[str] = frozenset(),
                users: frozenset[int] | set[int] = frozenset()) -> None:
@@ -118,13 +126,16 @@ class RedisEventLog:
             while self._unsent:
                 roles, users, payload = self._unsent[0]
                 try:
-                    self._script(keys=self._keys, args=[self._capacity, roles, users, payload, secrets.token_hex(6)])
+                    seq = int(self._script(keys=self._keys,
+                                           args=[self._capacity, roles, users, payload, secrets.token_hex(6)]))
                 except redis.RedisError as e:
                     if not self._down:
                         log.warning("event log: Redis unreachable, events wait: %s", e)
                     self._down = True
                     return False
                 self._unsent.popleft()
+                with self._lock:
+                    self._appended = max(self._appended, seq)
         self._down = False
         return True
 
@@ -165,6 +176,8 @@ class RedisEventLog:
         with self._lock:
             if epoch != self.epoch and self.epoch:
                 log.warning("event log: new epoch %s (was %s): Redis lost its data", epoch, self.epoch)
+            if epoch != self.epoch:
+                self._appended = 0
             self.epoch = epoch
             self._entries.clear()
             self._entries.extend(_entry(i, f) for i, f in reversed(kept))

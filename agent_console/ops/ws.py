@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from agent_console.auth.users import session_user
 from agent_console.deps import MSG_FORBIDDEN, MSG_LOGIN_REQUIRED
 from agent_console.models import User
+from agent_console.ops.cluster import ClusteredOps
 from agent_console.ops.hub import CONSOLE_ROLES, OpsHub
 from agent_console.ops.protocol import ClientMessage, ErrorEvent, Welcome
 from agent_console.ops.workers import WorkerConn
@@ -31,6 +32,7 @@ from ivr.contract import WorkerHello
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+Ops = OpsHub | ClusteredOps  # app.state.ops: one hub's, or one shared by several hubs
 HELLO_TIMEOUT_S = 10.0
 #: an open console socket re-reads its login this often: logged out, disabled or no longer a console role ->
 #: the socket closes (code 4401) within this many seconds (plus one database read)
@@ -83,7 +85,7 @@ class _Conn:
         await self.ws.send_text(json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
 
 
-async def _pump(hub: OpsHub, conn: _Conn, cursor: int) -> None:
+async def _pump(hub: Ops, conn: _Conn, cursor: int) -> None:
     role, uid = conn.user.role, conn.user.id
     while True:
         conn.wake.clear()
@@ -91,7 +93,7 @@ async def _pump(hub: OpsHub, conn: _Conn, cursor: int) -> None:
             await conn.send(conn.direct.pop(0))
         entries = hub.log.since(cursor)
         if entries is None:  # fell further behind than the log keeps: start again from a snapshot
-            snap = hub.snapshot(conn.user)
+            snap = await run_in_threadpool(hub.snapshot, conn.user)
             await conn.send(_masked(role, snap.model_dump(mode="json")))
             cursor = snap.last_seq
             continue
@@ -116,7 +118,7 @@ async def operator_ws(ws: WebSocket) -> None:
     if user.role not in CONSOLE_ROLES or not _same_origin(ws):
         await deny(ws, 403, MSG_FORBIDDEN)
         return
-    hub: OpsHub = ws.app.state.ops
+    hub: Ops = ws.app.state.ops
     ensure_ticker(ws.app)
     await ws.accept()
     conn = _Conn(ws, user)
@@ -134,10 +136,10 @@ async def operator_ws(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     unsubscribe = hub.log.subscribe(conn.notify)
-    hub.attach(user, conn.say)
+    await run_in_threadpool(hub.attach, user, conn.say)
     cursor = msg.resume_from
     if cursor == 0 or msg.epoch != hub.epoch or hub.log.since(cursor) is None:
-        snap = hub.snapshot(user)
+        snap = await run_in_threadpool(hub.snapshot, user)
         await conn.send(_masked(user.role, snap.model_dump(mode="json")))
         cursor = snap.last_seq
     pump = asyncio.create_task(_pump(hub, conn, cursor))
@@ -199,7 +201,7 @@ async def worker_ws(ws: WebSocket, worker: str = "") -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         await deny(ws, 401, "invalid or missing worker token")
         return
-    hub: OpsHub = ws.app.state.ops
+    hub: Ops = ws.app.state.ops
     ensure_ticker(ws.app)
     opened_at = hub.clock()  # the worker builds its hello after this: calls the hub knew before are in it, or gone
     await ws.accept()
@@ -240,7 +242,7 @@ async def worker_ws(ws: WebSocket, worker: str = "") -> None:
         send_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await send_task
-        hub.workers.unregister(conn, hub.clock())
+        hub.worker_closed(conn, hub.clock())
         log.info("ops: worker %s disconnected", hello.worker)
 
 
@@ -251,7 +253,7 @@ def ensure_ticker(app: Any, interval_s: float = 0.2) -> None:
     loop = asyncio.get_running_loop()
     if task is not None and not task.done() and task.get_loop() is loop:
         return
-    hub: OpsHub = app.state.ops
+    hub: Ops = app.state.ops
 
     async def tick() -> None:
         while True:

@@ -188,15 +188,8 @@ def work_order_draft(call_id: str, request: Request, db: Session = Depends(get_d
     call = db.get(Call, call_id)
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, MSG_NO_CALL)
-    live = request.app.state.ops.live_call(call_id)
-    kb_category = None
-    if live is not None:
-        kb_category = live.kb_category
-        for items in live.suggestions.values():  # the best candidate for the caller's first question
-            if items:
-                kb_category = kb_category or items[0].category
-                break
-    draft = draft_for_call(db, call, queue_category=live.category if live else None, kb_category=kb_category)
+    hints = request.app.state.ops.call_hints(call_id) or {}
+    draft = draft_for_call(db, call, queue_category=hints.get("queue_category"), kb_category=hints.get("kb_category"))
     out = draft.as_dict()
     # the menu or queue says what the caller chose: only the path and tags are suggested within it
     fixed = draft.category if draft.category_source in ("menu", "queue") else None

@@ -382,7 +382,8 @@ def start(app) -> asyncio.Task:
             log.exception("callbacks: recovering stored outcomes failed")
         while True:
             try:
-                await run_in_threadpool(dispatcher.run_once)
+                if getattr(app.state.ops, "leading", True):  # of several hubs, the one that decides dials
+                    await run_in_threadpool(dispatcher.run_once)
             except Exception:  # noqa: BLE001 - a failed pass is retried on the next
                 log.exception("callbacks: dispatcher pass failed")
             await asyncio.sleep(dispatcher.settings.interval_s)
