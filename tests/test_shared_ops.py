@@ -110,3 +110,52 @@ def test_one_live_state_across_two_hubs_and_the_other_hub_takes_over(tmp_path, f
         for h in (h1, h2):
             h.stop()
 
+
+
+def test_redis_away_for_10_s_the_queue_resumes_and_nothing_is_lost(tmp_path, fresh_redis):
+    """Redis stopped (with its append-only file) and started again: calls reported meanwhile are stored at once,
+    reach the queue when Redis is back, and are offered; a command meanwhile gets a clear refusal."""
+    from sqlalchemy import select
+
+    from agent_console.models import Call
+    from hotline.db import make_engine, session_factory
+
+    client = redis.Redis.from_url(fresh_redis.url)
+    home = tmp_path / "home"
+    h1 = shared_hub(home, fresh_redis.url).start()
+    deciding_hub(client)
+    h2 = shared_hub(home, fresh_redis.url).start()
+    try:
+        add_users(h1, ("op1", "operator", "sip:op1@127.0.0.1:5099"))
+        worker = FakeWorker(h1, "c-w0")
+        op1 = ready(h2, "op1")
+        fresh_redis.stop()
+        t0 = time.monotonic()
+        post_events(h1, queued_call("r1", worker="c-w0"))  # the worker's report is taken while Redis is away
+        post_events(h2, queued_call("r2", worker="c-w0"))
+        assert time.monotonic() - t0 < 3.0
+        op1.send({"type": "presence", "state": "away", "ref": "p1"})
+        refused = op1.until("error", timeout=10)
+        assert refused["message"] == "系统繁忙，请稍后重试" and refused["ref"] == "p1"
+        engine = make_engine(f"sqlite:///{home / 'hotline.db'}")
+        with session_factory(engine)() as db:  # the call records are there already
+            assert set(db.scalars(select(Call.call_id).where(Call.call_id.in_(["r1", "r2"])))) == {"r1", "r2"}
+        engine.dispose()
+        time.sleep(max(0.0, 10.0 - (time.monotonic() - t0)))
+        fresh_redis.start()
+        back = time.monotonic()
+        offer = op1.until("offer", timeout=20)
+        print(f"offer {time.monotonic() - back:.1f} s after Redis came back")
+        # whichever report reached the deciding hub first is offered first; the queue shows the callers in the
+        # order they joined
+        assert offer["call_id"] in {"r1", "r2"}
+        deadline = time.monotonic() + 10
+        while [e["call_id"] for e in op1.has_or_until("queue", timeout=10)["entries"]] != ["r1", "r2"]:
+            assert time.monotonic() < deadline, op1.events[-3:]
+            op1.until("queue", timeout=10)
+        op1.send({"type": "accept", "offer_id": offer["offer_id"]})
+        assert worker.next("bridge", call_id=offer["call_id"], timeout=10).target == "sip:op1@127.0.0.1:5099"
+        worker.close()
+    finally:
+        for h in (h1, h2):
+            h.stop()

@@ -3,8 +3,8 @@
 Every method changes the state and returns the *effects* the hub must carry out (tell browsers, send
 worker commands); the hub holds one :class:`Router` behind a lock.
 
-- Callers wait in join order. A call under offer or being bridged keeps its place, so a failed bridge
-  puts it back exactly where it was. ``position`` = callers ahead of it.
+- Callers wait in join order (the time their worker reported). A call under offer or being bridged keeps its
+  place, so a failed bridge puts it back exactly where it was. ``position`` = callers ahead of it.
 - An offer goes to the ``ready``, connected operator without an offer or call who has been idle longest
   and whose skills include the call's category (no skills = every category), skipping operators who
   declined this call. Calls are offered in queue order; a call no free operator can take does not hold
@@ -166,8 +166,10 @@ class Router:
 
     # ------------------------------------------------------------------ reading
     def waiting(self) -> list[QueuedCall]:
-        """Queued calls in queue order (waiting, offered and bridging ones keep their places)."""
-        return sorted(self.queue.values(), key=lambda q: q.order)
+        """Queued calls in queue order: by when the caller joined (the worker's clock), then by arrival here; the
+        reports of several workers reach the hub through several hubs, not always in the order callers joined.
+        Waiting, offered and bridging calls keep their places."""
+        return sorted(self.queue.values(), key=lambda q: (q.joined_at, q.order))
 
     def positions(self) -> dict[str, int]:
         return {q.call_id: i for i, q in enumerate(self.waiting())}
