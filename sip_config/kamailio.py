@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import re
 import shutil
 import subprocess
@@ -83,7 +84,8 @@ def _remote_duid(host_port: str) -> str:
 
 def dispatcher_list(sip: SipSettings, worker_ids: list[str] | None = None) -> str:
     """The dispatcher.list text: one destination per worker, call-load attributes. ``worker_ids``: this host's
-    workers (default: ``sip.workers`` of them; [] when it runs none), then every one of ``sip.remote_workers``."""
+    workers (default: ``sip.workers`` of them; [] when it runs none) and every one of ``sip.remote_workers``, one
+    worker of each host in turn."""
     ids = worker_ids if worker_ids is not None else [sip.worker_name(i) for i in range(sip.workers)]
     if ids and len(ids) != sip.workers:
         raise ValueError(f"{len(ids)} worker ids for {sip.workers} workers")
@@ -95,14 +97,19 @@ def dispatcher_list(sip: SipSettings, worker_ids: list[str] | None = None) -> st
     host = _host_in_uri(sip.worker_host)
     lines = [
         "# setid destination flags priority attributes",
-        "# rendered by sip_config/kamailio.py - one line per IVR worker (this host's, then other hosts')",
+        "# rendered by sip_config/kamailio.py - one line per IVR worker, the hosts in turn",
     ]
+    by_host: dict[str, list[str]] = {}
     for i, duid in enumerate(ids):
         uri = f"sip:{host}:{sip.worker_port(i)};transport={transport}"
-        lines.append(f"{DS_SETID} {uri} 0 0 duid={duid};maxload={sip.max_calls_per_worker}")
+        by_host.setdefault("", []).append(f"{DS_SETID} {uri} 0 0 duid={duid};maxload={sip.max_calls_per_worker}")
     for hp in sip.remote_workers:
-        lines.append(f"{DS_SETID} sip:{hp};transport={transport} 0 0 "
-                     f"duid={_remote_duid(hp)};maxload={sip.max_calls_per_worker}")
+        by_host.setdefault(hp.rsplit(":", 1)[0], []).append(
+            f"{DS_SETID} sip:{hp};transport={transport} 0 0 duid={_remote_duid(hp)};maxload={sip.max_calls_per_worker}")
+    # hosts taken in turn (b0, c0, b1, c1): a call that failed over from a worker of a host that died goes to
+    # another host next, so it waits for one INVITE timeout, not one per worker of the dead host
+    for row in itertools.zip_longest(*by_host.values()):
+        lines.extend(x for x in row if x is not None)
     return "\n".join(lines) + "\n"
 
 

@@ -52,10 +52,13 @@ def postgres_bin() -> Path | None:
 
 
 class LocalPostgres:
-    """A cluster in a temporary directory on 127.0.0.1:<free port>, trust authentication, user ``postgres``."""
+    """A cluster in a temporary directory on 127.0.0.1:<free port> (or ``host``), trust authentication, user
+    ``postgres``."""
 
-    def __init__(self, *, prefix: str = "hotline-pg-", options: str = "", existing: Path | None = None) -> None:
+    def __init__(self, *, prefix: str = "hotline-pg-", options: str = "", existing: Path | None = None,
+                 host: str = "127.0.0.1") -> None:
         """A new cluster directory, or ``existing``: one left behind, to stop and remove."""
+        self.host = host
         bin_dir = postgres_bin()
         if bin_dir is None:
             raise RuntimeError(POSTGRES_MISSING)
@@ -81,18 +84,21 @@ class LocalPostgres:
     def start(self) -> LocalPostgres:
         self._run(self.bin / "initdb", "-D", self.dir / "data", "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--no-sync", "--locale=C.UTF-8")
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+        if self.host != "127.0.0.1":  # other hosts of a test's own network namespaces connect too
+            with open(self.dir / "data" / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.host.rsplit('.', 1)[0]}.0/24 trust\n")
+        opts = (f"-c listen_addresses={self.host} -p {self.port} -k {self.dir} -c fsync=off "
                 f"-c synchronous_commit=off -c full_page_writes=off {self.options}")
         self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-o", opts, "-l", self.dir / "pg.log", "-w", "start")
         return self
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
     def create_database(self, template: str | None = None, name: str | None = None) -> str:
         """A new database, empty or a copy of ``template`` (a database name); returns its SQLAlchemy URL."""
         name = name or f"t{next(self._names)}"
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+        with psycopg.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
                              autocommit=True) as conn:
             copy = sql.SQL(" TEMPLATE {}").format(sql.Identifier(template)) if template else sql.SQL("")
             conn.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(name), copy))

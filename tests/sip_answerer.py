@@ -111,7 +111,7 @@ class Phone:
         self.by_user = dict(u.split("=", 1) for u in args.user or [])
         self.record_prefix = args.record_prefix
         sip = SipSettings(clock_rate=self.rate, transports=["udp"], codecs=["PCMA/8000", "PCMU/8000"])
-        self.stack = SipStack(StackConfig(sip=sip, bind_host="127.0.0.1", bind_port=args.port, rtp_port=args.rtp_port,
+        self.stack = SipStack(StackConfig(sip=sip, bind_host=args.host, bind_port=args.port, rtp_port=args.rtp_port,
                                           user_agent="operator-phone"), self.on_incoming)
         self.calls: list[Answered] = []
         self.retired: list[object] = []
@@ -191,6 +191,7 @@ class Phone:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--rtp-port", type=int, default=46000)
     p.add_argument("--modes", default="answer")
     p.add_argument("--play")
