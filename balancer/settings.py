@@ -14,8 +14,8 @@ class BalancerSettings(BaseModel):
         "host:port of every hub; when set, `hotline serve` with the front role runs HAProxy in front of them on "
         "host:port below (browsers and workers use that address as hub.url)"))
     backup_hubs: list[str] = Field(default_factory=list, description=(
-        "host:port of hubs that take traffic only while every hub in `hubs` is down (active/standby: until the "
-        "operator queue is shared through Redis, one hub at a time should hold the live calls)"))
+        "host:port of hubs that take traffic only while every hub in `hubs` is down (active/standby; hubs that "
+        "share redis.url all serve at once)"))
     host: str = Field("127.0.0.1", description="address HAProxy listens on for browsers and workers")
     port: int = Field(8360, ge=1, le=65535, description="port HAProxy listens on")
     check_interval_ms: int = Field(1000, ge=100, le=60_000, description=(

@@ -58,8 +58,9 @@ class RedisSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(None, description=(
-        "redis://host:port/db shared by several hubs (the event log browsers follow, with one seq); unset: each "
-        "hub keeps its state in its own memory (one hub)"))
+        "redis://host:port/db shared by several hubs: the live calls, queue, presence and offers (one hub decides, "
+        "the others forward), the event log browsers follow (one seq) and the login and form limits; unset: "
+        "the hub keeps its state in its own memory (one hub)"))
     prefix: str = Field("hotline:", min_length=1, max_length=64, description="prefix of every key this hotline uses")
     lease_s: float = Field(5.0, ge=1.0, le=60.0, description=(
         "one hub decides the queue and offers for all (a lease in Redis); when it dies another takes over "

@@ -4,8 +4,9 @@ each with its own private address):
 - A: Kamailio, hub 1 and HAProxy (`hotline serve --roles front,hub`), PostgreSQL and Redis;
 - B: two IVR workers and the speech service (`--roles ivr,speech`);
 - C: two IVR workers and hub 2 (`--roles ivr,hub`);
-- D: the callers (`hotline dial`), the operators' SIP phones and their consoles (websocket clients, one on each
-  hub).
+- D: the callers (`hotline dial`), the operators' SIP phones, op1's console in headless Chromium on hub 2, the
+  supervisor's order list in Chromium on hub 1, and the supervisor's console as a websocket client (its seqs are
+  checked).
 
 Twelve callers ring the front door on A and wait in the queue; Kamailio spreads them over B's and C's workers. An
 operator whose console is on hub 2 takes a caller queued by a worker on B (the worker on B calls the operator's
@@ -33,6 +34,7 @@ import httpx
 import pytest
 
 from sip_config import kamailio
+from tests.browser import browser, login, requires_chromium
 from tests.hotline_proc import sip_ping
 from tests.netns_support import Hosts, netns_unavailable
 from tests.ops_support import Operator, login_cookie
@@ -50,8 +52,8 @@ CALLERS = 12
 _missing = (netns_unavailable() or (None if shutil.which("haproxy") else "haproxy is not installed")
             or (None if shutil.which("redis-server") else "redis-server is not installed")
             or (None if postgres_bin() and psycopg else POSTGRES_MISSING))
-pytestmark = [pytest.mark.sip, requires_kamailio, pytest.mark.skipif(bool(_missing), reason=_missing or ""),
-              pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.sip, requires_kamailio, requires_chromium,
+              pytest.mark.skipif(bool(_missing), reason=_missing or ""), pytest.mark.timeout(600)]
 
 
 class FourHosts:
@@ -265,36 +267,14 @@ def _run(h: FourHosts) -> None:
     print({x: len(v) for x, v in by_host.items()})
     assert by_host["b"] and by_host["c"] and len(by_host["b"]) + len(by_host["c"]) == CALLERS
 
-    op1 = h.console(h.hub2, "op1")  # op1's console is on hub 2
-    recv_until(op1, "snapshot", 10)
-    sup = h.console(h.hub1, "sup1")  # the supervisor's on hub 1
+    sup = h.console(h.hub1, "sup1")  # the supervisor's console on hub 1 (a websocket client: seqs are checked)
     snap = recv_until(sup, "snapshot", 10)
     queue = snap["queue"]
     deadline = time.monotonic() + 30
     while len(queue["entries"]) < CALLERS:  # every caller in the one queue, whichever worker reported it
         assert time.monotonic() < deadline, queue
         queue = sup.until("queue", 10)
-    op1.send({"type": "presence", "state": "ready"})
-    taken = None
-    for _ in range(CALLERS):  # op1 takes the first caller whose worker is on B (declines C's)
-        offer = recv_until(op1, "offer", 20)
-        if offer["call_id"] in by_host["b"]:
-            op1.send({"type": "accept", "offer_id": offer["offer_id"]})
-            taken = offer["call_id"]
-            break
-        op1.send({"type": "decline", "offer_id": offer["offer_id"]})
-        op1.events.remove(offer)
-    assert taken, "no caller of B was offered to op1"
-    recv_until(op1, "call_view", 20, call_id=taken, state="talking")
-    recv_until(op1, "presence", 30, operator__state="wrap_up")  # op1's phone hangs up after 4 s
-    r = h.api(h.hub2, "op1", "POST", "/api/work_orders",
-              json={"call_id": taken, "category": "consult", "subcategory": "立案", "tags": [],
-                    "content": "来电人咨询立案材料，已答复"})
-    assert r.status_code == 201, r.text
-    number = r.json()["number"]
-    op1.send({"type": "wrap_up_done"})
-    listed = h.api(h.hub1, "sup1", "GET", "/api/work_orders").json()  # the supervisor on hub 1 sees it
-    assert number in json.dumps(listed, ensure_ascii=False)
+    taken, number = _operator_on_hub_2_takes_a_caller_of_b(h, sup, set(by_host["b"]))
     print(f"op1 on hub 2 took {taken} (worker {h.calls()[taken]['worker']}); order {number} listed on hub 1")
 
     # ------------------------------------------------------------------ fault 1: host B dies whole
@@ -374,6 +354,49 @@ def _run(h: FourHosts) -> None:
     assert len(calls) == len(dials), (len(calls), dials)
     listed = h.api(h.hub2, "sup1", "GET", "/api/work_orders").json()
     assert number in json.dumps(listed, ensure_ascii=False)
+
+
+def _operator_on_hub_2_takes_a_caller_of_b(h: FourHosts, sup: Operator, of_b: set[str]) -> tuple[str, str]:
+    """op1's console in Chromium on hub 2: ready, declines offers of C's callers, accepts one of B's; B's worker rings
+    op1's phone on D, which hangs up after 4 s; op1 files the work order in the wrap-up form. The supervisor's page
+    in Chromium on hub 1 lists it."""
+    with h.hosts.inside("d"), browser(h.tmp, csp=False) as b:
+        page = b.new_page()
+        login(page, h.hub2, "op1")
+        page.wait_for_selector("#conn.ok")
+        page.click("button.presence[data-state=ready]")
+        taken = None
+        for _ in range(CALLERS):
+            page.wait_for_selector("#offer:not([hidden])", timeout=20_000)
+            offered: list[str] = []
+            while not offered:  # which caller is offered: the supervisor's queue says
+                offered = [e["call_id"] for e in sup.until("queue", 20)["entries"] if e["state"] == "offered"]
+            if offered[0] in of_b:
+                page.click("#accept")
+                taken = offered[0]
+                break
+            page.click("#decline")
+            page.wait_for_selector("#offer", state="hidden", timeout=10_000)
+        assert taken, "no caller of B was offered to op1"
+        page.wait_for_function("document.querySelector('#call-state').textContent === '通话中'", timeout=20_000)
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'",
+                               timeout=30_000)  # op1's phone hangs up after 4 s
+        page.select_option("#wo-category", "consult")
+        page.fill("#wo-subcategory", "立案")
+        page.fill("#wo-content", "来电人咨询立案材料，已答复")
+        page.click("#wo-submit")
+        page.wait_for_function("document.querySelector('#wo-result').textContent.includes('工单已提交')")
+        number = page.inner_text("#wo-result").split("：")[1].strip()
+        page.click("#wrap-up-done")
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '就绪'")
+        page.click("button.presence[data-state=away]")  # the rest of the queue waits
+        page.wait_for_function("document.querySelector('#presence-state').textContent === '离开'")
+
+        orders = b.new_page()
+        login(orders, h.hub1, "sup1")
+        orders.goto(f"{h.hub1}/orders")
+        orders.wait_for_function(f"document.body.innerText.includes('{number}')", timeout=15_000)
+    return taken, number
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -67,6 +67,7 @@ def ingest_batch(db: Session, batch: EventBatch, now: datetime | None = None) ->
     result = IngestResult()
     seen = _existing_ids(db, list({e.event_id for e in batch.events}))
     lost_workers: set[str] = set()
+    changed: set[str] = set()  # calls whose row the batch changes
     for i, e in enumerate(batch.events):
         if e.event_id in seen:
             result.duplicates += 1
@@ -84,13 +85,25 @@ def ingest_batch(db: Session, batch: EventBatch, now: datetime | None = None) ->
             lost_workers.add(e.worker)
         else:
             result.calls.add(call_id)
+            if not _row_neutral(e):
+                changed.add(call_id)
     db.flush()
     for worker in sorted(lost_workers):
-        result.calls.update(db.scalars(select(Call.call_id).where(Call.worker == worker,
-                                                                  Call.status.in_(OPEN_STATUSES))))
+        lost_calls = set(db.scalars(select(Call.call_id).where(Call.worker == worker, Call.status.in_(OPEN_STATUSES))))
+        result.calls |= lost_calls
+        changed |= lost_calls
     for call_id in sorted(result.calls):
-        rebuild_call(db, call_id)
+        # the row is rebuilt from all the call's events: a batch of partial transcripts only (several a second
+        # while a caller speaks) changes nothing in it, and rebuilding for them made ingestion grow with the
+        # call's length (bench/multi_host.py)
+        if call_id in changed or db.get(Call, call_id) is None:
+            rebuild_call(db, call_id)
     return result
+
+
+def _row_neutral(e: Any) -> bool:
+    """Does the call row ignore this event (see rebuild_call)?"""
+    return e.type == "speech_heard" and getattr(e, "kind", "") != "final"
 
 
 def rebuild_call(db: Session, call_id: str) -> Call:

@@ -48,7 +48,7 @@ from pydantic import TypeAdapter
 from agent_console.models import User
 from agent_console.ops import routing as r
 from agent_console.ops.hub import OpsHub
-from agent_console.ops.protocol import ClientMessage, Snapshot
+from agent_console.ops.protocol import ClientMessage, Snapshot, Suggestion
 from agent_console.ops.workers import ClusterWorkers, WorkerConn
 from ivr.contract import CallEvent
 
@@ -166,7 +166,13 @@ class ClusteredOps:
             return None  # a draft without the live view's hints
 
     def on_events_stored(self, events: Sequence[Any]) -> None:
-        self._post("events", events=[e.model_dump(mode="json") for e in events])
+        # agent assist (the knowledge base's matcher, the costly part) runs here, on the hub that received the
+        # events: the deciding hub only folds them into the state
+        notes: dict[str, Any] = {}
+        self.hub.assist.on_stored(events, notes)
+        self._post("events", events=[e.model_dump(mode="json") for e in events],
+                   notes={k: [x.model_dump(mode="json") for x in v] if isinstance(v, list) else v
+                          for k, v in notes.items()})
 
     def on_worker_hello(self, worker: str, calls: list[str], opened_at: float | None = None) -> None:
         self._post("hello", worker=worker, calls=calls, opened_at=opened_at, judge=True)
@@ -328,8 +334,10 @@ class ClusteredOps:
         h = self.hub
         if kind == "events":
             events = [e for e in _events.validate_python(data["events"]) if e.event_id not in self._skip]
+            notes = {k: [Suggestion.model_validate(x) for x in v] if isinstance(v, list) else v
+                     for k, v in data.get("notes", {}).items()}
             if events:
-                h.on_events_stored(events)
+                h.on_events_stored(events, notes)
         elif kind == "hello":
             self.workers.remote_hello(data["worker"], hub)
             if data.get("judge"):

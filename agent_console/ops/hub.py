@@ -88,11 +88,14 @@ class OpsHub:
         """The event log's epoch (shared by the hubs of one Redis)."""
         return self.log.epoch
 
-    def on_events_stored(self, events: Iterable[Any]) -> None:
-        """Publish newly stored worker events to the subscribers (called in ingest order)."""
+    def on_events_stored(self, events: Iterable[Any], notes: dict[str, Any] | None = None) -> None:
+        """Publish newly stored worker events to the subscribers (called in ingest order). ``notes``: agent assist's
+        findings made already (by the hub that received the events, when several share one state): assist is
+        skipped."""
         events = list(events)
-        notes: dict[str, Any] = {}
-        for s in self.subscribers:
+        subscribers = self.subscribers if notes is None else self.subscribers[1:]
+        notes = {} if notes is None else dict(notes)
+        for s in subscribers:
             try:
                 s.on_stored(events, notes)
             except Exception:  # noqa: BLE001 - one subscriber's failure must not keep the others from the events
