@@ -151,10 +151,9 @@ def create_app(config: HubConfig, engine: Engine) -> FastAPI:
         app.state.sessionmaker, app.state.work_orders, workers, live.worker_calls, hours=config.working_hours,
         worker_max_calls=config.worker_max_calls)
     hub = OpsHub(app.state.sessionmaker, app.state.kb_matcher, subscribers=(filing, app.state.callbacks),
-                           live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
-                           bridge_ring_timeout_s=config.bridge_ring_timeout_s,
-                           worker_lost_after_s=config.worker_lost_after_s,
-                           order_check=lambda call_id: _call_has_order(app, call_id), log=events_log)
+                 live=live, workers=workers, persist=persist, offer_timeout_s=config.offer_timeout_s,
+                 bridge_ring_timeout_s=config.bridge_ring_timeout_s, worker_lost_after_s=config.worker_lost_after_s,
+                 order_check=lambda call_id: _call_has_order(app, call_id), log=events_log)
     try:
         if not shared:  # shared: the hub that takes the lease rebuilds
             hub.rebuild()
