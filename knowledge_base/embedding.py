@@ -108,7 +108,7 @@ class Embedder:
             vec = np.asarray(self._model.query(text), dtype=np.float32)
             vec.setflags(write=False)
             self._queries[text] = vec
-            if len(self._queries) > QUERY_CACHE:
+            while len(self._queries) > QUERY_CACHE:
                 self._queries.popitem(last=False)
             return vec
 

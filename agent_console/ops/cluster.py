@@ -35,7 +35,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -49,6 +48,7 @@ from agent_console.models import User
 from agent_console.ops import routing as r
 from agent_console.ops.hub import OpsHub
 from agent_console.ops.protocol import ClientMessage, Snapshot, Suggestion
+from agent_console.ops.redis_sender import OrderedSender
 from agent_console.ops.workers import ClusterWorkers, WorkerConn
 from ivr.contract import CallEvent
 
@@ -64,6 +64,14 @@ if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+
+
+def _to_stream(client: redis.Redis, key: str, fields: dict[str, str]) -> None:
+    """Add to a hub's own stream, which outlives that hub by INBOX_TTL_S."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.expire(key, INBOX_TTL_S)
+        pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,7 @@ class ClusteredOps:
         self._lock = threading.Lock()
         self._lines: dict[str, tuple[int, Callable[[dict[str, Any]], None]]] = {}  # conn -> (user, say), here
         self._waiting: dict[str, Future[dict[str, Any]]] = {}
-        self._unsent: deque[tuple[str, dict[str, str]]] = deque()
-        self._send_lock = threading.Lock()
-        self._down = False
+        self._out = OrderedSender(client)
         self._in_id = "0-0"
         self._me_id = "0-0"
         self._skip: set[str] = set()
@@ -201,37 +207,9 @@ class ClusteredOps:
 
     # ================================================================== to Redis
     def _post(self, kind: str, **data: Any) -> None:
-        self._queue(self.k_in, {"k": kind, "h": self.id, "t": repr(time.time()),
-                                "d": json.dumps(data, ensure_ascii=False, separators=(",", ":"))})
-
-    def _queue(self, key: str, fields: dict[str, str]) -> None:
-        with self._send_lock:
-            self._unsent.append((key, fields))
-        if not self._down:  # while Redis is away the loop retries: no caller waits for a timeout
-            self._flush()
-
-    def _flush(self) -> bool:
-        with self._send_lock:
-            while self._unsent:
-                key, fields = self._unsent[0]
-                try:
-                    if key == self.k_in:
-                        self.redis.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)
-                    elif key == self.k_presence:
-                        self.redis.hset(key, fields["user"], fields["state"])
-                    else:
-                        with self.redis.pipeline(transaction=False) as pipe:
-                            pipe.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)
-                            pipe.expire(key, INBOX_TTL_S)
-                            pipe.execute()
-                except redis.RedisError as e:
-                    if not self._down:
-                        log.warning("ops: Redis unreachable, %d message(s) wait: %s", len(self._unsent), e)
-                    self._down = True
-                    return False
-                self._unsent.popleft()
-        self._down = False
-        return True
+        fields = {"k": kind, "h": self.id, "t": repr(time.time()),
+                  "d": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+        self._out.send(lambda r: r.xadd(self.k_in, fields, maxlen=STREAM_MAXLEN, approximate=True))
 
     def _ask(self, kind: str, **data: Any) -> dict[str, Any]:
         """A request to the deciding hub and its answer; FutureTimeout when none comes in time."""
@@ -240,7 +218,7 @@ class ClusteredOps:
         with self._lock:
             self._waiting[req] = fut
         try:
-            if self._down:
+            if self._out.down:
                 raise FutureTimeout
             self._post(kind, req=req, **data)
             return fut.result(self.rpc_timeout_s)
@@ -252,7 +230,8 @@ class ClusteredOps:
         if hub == self.id:
             self._mine(kind, data)
         else:
-            self._queue(self.k_to + hub, {"k": kind, "d": json.dumps(data, ensure_ascii=False)})
+            key, fields = self.k_to + hub, {"k": kind, "d": json.dumps(data, ensure_ascii=False)}
+            self._out.send(lambda r: _to_stream(r, key, fields))
 
     def _forward_command(self, hub: str, worker: str, text: str) -> None:
         self._to_hub(hub, "cmd", worker=worker, text=text)
@@ -261,8 +240,8 @@ class ClusteredOps:
         self._to_hub(hub, "say", conn=conn, msg=msg)
 
     def _presence_changed(self, op: r.Operator) -> None:
-        self._queue(self.k_presence, {"user": str(op.user_id),
-                                      "state": json.dumps({"state": op.state, "call_id": op.call_id})})
+        user, state = str(op.user_id), json.dumps({"state": op.state, "call_id": op.call_id})
+        self._out.send(lambda r: r.hset(self.k_presence, user, state))
 
     # ================================================================== the loop
     def _run(self) -> None:
@@ -270,7 +249,7 @@ class ClusteredOps:
         away = False
         while not self._stop.is_set():
             try:
-                if self._unsent and not self._flush():
+                if self._out.pending and not self._out.flush():
                     self._stop.wait(RETRY_S)
                     continue
                 if time.monotonic() >= next_lease:

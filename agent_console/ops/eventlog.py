@@ -115,3 +115,10 @@ class EventLog:
     def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
         """Call ``notify`` (from any thread) after each append; returns the unsubscribe function."""
         return self._listeners.subscribe(notify)
+
+
+class NullLog:
+    """An event log that keeps nothing (a quiet rebuild: the browsers saw it all)."""
+
+    def append(self, event: BaseModel, **_: object) -> None:
+        return None

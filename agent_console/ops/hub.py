@@ -22,18 +22,17 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent_console.models import Call, CallEventRecord, User
+from agent_console.models import User
 from agent_console.ops import routing as r
 from agent_console.ops.assist import AgentAssist
 from agent_console.ops.commands import OperatorCommands
-from agent_console.ops.eventlog import EventLog
+from agent_console.ops.eventlog import EventLog, NullLog
 from agent_console.ops.live import LiveCall, LiveCalls
 from agent_console.ops.live_model import LiveModel
 from agent_console.ops.outbox import CONSOLE_ROLES, WATCHERS, Outbox, dt
-from agent_console.ops.persister import Persister, close_calls
+from agent_console.ops.persister import Persister, close_calls, open_call_events
 from agent_console.ops.protocol import Snapshot
 from agent_console.ops.shared_log import RedisEventLog
 from agent_console.ops.workers import WorkerConn, WorkerRegistry
@@ -42,9 +41,7 @@ from ivr.contract import QueueStatus
 __all__ = ["CONSOLE_ROLES", "WATCHERS", "OpsHub", "StoredEventsSubscriber"]
 log = logging.getLogger(__name__)
 ENDED_KEEP_S = 3600.0  # an ended call stays in the live view this long (unless an operator still holds it)
-# and only the latest this many: at ~70 calls a minute an hour of ended calls held ~4,000 in memory and in every
-# supervisor's snapshot (the 1-hour soak saw the hub grow until the hour was full)
-ENDED_KEEP_MAX = 300
+ENDED_KEEP_MAX = 300  # and only the latest this many: an hour at ~70 calls a minute held ~4,000 (1-hour soak)
 
 
 class StoredEventsSubscriber(Protocol):
@@ -89,9 +86,8 @@ class OpsHub:
         return self.log.epoch
 
     def on_events_stored(self, events: Iterable[Any], notes: dict[str, Any] | None = None) -> None:
-        """Publish newly stored worker events to the subscribers (called in ingest order). ``notes``: agent assist's
-        findings made already (by the hub that received the events, when several share one state): assist is
-        skipped."""
+        """Publish newly stored worker events to the subscribers (in ingest order); ``notes``: agent assist's findings
+        made already (by the hub that received the events, of several sharing one state): assist is skipped."""
         events = list(events)
         subscribers = self.subscribers if notes is None else self.subscribers[1:]
         notes = {} if notes is None else dict(notes)
@@ -217,43 +213,27 @@ class OpsHub:
                     "workers_connected": self.workers.connected()}
 
     def call_hints(self, call_id: str) -> dict[str, str | None] | None:
-        """What the live view knows of a call's topic, for a work order's draft: its queue category and the
-        knowledge base's (the first question's best entry); None when the call is not live."""
+        """A live call's topic for a work order's draft (None when the call is not live)."""
         with self.lock:
             call = self.calls.get(call_id)
-            if call is None:
-                return None
-            kb_category = call.kb_category
-            for items in call.suggestions.values():  # the best candidate for the caller's first question
-                if items:
-                    kb_category = kb_category or items[0].category
-                    break
-            return {"queue_category": call.category, "kb_category": kb_category}
+            return call.hints() if call is not None else None
 
     def worker_closed(self, conn: WorkerConn, at: float) -> None:
         """A worker's command socket on this hub closed at ``at``."""
         self.workers.unregister(conn, at)
 
-    def close(self) -> None:
+    def close(self) -> None:  # the app's shutdown
         self.persist.stop()
         self.log.close()
 
     # ================================================================== start-up
     def rebuild(self, skip: Collection[str] = frozenset(), *, quiet: bool = False) -> set[str]:
         """Rebuild the live calls and the queue from the open calls in the database (after a restart, or when this
-        hub begins to decide for several). Returns the ids of the events replayed.
-
-        ``skip``: event ids left out (they are on their way to the hub and are applied when they come);
-        ``quiet``: nothing goes to the event log (browsers of hubs sharing one log have seen it)."""
-        with self.sessions() as db:
-            open_ids = list(db.scalars(select(Call.call_id).where(Call.status.in_(("offered", "answered")))))
-            rows_by_call: dict[str, list[CallEventRecord]] = {}
-            for call_id in open_ids:
-                rows_by_call[call_id] = [row for row in db.scalars(
-                    select(CallEventRecord).where(CallEventRecord.call_id == call_id)
-                    .order_by(CallEventRecord.ts, CallEventRecord.received_at)) if row.event_id not in skip]
+        hub begins to decide for several), leaving out the events ``skip`` (on their way here); ``quiet``: nothing
+        goes to the event log (the browsers saw it). Returns the ids of the events replayed."""
+        rows_by_call = open_call_events(self.sessions, skip)
         with self.lock:
-            log_, self.out.log = self.out.log, (_Muted() if quiet else self.out.log)
+            log_, self.out.log = self.out.log, (NullLog() if quiet else self.out.log)
             try:
                 self.model.replay(rows_by_call)
             finally:
@@ -267,10 +247,3 @@ class OpsHub:
             self.router.reset()
             self.out.direct.clear()
             self.out.accepted_by.clear()
-
-
-class _Muted:
-    """An event log that keeps nothing (a quiet rebuild)."""
-
-    def append(self, event: Any, **_: Any) -> None:
-        return None

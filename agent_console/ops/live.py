@@ -57,6 +57,16 @@ class LiveCall:
             self.open_lines[speaker] = line_id
         return line
 
+    def hints(self) -> dict[str, str | None]:
+        """The call's topic for a work order's draft: its queue category and the knowledge base's (the entry the IVR
+        answered with, else the best suggestion for the caller's first question)."""
+        kb_category = self.kb_category
+        for items in self.suggestions.values():
+            if items:
+                kb_category = kb_category or items[0].category
+                break
+        return {"queue_category": self.category, "kb_category": kb_category}
+
     def snapshot(self) -> CallSnapshot:
         return CallSnapshot(call_id=self.call_id, caller=self.caller, state=self.state,  # type: ignore[arg-type]
                             menu_path=list(self.menu_path), category=self.category, lines=list(self.lines.values()),

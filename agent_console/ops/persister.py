@@ -12,13 +12,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from agent_console.calls.ingest import ingest_batch
+from agent_console.models import Call, CallEventRecord
 from ivr.contract import CallEnded, EventBatch
 
 log = logging.getLogger(__name__)
@@ -103,3 +105,14 @@ def close_calls(call_ids: list[str], worker: str, at: datetime) -> Callable[[Ses
         ingest_batch(db, EventBatch(events=events))
 
     return job
+
+
+def open_call_events(sessions: Callable[[], Session], skip: Collection[str] = frozenset()
+                     ) -> dict[str, list[CallEventRecord]]:
+    """The stored events of every open call, in order (for rebuilding the live view), leaving out ``skip``."""
+    with sessions() as db:
+        open_ids = list(db.scalars(select(Call.call_id).where(Call.status.in_(("offered", "answered")))))
+        return {call_id: [row for row in db.scalars(
+            select(CallEventRecord).where(CallEventRecord.call_id == call_id)
+            .order_by(CallEventRecord.ts, CallEventRecord.received_at)) if row.event_id not in skip]
+            for call_id in open_ids}
