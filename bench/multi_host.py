@@ -112,11 +112,7 @@ class Site:
         return p
 
     def healthy(self, url: str) -> bool:
-        with self.hosts.inside("d"):
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+        return self.hosts.http_ok("d", url)
 
     def stop_all(self) -> None:
         for p in self.procs:

@@ -117,6 +117,16 @@ class Hosts:
             return subprocess.Popen(self.argv(name, argv), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
 
+    def http_ok(self, name: str, url: str) -> bool:
+        """Does ``url``/healthz answer 200 when asked from host ``name``?"""
+        import httpx
+
+        with self.inside(name):
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
     @contextlib.contextmanager
     def inside(self, name: str) -> Iterator[None]:
         """Move this thread into host ``name``'s network namespace for the block."""

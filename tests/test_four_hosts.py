@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,18 +139,12 @@ class FourHosts:
         return True
 
     def _tcp(self, host: str, port: int) -> bool:
-        import socket
-
         with self.hosts.inside("d"), contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return True
         return False
 
     def healthy(self, url: str) -> bool:
-        with self.hosts.inside("d"):
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+        return self.hosts.http_ok("d", url)
 
     @staticmethod
     def wait(check, what: str, timeout: float = 30.0) -> float:
