@@ -159,3 +159,41 @@ def test_redis_away_for_10_s_the_queue_resumes_and_nothing_is_lost(tmp_path, fre
     finally:
         for h in (h1, h2):
             h.stop()
+
+
+def op1_connected(hub: Hub, until: bool = False, timeout: float = LEASE_S + 5) -> bool:
+    """Whether a supervisor's console opened on ``hub`` shows op1 connected (looked at until it is ``until``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sup = Operator(hub, login_cookie(hub, "sup1"))
+        ops = {o["name"]: o for o in sup.until("snapshot", timeout=10)["operators"]}
+        sup.close()
+        if ops["op1"]["connected"] is until or time.monotonic() > deadline:
+            return ops["op1"]["connected"]
+        time.sleep(0.3)
+
+
+def test_a_stalled_hub_counted_gone_brings_its_browsers_back(tmp_path, fresh_redis):
+    """Hub 2 stops for longer than a lease (a stall, not a death): the deciding hub detaches its browsers; when hub 2
+    goes on it announces them again, and its operator is offered callers once ready."""
+    client = redis.Redis.from_url(fresh_redis.url)
+    home = tmp_path / "home"
+    h1 = shared_hub(home, fresh_redis.url).start()
+    deciding_hub(client)
+    h2 = shared_hub(home, fresh_redis.url).start()
+    try:
+        add_users(h1, ("op1", "operator", "sip:op1@127.0.0.1:5099"), ("sup1", "supervisor", None))
+        worker = FakeWorker(h1, "s-w0")
+        op1 = ready(h2, "op1")
+        os.killpg(h2.proc.popen.pid, signal.SIGSTOP)
+        assert op1_connected(h1) is False  # a supervisor's view: hub 2's heartbeat lapsed, op1 was detached
+        os.killpg(h2.proc.popen.pid, signal.SIGCONT)
+        assert op1_connected(h1, until=True, timeout=10)  # hub 2 announced its browsers again
+        post_events(h1, queued_call("s1", worker="s-w0"))
+        offer = op1.until("offer", call_id="s1", timeout=10)
+        op1.send({"type": "accept", "offer_id": offer["offer_id"]})
+        assert worker.next("bridge", call_id="s1", timeout=10).target == "sip:op1@127.0.0.1:5099"
+        worker.close()
+    finally:
+        for h in (h1, h2):
+            h.stop()

@@ -123,6 +123,7 @@ class ClusteredOps:
         self._restored: set[int] = set()
         self._remote_lines: dict[str, set[tuple[int, str]]] = {}  # hub -> its browsers (user, conn), when deciding
         self._absent_once = False
+        self._reachable_since: float | None = time.monotonic()
         hub.out.on_presence = self._presence_changed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ops-cluster", daemon=True)
@@ -275,6 +276,7 @@ class ClusteredOps:
                     log.warning("ops: Redis unreachable (%s); this hub %s", e,
                                 "goes on deciding with what reaches it" if self.leading else "waits")
                 away = True
+                self._reachable_since = None
                 self._stop.wait(RETRY_S)
 
     def _handle(self, mine: bool, item_id: str, f: dict[str, str]) -> None:
@@ -325,8 +327,8 @@ class ClusteredOps:
             self.workers.remote_gone(data["worker"], hub, data["at"])
         elif kind == "attach":
             user = self.load_user(data["user"])
-            if user is None:
-                return
+            if user is None or (user.id, data["conn"]) in self._remote_lines.get(hub, set()):
+                return  # gone, or announced again by a hub whose heartbeat had lapsed
             self._remote_lines.setdefault(hub, set()).add((user.id, data["conn"]))
             h.attach(user, RemoteLine(hub, data["conn"], self._deliver))
             if user.id not in self._restored:
@@ -368,7 +370,11 @@ class ClusteredOps:
 
     # ------------------------------------------------------------------ the lease
     def _keep_lease(self) -> None:
-        self.redis.set(self.k_alive + self.id, "1", px=self.lease_ms)
+        lapsed = self.redis.set(self.k_alive + self.id, "1", px=self.lease_ms, get=True) is None
+        if self._reachable_since is None:
+            self._reachable_since = time.monotonic()
+        elif lapsed and self.leader is not None and not self.leading:
+            self._announce()  # the deciding hub may have counted this hub gone (a stall): its browsers come back
         if self.leading:
             if not self.redis.eval(_RENEW, 1, self.k_lease, self.id, self.lease_ms):
                 log.error("ops: hub %s lost the lease; another hub decides now", self.id)
@@ -428,7 +434,10 @@ class ClusteredOps:
             self._post("hello", worker=worker, calls=calls, judge=False)
 
     def _drop_lost_hubs(self) -> None:
-        """Browsers and workers of a hub whose heartbeat lapsed (it died): detached, away from now."""
+        """Browsers and workers of a hub whose heartbeat lapsed (it died): detached, away from now. Not in the
+        first lease after Redis came back: every hub's heartbeat lapsed while it was away."""
+        if self._reachable_since is None or time.monotonic() - self._reachable_since < self.lease_ms / 1000:
+            return
         hubs = {h for h in self._remote_lines if h != self.id} | self.workers.remote_hubs()
         for hub in hubs:
             if self.redis.exists(self.k_alive + hub):
