@@ -1,4 +1,4 @@
-"""faster-whisper (whisper base, CTranslate2 int8) as a non-streaming recognizer of one utterance.
+"""faster-whisper (whisper base, CTranslate2, float32 by default) as a non-streaming recognizer of one utterance.
 
 Decoding goes one level below ``WhisperModel.transcribe`` because that pads every input to a 30 s
 encoder window: here the features are padded to ``window_s`` (10 s by default, ~3x cheaper, same CER
@@ -93,7 +93,7 @@ class WhisperEngine:
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
 
         try:
-            self.model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
+            self.model = WhisperModel(str(self.model_dir), device="cpu", compute_type=self.s.compute_type,
                                       cpu_threads=self.s.cpu_threads, num_workers=1, local_files_only=True)
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError with its own text
             raise ModelError(f"{self.model_dir}: whisper model does not load ({e}); "

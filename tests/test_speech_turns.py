@@ -188,7 +188,7 @@ def test_a_sixty_second_message_is_transcribed_whole(service_url):
 
     pcm, ref = _sixty_second_message()
     assert len(pcm) >= 60 * 8000
-    text = asyncio.run(transcribe_pcm(service_url, pcm.astype("<i2").tobytes(), 8000, timeout=120))
+    text = asyncio.run(transcribe_pcm(service_url, pcm.astype("<i2").tobytes(), 8000))
     value = cer([(ref, text)])
     print(f"\n60 s message: CER {value:.1%}, {len(text)} characters for {len(ref)}")
     assert value < 0.2 and len(text) > 0.8 * len(ref)
@@ -220,10 +220,10 @@ def test_spoken_numbers_on_the_tuning_set(engine):
 def test_spoken_numbers_on_the_held_out_set(engine):
     """tests/data/number_eval: other numbers, speed 0.85/1.15, 4-16 dB quieter, noise, never tuned on."""
     rate = _numbers_right(engine, EVAL, ("phone", "code", "case"))
-    # measured phones 7/16, codes 3/8, case numbers 3/12 (before: 3/16, 4/8, 1/12) -- far from the goal
-    # of 90 % / 80 %; this guards the floor reached. Case numbers came back 1/12 on another VM (2026-12-06, the same
-    # code and model, every run alike): CTranslate2's int8 arithmetic differs between CPUs, so the floor is 1/12
-    assert rate["phone"] >= 6 / 16 and rate["code"] >= 2 / 8 and rate["case"] >= 1 / 12
+    # measured (float32, AMD EPYC without VNNI) phones 7/16, codes 4/8, case numbers 1/12 -- far from the goal of
+    # 90 % / 80 %; this guards the floor reached. int8 gave phones 3/16 here and 7/16 on earlier VMs: its rounding
+    # differs between CPUs, which is why asr.compute_type defaults to float32
+    assert rate["phone"] >= 6 / 16 and rate["code"] >= 3 / 8 and rate["case"] >= 1 / 12
 
 
 @pytest.mark.parametrize("name", ["silence", "dc", "clipping", "noise"])
