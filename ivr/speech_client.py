@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 import websockets
 
 from ivr.speech_hosts import SpeechTarget, as_hosts
 
+log = structlog.get_logger(__name__)
+
 CONNECT_TIMEOUT_S = 2.0
+IN_FLIGHT = 8  # a recorded message's chunks (200 ms each) sent ahead of the service's replies
 
 
 @dataclass
@@ -166,14 +170,17 @@ async def synthesize(target: SpeechTarget, text: str, rate: int, timeout: float 
 
 
 async def transcribe(target: SpeechTarget, audio: AsyncIterator[bytes], rate: int, config: dict[str, Any],
-                     idle_timeout_s: float = 30.0) -> AsyncIterator[Heard]:
+                     idle_timeout_s: float = 30.0, on_reply: Callable[[], None] | None = None) -> AsyncIterator[Heard]:
     """Stream ``audio`` to the service and yield everything it hears (several utterances) until the
-    audio ends; then ``{"eof": 1}`` decodes what is left. For messages and bridged calls."""
+    audio ends; then ``{"eof": 1}`` decodes what is left. For messages and bridged calls. ``on_reply`` is called
+    for each reply (the service answers each audio message once)."""
     async with _stream(target, audio, rate, config, eof=True) as (_, replies):
         while True:
             msg = await asyncio.wait_for(replies.get(), idle_timeout_s)
             if msg is None:
                 return
+            if on_reply is not None:
+                on_reply()
             for heard in parse(msg):
                 yield heard
 
@@ -184,17 +191,31 @@ async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
-async def transcribe_pcm(target: SpeechTarget, pcm: bytes, rate: int, timeout: float = 60.0) -> str:
-    """The text of a recorded message (every utterance in it), decoded at background priority."""
+async def transcribe_pcm(target: SpeechTarget, pcm: bytes, rate: int, timeout: float | None = None) -> str:
+    """The text of a recorded message (every utterance in it), decoded at background priority. ``timeout``
+    (default: 2 min plus 4 s per second of audio) is generous: the decode waits behind every caller's turn, and a
+    60 s utterance on a loaded host took over 30 s, which cut the text of an earlier, fixed limit."""
     # long utterances go whole to the service, which cuts them at pauses into encoder windows
     config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 60.0}
+    limit = timeout if timeout is not None else 120.0 + 4.0 * len(pcm) / 2 / rate
     texts: list[str] = []
+    # at most IN_FLIGHT chunks unanswered: sent all at once, they queued before the service's keepalive pong, which
+    # it then read too late on a loaded host and closed the stream (a 60 s message kept 5 of its 20 sentences)
+    credits = asyncio.Semaphore(IN_FLIGHT)
+
+    async def paced() -> AsyncIterator[bytes]:
+        async for chunk in _chunks(pcm, rate // 5):
+            await credits.acquire()
+            yield chunk
 
     async def run() -> None:
-        async for heard in transcribe(target, _chunks(pcm, rate // 5), rate, config):
+        async for heard in transcribe(target, paced(), rate, config, idle_timeout_s=limit, on_reply=credits.release):
             if heard.kind == "final" and heard.text:
                 texts.append(heard.text)
 
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(run(), timeout)
+    try:
+        await asyncio.wait_for(run(), limit)
+    except TimeoutError:  # what was heard is kept; the recording itself is never lost
+        log.warning("message_transcript_cut", seconds=round(len(pcm) / 2 / rate, 1), limit_s=round(limit),
+                    chars=sum(map(len, texts)))
     return "".join(texts)

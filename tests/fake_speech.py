@@ -1,6 +1,6 @@
-"""A stand-in speech service for fault tests: it takes transcription streams and either never answers (a
-slow whisper queue, so a worker can be killed mid-transcription) or answers every stream with one text.
-Voice requests get an error reply, so the IVR falls back to its recorded prompts."""
+"""A stand-in speech service for fault tests: it answers each audio chunk with an empty partial, then at the
+stream's end either never answers (a slow whisper queue, so a worker can be killed mid-transcription) or answers
+with one text. Voice requests get an error reply, so the IVR falls back to its recorded prompts."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class FakeSpeech:
         try:
             async for msg in ws:
                 if isinstance(msg, bytes):
+                    await ws.send('{"partial": ""}')  # one reply per audio message, as the real service
                     continue
                 data = json.loads(msg)
                 if "tts" in data:
