@@ -147,11 +147,12 @@ class FourHosts:
         return self.hosts.http_ok("d", url)
 
     @staticmethod
-    def wait(check, what: str, timeout: float = 30.0) -> float:
+    def wait(check, what: str, timeout: float = 30.0, show=None) -> float:
+        """Until ``check()``; on a timeout the error shows ``show()`` (what the test last saw)."""
         t0 = time.monotonic()
         while not check():
             if time.monotonic() - t0 > timeout:
-                raise AssertionError(f"{what}: not within {timeout} s")
+                raise AssertionError(f"{what}: not within {timeout} s; {show() if show else ''}")
             time.sleep(0.2)
         return time.monotonic() - t0
 
@@ -263,7 +264,8 @@ def _run(h: FourHosts) -> None:
     for i in range(CALLERS):
         h.dial(f"call{i}", "--dtmf", "wait:1,0", "--duration", "180")
         time.sleep(0.3)
-    h.wait(lambda: sum(c["status"] != "ended" for c in h.calls().values()) >= CALLERS, "12 calls in progress", 40)
+    h.wait(lambda: sum(c["status"] != "ended" for c in h.calls().values()) >= CALLERS, "12 calls in progress", 40,
+           show=h.calls)
     by_host = {x: sorted(k for k, c in h.calls().items() if c["worker"].startswith(f"{x}-")) for x in "bc"}
     print({x: len(v) for x, v in by_host.items()})
     assert by_host["b"] and by_host["c"] and len(by_host["b"]) + len(by_host["c"]) == CALLERS
