@@ -309,8 +309,6 @@ def _run(h: FourHosts) -> None:
     os.kill(hub1[0], signal.SIGKILL)
     t_hub = time.monotonic()
     h.dial("after-hub", "--dtmf", "wait:1,0", "--duration", "150")  # its events come while hub 1 is away
-    h.wait(lambda: len(set(h.calls()) - known) == 1, "the call after hub 1 died", 30)
-    (fresh,) = set(h.calls()) - known
     closed = False
     while not closed and time.monotonic() - t_hub < 15:
         try:
@@ -320,6 +318,8 @@ def _run(h: FourHosts) -> None:
         except Exception:  # noqa: BLE001 - the socket closed under it, as a browser sees it
             closed = True
     assert closed, "the console's socket on the dead hub stayed open"
+    h.wait(lambda: len(set(h.calls()) - known) == 1, "the call after hub 1 died", 30, show=h.calls)
+    (fresh,) = set(h.calls()) - known
     back = h.console(h.lb, "sup1", resume_from=last, epoch=epoch)  # through HAProxy
     queue = back.until("queue", 20)
     while fresh not in [e["call_id"] for e in queue["entries"]]:
@@ -369,17 +369,23 @@ def _operator_on_hub_2_takes_a_caller_of_b(h: FourHosts, sup: Operator, of_b: se
         page.wait_for_selector("#conn.ok")
         page.click("button.presence[data-state=ready]")
         taken = None
+        entries: list[dict] = []  # the supervisor's last view of the queue
+
+        def offered() -> list[str]:
+            return [e["call_id"] for e in entries if e["state"] == "offered"]
+
         for _ in range(CALLERS):
             page.wait_for_selector("#offer:not([hidden])", timeout=20_000)
-            offered: list[str] = []
-            while not offered:  # which caller is offered: the supervisor's queue says
-                offered = [e["call_id"] for e in sup.until("queue", 20)["entries"] if e["state"] == "offered"]
-            if offered[0] in of_b:
+            while not offered():  # which caller is offered: the supervisor's queue says
+                entries = sup.until("queue", 20)["entries"]
+            (call,) = offered()  # op1 is the one ready operator
+            if call in of_b:
                 page.click("#accept")
-                taken = offered[0]
+                taken = call
                 break
             page.click("#decline")
-            page.wait_for_selector("#offer", state="hidden", timeout=10_000)
+            while call in offered():  # the next caller may be offered at once: the page's offer need not hide
+                entries = sup.until("queue", 20)["entries"]
         assert taken, "no caller of B was offered to op1"
         page.wait_for_function("document.querySelector('#call-state').textContent === '通话中'", timeout=20_000)
         page.wait_for_function("document.querySelector('#presence-state').textContent === '话后处理'",
