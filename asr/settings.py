@@ -48,10 +48,11 @@ class AsrSettings(BaseModel):
     window_s: int = Field(10, ge=5, le=30, description="whisper encoder window (s); 10 costs a third of 30")
     beam_size: int = Field(5, ge=1, le=10, description="whisper beam size")
     cpu_threads: int = Field(2, ge=1, le=64, description="threads of one whisper decode")
-    # float32, not int8: on CPUs without AVX-512 VNNI (the AMD EPYC CI and test machines) int8 is no faster and its
-    # rounding cost spoken numbers (held-out phones here 3/16 int8, 7/16 float32; sentence CER 0.126 / 0.123)
-    compute_type: Literal["float32", "int8", "int8_float32"] = Field(
-        "float32", description="whisper arithmetic: float32, or int8 (faster on CPUs with AVX-512 VNNI)")
+    # int8: on an AMD EPYC without AVX-512 VNNI float32 read more held-out phone numbers (7/16 against 3/16) at the
+    # same speed on an idle CPU, but took 2-3x as long as int8 when one other process was busy (a call test's 5
+    # callers got "busy"); int8 barely slowed
+    compute_type: Literal["int8", "float32", "int8_float32"] = Field(
+        "int8", description="whisper arithmetic: int8, or float32 (more exact, much slower on a shared CPU)")
     initial_prompt: str = Field(DEFAULT_PROMPT, description="short Simplified-Chinese domain prompt for whisper")
     temperatures: list[float] = Field([0.0], min_length=1, max_length=3,
                                       description="decode temperatures tried in turn (bounded retries)")

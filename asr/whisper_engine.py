@@ -1,4 +1,4 @@
-"""faster-whisper (whisper base, CTranslate2, float32 by default) as a non-streaming recognizer of one utterance.
+"""faster-whisper (whisper base, CTranslate2 int8 by default) as a non-streaming recognizer of one utterance.
 
 Decoding goes one level below ``WhisperModel.transcribe`` because that pads every input to a 30 s
 encoder window: here the features are padded to ``window_s`` (10 s by default, ~3x cheaper, same CER
