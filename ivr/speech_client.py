@@ -193,8 +193,7 @@ async def _chunks(pcm: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def transcribe_pcm(target: SpeechTarget, pcm: bytes, rate: int, timeout: float | None = None) -> str:
     """The text of a recorded message (every utterance in it), decoded at background priority. ``timeout``
-    (default: 2 min plus 4 s per second of audio) is generous: the decode waits behind every caller's turn, and a
-    60 s utterance on a loaded host took over 30 s, which cut the text of an earlier, fixed limit."""
+    (default: 2 min plus 4 s per second of audio) is generous: the decode waits behind every caller's turn."""
     # long utterances go whole to the service, which cuts them at pauses into encoder windows
     config = {"priority": 5, "no_input_timeout_s": 3600, "max_utterance_s": 60.0}
     limit = timeout if timeout is not None else 120.0 + 4.0 * len(pcm) / 2 / rate

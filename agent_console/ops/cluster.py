@@ -373,8 +373,10 @@ class ClusteredOps:
         lapsed = self.redis.set(self.k_alive + self.id, "1", px=self.lease_ms, get=True) is None
         if self._reachable_since is None:
             self._reachable_since = time.monotonic()
-        elif lapsed and self.leader is not None and not self.leading:
-            self._announce()  # the deciding hub may have counted this hub gone (a stall): its browsers come back
+        if lapsed and self.leader is not None and not self.leading:
+            # the deciding hub may have counted this hub gone (a stall, or Redis out of its reach for longer than
+            # the deciding hub's): its browsers and workers come back (one it still knows is ignored)
+            self._announce()
         if self.leading:
             if not self.redis.eval(_RENEW, 1, self.k_lease, self.id, self.lease_ms):
                 log.error("ops: hub %s lost the lease; another hub decides now", self.id)
