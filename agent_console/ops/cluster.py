@@ -374,9 +374,7 @@ class ClusteredOps:
         if self._reachable_since is None:
             self._reachable_since = time.monotonic()
         if lapsed and self.leader is not None and not self.leading:
-            # the deciding hub may have counted this hub gone (a stall, or Redis out of its reach for longer than
-            # the deciding hub's): its browsers and workers come back (one it still knows is ignored)
-            self._announce()
+            self._announce()  # the deciding hub may have counted this hub gone (a stall, Redis out of reach longer)
         if self.leading:
             if not self.redis.eval(_RENEW, 1, self.k_lease, self.id, self.lease_ms):
                 log.error("ops: hub %s lost the lease; another hub decides now", self.id)
@@ -436,8 +434,8 @@ class ClusteredOps:
             self._post("hello", worker=worker, calls=calls, judge=False)
 
     def _drop_lost_hubs(self) -> None:
-        """Browsers and workers of a hub whose heartbeat lapsed (it died): detached, away from now. Not in the
-        first lease after Redis came back: every hub's heartbeat lapsed while it was away."""
+        """Browsers and workers of a hub whose heartbeat lapsed (it died): detached, away from now. Not in the first
+        lease after Redis came back (every heartbeat lapsed meanwhile); a hub that lives announces them again."""
         if self._reachable_since is None or time.monotonic() - self._reachable_since < self.lease_ms / 1000:
             return
         hubs = {h for h in self._remote_lines if h != self.id} | self.workers.remote_hubs()
