@@ -222,8 +222,8 @@ def test_spoken_numbers_on_the_held_out_set(engine):
     rate = _numbers_right(engine, EVAL, ("phone", "code", "case"))
     # measured phones 7/16, codes 3/8, case numbers 3/12 on earlier VMs (before: 3/16, 4/8, 1/12) -- far from the
     # goal of 90 % / 80 %; this guards the floor reached. CTranslate2's int8 arithmetic differs between CPUs: on an
-    # AMD EPYC without AVX-512 VNNI (2026-12-07, CI's kind) phones 3/16, codes 3/8, case numbers 2/12 (float32 there:
-    # 7/16, 4/8, 1/12, but 2-3x slower on a shared CPU, see asr.compute_type)
+    # AMD EPYC without AVX-512 VNNI (2026-12-07; CI read the same phones) phones 3/16, codes 3/8, case numbers
+    # 2/12 (float32 there: 7/16, 4/8, 1/12, but 2-3x slower on a shared CPU, see asr.compute_type)
     assert rate["phone"] >= 3 / 16 and rate["code"] >= 3 / 8 and rate["case"] >= 1 / 12
 
 
