@@ -4,9 +4,11 @@ the deciding hub dies the other rebuilds the queue, keeps the operators' presenc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,6 +34,19 @@ def deciding_hub(client, timeout: float = 15.0) -> str:
         assert time.monotonic() < deadline, "no hub took the lease"
         time.sleep(0.1)
     return holder.decode()
+
+
+@contextlib.contextmanager
+def two_hubs(home, fresh_redis) -> Iterator[tuple[Hub, Hub]]:
+    """Hub 1 (the deciding hub, started first) and hub 2 on one home and one Redis; both stopped at the end."""
+    h1 = shared_hub(home, fresh_redis.url).start()
+    deciding_hub(redis.Redis.from_url(fresh_redis.url))
+    h2 = shared_hub(home, fresh_redis.url).start()
+    try:
+        yield h1, h2
+    finally:
+        for h in (h1, h2):
+            h.stop()
 
 
 def ready(hub: Hub, name: str) -> Operator:
@@ -120,12 +135,8 @@ def test_redis_away_for_10_s_the_queue_resumes_and_nothing_is_lost(tmp_path, fre
     from agent_console.models import Call
     from hotline.db import make_engine, session_factory
 
-    client = redis.Redis.from_url(fresh_redis.url)
     home = tmp_path / "home"
-    h1 = shared_hub(home, fresh_redis.url).start()
-    deciding_hub(client)
-    h2 = shared_hub(home, fresh_redis.url).start()
-    try:
+    with two_hubs(home, fresh_redis) as (h1, h2):
         add_users(h1, ("op1", "operator", "sip:op1@127.0.0.1:5099"))
         worker = FakeWorker(h1, "c-w0")
         op1 = ready(h2, "op1")
@@ -156,9 +167,6 @@ def test_redis_away_for_10_s_the_queue_resumes_and_nothing_is_lost(tmp_path, fre
         op1.send({"type": "accept", "offer_id": offer["offer_id"]})
         assert worker.next("bridge", call_id=offer["call_id"], timeout=10).target == "sip:op1@127.0.0.1:5099"
         worker.close()
-    finally:
-        for h in (h1, h2):
-            h.stop()
 
 
 def op1_connected(hub: Hub, until: bool = False, timeout: float = LEASE_S + 5) -> bool:
@@ -176,12 +184,7 @@ def op1_connected(hub: Hub, until: bool = False, timeout: float = LEASE_S + 5) -
 def test_a_stalled_hub_counted_gone_brings_its_browsers_back(tmp_path, fresh_redis):
     """Hub 2 stops for longer than a lease (a stall, not a death): the deciding hub detaches its browsers; when hub 2
     goes on it announces them again, and its operator is offered callers once ready."""
-    client = redis.Redis.from_url(fresh_redis.url)
-    home = tmp_path / "home"
-    h1 = shared_hub(home, fresh_redis.url).start()
-    deciding_hub(client)
-    h2 = shared_hub(home, fresh_redis.url).start()
-    try:
+    with two_hubs(tmp_path / "home", fresh_redis) as (h1, h2):
         add_users(h1, ("op1", "operator", "sip:op1@127.0.0.1:5099"), ("sup1", "supervisor", None))
         worker = FakeWorker(h1, "s-w0")
         op1 = ready(h2, "op1")
@@ -194,6 +197,3 @@ def test_a_stalled_hub_counted_gone_brings_its_browsers_back(tmp_path, fresh_red
         op1.send({"type": "accept", "offer_id": offer["offer_id"]})
         assert worker.next("bridge", call_id="s1", timeout=10).target == "sip:op1@127.0.0.1:5099"
         worker.close()
-    finally:
-        for h in (h1, h2):
-            h.stop()
