@@ -53,6 +53,8 @@ class AsrSettings(BaseModel):
     # callers got "busy"); int8 barely slowed
     compute_type: Literal["int8", "float32", "int8_float32"] = Field(
         "int8", description="whisper arithmetic: int8, or float32 (more exact, much slower on a shared CPU)")
+    digit_reader: bool = Field(True, description="read spoken digit strings (phones, query codes, ID numbers) with "
+                                                 "the CTC digit reader over whisper's encoder, not its decoder")
     initial_prompt: str = Field(DEFAULT_PROMPT, description="short Simplified-Chinese domain prompt for whisper")
     temperatures: list[float] = Field([0.0], min_length=1, max_length=3,
                                       description="decode temperatures tried in turn (bounded retries)")

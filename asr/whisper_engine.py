@@ -23,6 +23,7 @@ import numpy as np
 import soxr
 
 from asr.audio import MODEL_RATE, to_model_rate
+from asr.digit_reader import DigitReader
 from asr.errors import ModelError
 from asr.leveling import level
 from asr.models import verify_model_dir
@@ -34,6 +35,7 @@ from asr.vad import WINDOW, speech_probs
 from zh_text import to_simplified
 
 FRAMES_PER_S = 100  # whisper mel frames per second
+ENCODER_FPS = 50  # encoder output frames per second (the encoder halves the mel rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class WhisperEngine:
         self._expect_cache: dict[str, tuple[list[int], list[int]]] = {}
         self._lock = threading.Lock()
         self.digit_tempos: tuple[float, ...] = DIGIT_TEMPOS  # tempos whose n-best lists vote on a digit string
+        self.digit_reader = DigitReader() if self.s.digit_reader else None
 
     # ------------------------------------------------------------------ decoding
 
@@ -180,7 +183,7 @@ class WhisperEngine:
         return self._expect_cache[expect]
 
     def transcribe_many(self, items: list[tuple[np.ndarray | bytes, int]], expect: Expect | None = None,
-                        length: int | None = None, alternatives: int = 0) -> list[Transcript]:
+                        length: int | None = None, alternatives: int = 0, reader: bool = True) -> list[Transcript]:
         """Decode several utterances as one batch (one encoder call, one batched beam search).
 
         Each utterance is leveled (AGC), gated by VAD and, when longer than the encoder window, cut at
@@ -189,7 +192,11 @@ class WhisperEngine:
         canonical case number, "" when none was heard; ``info["heard"]`` keeps what whisper wrote.
         ``alternatives`` (free text): up to that many next beam hypotheses of a one-window utterance come back
         too (n-best, at no extra cost: the beam holds them), for a dialogue that expects one of a few replies.
+        Digit strings are read by the digit reader (``asr.digit_reader``) from the encoder's frames when it
+        is on; whisper's decoder reads only what does not fit one window.
         """
+        if expect == "digits" and reader and self.digit_reader is not None:
+            return self._read_digits(items, length)
         t0 = time.perf_counter()
         window_s = self.s.window_s
         leveled = [level(to_model_rate(pcm, rate)) for pcm, rate in items]
@@ -283,6 +290,59 @@ class WhisperEngine:
                 out[i] = Transcript(text, round(math.exp(min(0.0, sum(lp) / len(lp))), 3) if text else 0.0,
                                     len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, info,
                                     tuple(dict.fromkeys(a for a in alts if a and a != text)))
+        return [o for o in out if o is not None]
+
+    def _number_audio(self, pcm: np.ndarray | bytes, rate: int) -> np.ndarray:
+        """A number's audio as its decode sees it: leveled, with the silence pad around it."""
+        a, _ = level(to_model_rate(pcm, rate))
+        pad = [np.zeros(int(s * MODEL_RATE), dtype=np.float32) for s in PAD_S]
+        return np.concatenate([pad[0], a, pad[1]])
+
+    def _encode_frames(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """The encoder's output frames (50 a second) covering each audio (at most one window)."""
+        window = self.s.window_s * FRAMES_PER_S
+        feats = np.stack([self._features(a, window, pad_audio=True) for a in audios])
+        with self._lock:
+            enc = np.asarray(self.model.model.encode(self._storage(feats), to_cpu=True), dtype=np.float32)
+        return [enc[k, :min(enc.shape[1], math.ceil(len(a) / MODEL_RATE * ENCODER_FPS) + 2)]
+                for k, a in enumerate(audios)]
+
+    def digit_frames(self, pcm: np.ndarray | bytes, rate: int) -> np.ndarray:
+        """Encoder frames of a spoken number (what the digit reader reads), shape (frames, d_model)."""
+        return self._encode_frames([self._number_audio(pcm, rate)])[0]
+
+    def _read_digits(self, items: list[tuple[np.ndarray | bytes, int]], length: int | None) -> list[Transcript]:
+        """Digit strings read from the encoder's frames (one encoder call for the batch, no decoder)."""
+        assert self.digit_reader is not None
+        t0 = time.perf_counter()
+        audios = [self._number_audio(pcm, rate) for pcm, rate in items]
+        out: list[Transcript | None] = [None] * len(audios)
+        fit = (self.s.window_s - 0.3) * MODEL_RATE
+        mine = []
+        for i, a in enumerate(audios):
+            probs = speech_probs(a)
+            speech = float((probs > self.s.endpoint.vad_threshold - 0.15).sum()) * WINDOW / MODEL_RATE
+            if speech * 1000 < self.s.endpoint.min_speech_ms:
+                out[i] = Transcript("", 0.0, len(a) / MODEL_RATE, time.perf_counter() - t0, {"dropped": "vad"})
+            elif len(a) <= fit:
+                mine.append(i)
+        if mine:
+            t_enc = time.perf_counter()
+            frames = self._encode_frames([audios[i] for i in mine])
+            model_s = time.perf_counter() - t_enc
+            for i, f in zip(mine, frames, strict=True):
+                r = self.digit_reader.read(f, length)
+                info: dict[str, float | str] = {"expect": "digits", "heard": r.free, "reader": "ctc",
+                                                "entropy": r.entropy, "model_s": round(model_s, 3), "batch": len(mine)}
+                if r.free and not r.digits:
+                    info["dropped"] = "not a number"
+                out[i] = Transcript(r.digits, r.confidence, len(audios[i]) / MODEL_RATE,
+                                    time.perf_counter() - t0, info)
+        rest = [k for k, o in enumerate(out) if o is None]  # longer than a window: whisper's windows
+        if rest:
+            for k, tr in zip(rest, self.transcribe_many([items[k] for k in rest], "digits", length, reader=False),
+                             strict=True):
+                out[k] = tr
         return [o for o in out if o is not None]
 
     def _gate(self, text: str, avg_logprob: float, no_speech_prob: float,

@@ -9,7 +9,9 @@ chain): CER of the 50 sentences alone vs. the 40 utterances of 10-40 s built fro
 kind with ``expect`` and with a free decode, and 60 s of silence / DC / clipping / noise (goal: no
 text, bounded decode time). Spoken numbers are measured on two sets: the tuning set above
 (tests/data/speech_turns/num) and the held-out set tests/data/number_eval (scripts/render_number_eval.py:
-other numbers, other speeds, lower levels, background noise; never tuned on). Case numbers count as
+other numbers, other speeds, lower levels, background noise; never tuned on), and tests/data/number_voices
+(scripts/render_number_voices.py: the voice's pitch and formants moved 450-700 cents, past the digit reader's
+training range; never tuned on). Case numbers count as
 right strictly and "by sound" (刑初 and 行初 sound alike; the case store is asked for both, see
 asr.numbers.case_alternatives). Prints the figures and writes bench/results/speech_turns.json
 (``--numbers-only``: bench/results/spoken_numbers.json).
@@ -38,6 +40,7 @@ from asr.whisper_engine import WhisperEngine  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "speech_turns"
 EVAL = ROOT / "tests" / "data" / "number_eval"
+VOICES = ROOT / "tests" / "data" / "number_voices"
 LENGTH = {"phone": 11, "code": 6, "id": 18}
 
 
@@ -102,6 +105,17 @@ def number_figures(engine: WhisperEngine, data: Path, rows: list[dict], name: st
     return res
 
 
+def not_numbers(engine: WhisperEngine, rows: list[dict]) -> dict:
+    """Sentences (no number in them) decoded as if a mobile number were asked for: how many read as digits."""
+    sent = [r for r in rows if r["kind"] == "sentence"]
+    got = [engine.transcribe(*read_wav(DATA / r["file"]), expect="digits", length=11).text for r in sent]
+    res = {"sentences": len(sent), "some_digits": sum(bool(g) for g in got),
+           "eleven_digits": sum(len(g) == 11 for g in got)}
+    print(f"sentences asked as a mobile number: {res['some_digits']}/{len(sent)} read as digits, "
+          f"{res['eleven_digits']}/{len(sent)} as 11 digits", flush=True)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--long", type=int, default=40, help="how many long utterances (default all 40)")
@@ -109,17 +123,21 @@ def main() -> int:
     ap.add_argument("--numbers-only", action="store_true", help="only the spoken numbers (both sets)")
     ap.add_argument("--vote", action="store_true", help="digit strings decoded at the tempos "
                                                        f"{VOTE_TEMPOS}, their n-best lists voting")
+    ap.add_argument("--no-reader", action="store_true", help="digit strings by whisper's decoder, not the digit reader")
     args = ap.parse_args()
     rows = manifest()
-    engine = WhisperEngine(args.model, AsrSettings())
+    engine = WhisperEngine(args.model, AsrSettings(digit_reader=not args.no_reader))
     if args.vote:
         engine.digit_tempos = VOTE_TEMPOS
     out: dict = {"machine": f"{platform.node()} {platform.machine()}, 2 shared cores (other jobs running)",
-                 "model": "whisper base int8, 10 s window, beam 5", "digit_tempos": list(engine.digit_tempos)}
+                 "model": "whisper base int8, 10 s window, beam 5", "digit_tempos": list(engine.digit_tempos),
+                 "digit_reader": engine.digit_reader is not None}
     if args.numbers_only:
         out["numbers"] = number_figures(engine, DATA, rows, "tuning set")
         out["numbers_heldout"] = number_figures(engine, EVAL, manifest(EVAL), "held-out set")
-        vote = "_vote" if args.vote else ""
+        out["numbers_voices"] = number_figures(engine, VOICES, manifest(VOICES), "held-out voices")
+        out["not_numbers"] = not_numbers(engine, rows)
+        vote = ("_vote" if args.vote else "") + ("_decoder" if args.no_reader else "")
         path = ROOT / "bench" / "results" / f"spoken_numbers{vote}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -283,6 +283,15 @@ def speech_checks(s: Settings, hub_up: bool) -> list[Check]:
         except ModelError as e:
             out.append(Check("speech models", FAIL, f"{e}".split("; run")[0] + ": hotline serve runs without "
                              "speech recognition", FIX.removeprefix("run ")))
+        if s.asr.digit_reader:
+            from asr.digit_reader import DEFAULT_PATH, DigitReader
+
+            try:
+                DigitReader()
+                out.append(Check("digit reader", OK, f"spoken digit strings read by {DEFAULT_PATH.name}"))
+            except ModelError as e:
+                out.append(Check("digit reader", FAIL, f"{e}".split("; ")[0] + ": the speech service does not start",
+                                 "scripts/setup.sh (reinstalls the package), or set asr.digit_reader = false"))
     out.append(_tts_venv_check(s.tts.venv_path(s.home)))
     out += [_speech_service_check(url, hub_up) for url in s.speech.ws_urls]
     return out

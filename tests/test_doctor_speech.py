@@ -67,6 +67,7 @@ def test_corrupt_model_is_red_and_an_installed_one_green(tmp_path):
     _, checks = doctor(home, HOTLINE_TTS__VENV=str(venv.resolve()))
     assert checks["speech models"]["status"] == "ok", checks["speech models"]
     assert checks["tts venv"]["status"] == "ok", checks["tts venv"]
+    assert checks["digit reader"]["status"] == "ok" and "digit_reader.npz" in checks["digit reader"]["detail"]
     # same size, other bytes: only the checksum tells
     (models / "whisper-base" / "vocabulary.txt").unlink()
     data = bytearray((src / "vocabulary.txt").read_bytes())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from ivr.flow.outcomes import Goto
 from ivr.flow.outcomes import Hangup as HangupOutcome
@@ -28,9 +30,19 @@ class Listen(Verb):
     quick_answer: bool = Field(False, description="a question the knowledge base answers, confirms or lists ends "
                                "the turn on the recognizer's speculative text (~0.2 s of silence), not the full end "
                                "silence; for a listen followed by kb_answer (the caller going on stops the reply)")
+    expect: Literal["digits", "case_number"] | None = Field(
+        None, description="a spoken number: the stored text is its digits or the canonical case number; speech "
+        "that is no number counts as no input. Read it back (say: {digits: ...}) before acting on it")
+    digits_length: int | None = Field(None, ge=1, le=32, description="with expect: digits, e.g. 11 for a mobile")
     retries: int = Field(1, ge=0, le=5)
     no_input_prompt: str | None = "no_speech"
     on_failure: str | None = None
+
+    @model_validator(mode="after")
+    def _length_needs_digits(self) -> Listen:
+        if self.digits_length is not None and self.expect != "digits":
+            raise ValueError("digits_length goes with expect: digits")
+        return self
 
     @property
     def prompts(self) -> list[str]:
@@ -50,7 +62,8 @@ class Listen(Verb):
 
     def options(self) -> ListenOptions:
         return ListenOptions(no_input_timeout_s=self.no_input_timeout_s, max_utterance_s=self.max_utterance_s,
-                             end_silence_ms=self.end_silence_ms, beep=self.beep)
+                             end_silence_ms=self.end_silence_ms, beep=self.beep, expect=self.expect,
+                             digits_length=self.digits_length)
 
     async def run(self, ctx):
         options = self.options()
