@@ -67,8 +67,9 @@ class QueueStats:
 
 class DecodeQueue:
     def __init__(self, decode_many: DecodeMany, max_batch: int = 4, max_wait_s: float = 3.0,
-                 batch_s_guess: float = 0.6):
+                 batch_s_guess: float = 0.6, partial_beam_size: int | None = None):
         self._decode_many = decode_many
+        self.partial_beam_size = partial_beam_size  # partials' beam (``beam_size`` to decode_many); None: its own
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._heap: list[_Job] = []
@@ -164,6 +165,8 @@ class DecodeQueue:
                 kw: dict = {"alternatives": first.alternatives} if first.alternatives else {}
                 if first.expect is not None:
                     kw.update(expect=first.expect[0], length=first.expect[1])
+                elif first.priority >= PRIORITY_PARTIAL and self.partial_beam_size:
+                    kw["beam_size"] = self.partial_beam_size
                 results = self._decode_many(items, **kw)
             except Exception as e:  # one bad batch must not stop the service
                 for j in jobs:

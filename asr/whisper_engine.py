@@ -126,9 +126,9 @@ class WhisperEngine:
         return feats.astype(np.float32)
 
     def _generate(self, enc, n: int, max_new: int, prompt: list[int], suppress: list[int], temperature: float,
-                  hypotheses: int = 1):
+                  hypotheses: int = 1, beam: int | None = None):
         kwargs = ({"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0
-                  else {"beam_size": max(self.s.beam_size, hypotheses), "num_hypotheses": hypotheses})
+                  else {"beam_size": max(beam or self.s.beam_size, hypotheses), "num_hypotheses": hypotheses})
         return self.model.model.generate(
             enc, [prompt] * n, max_length=len(prompt) + max_new, return_scores=True,
             return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress,
@@ -183,7 +183,8 @@ class WhisperEngine:
         return self._expect_cache[expect]
 
     def transcribe_many(self, items: list[tuple[np.ndarray | bytes, int]], expect: Expect | None = None,
-                        length: int | None = None, alternatives: int = 0, reader: bool = True) -> list[Transcript]:
+                        length: int | None = None, alternatives: int = 0, reader: bool = True,
+                        beam_size: int | None = None) -> list[Transcript]:
         """Decode several utterances as one batch (one encoder call, one batched beam search).
 
         Each utterance is leveled (AGC), gated by VAD and, when longer than the encoder window, cut at
@@ -192,6 +193,7 @@ class WhisperEngine:
         canonical case number, "" when none was heard; ``info["heard"]`` keeps what whisper wrote.
         ``alternatives`` (free text): up to that many next beam hypotheses of a one-window utterance come back
         too (n-best, at no extra cost: the beam holds them), for a dialogue that expects one of a few replies.
+        ``beam_size`` (free text without alternatives) overrides the setting, e.g. 1 for a partial re-decode.
         Digit strings are read by the digit reader (``asr.digit_reader``) from the encoder's frames when it
         is on; whisper's decoder reads only what does not fit one window.
         """
@@ -242,7 +244,7 @@ class WhisperEngine:
                     nbest = [[self._result(r, k) for k in range(len(r.sequences_ids))] for r in hyps]
                     results = [n[0] for n in nbest]
                 elif expect is None:
-                    results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0])]
+                    results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0], beam=beam_size)]
                 else:
                     hyps = self._generate(*gen, 0.0, hypotheses=self.s.beam_size)
                     m = len(tempos)
