@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -80,14 +79,7 @@ def main() -> int:
             a = rp.finish(synth.synthesize(row["text"]), rp.SAMPLE_RATE)
             a = ne.degrade(a, row["gain_db"], row["snr_db"], noise_rng) if row["snr_db"] else \
                 (a * 10 ** (row["gain_db"] / 20)).astype(np.float32)
-            wide = Path(tmp) / "w.wav"
-            rp.write_wav(wide, rp.to_pcm16(a))
-            # pitch moved by `cents` while the formants follow (speed), then the duration restored:
-            # a different-sounding speaker at the same tempo
-            ratio = 2 ** (row["cents"] / 1200)
-            subprocess.run(["sox", str(wide), *ne.PHONE_CHAIN, str(out / row["file"]),
-                            "speed", f"{ratio:.4f}", "tempo", "-s", f"{1 / ratio:.4f}", "sinc", "300-3400"],
-                           check=True)
+            ne.to_phone_line(a, out / row["file"], Path(tmp), row["cents"])
             if j % 100 == 0:
                 print(f"shard {k0}: {j}/{len(mine)}", flush=True)
     (out / f"manifest-{k0}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine),

@@ -98,6 +98,16 @@ def degrade(audio: np.ndarray, gain_db: float, snr_db: float, rng: np.random.Gen
     return np.clip(speech + noise, -1, 1).astype(np.float32)
 
 
+def to_phone_line(audio: np.ndarray, dest: Path, tmp: Path, cents: float = 0.0) -> None:
+    """Write ``audio`` (the voice's rate) through the telephone chain to ``dest``. ``cents`` moves the pitch
+    with the formants (sox speed) and tempo restores the duration: a different-sounding speaker, same pace."""
+    wide = tmp / "wide.wav"
+    rp.write_wav(wide, rp.to_pcm16(audio))
+    ratio = 2 ** (cents / 1200)
+    shift = ["speed", f"{ratio:.4f}", "tempo", "-s", f"{1 / ratio:.4f}"] if cents else []
+    subprocess.run(["sox", str(wide), *PHONE_CHAIN, str(dest), *shift, "sinc", "300-3400"], check=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true")
@@ -121,11 +131,8 @@ def main() -> int:
             snr_db = round(rng.uniform(18, 30), 1)
             synth.engine.speed = speed
             a = rp.finish(synth.synthesize(row["text"]), rp.SAMPLE_RATE)
-            a = degrade(a, gain_db, snr_db, noise_rng)
-            wide = Path(tmp) / f"e{k:02d}.wav"
-            rp.write_wav(wide, rp.to_pcm16(a))
             name = f"e{k:02d}.wav"
-            subprocess.run(["sox", str(wide), *PHONE_CHAIN, str(out / name), "sinc", "300-3400"], check=True)
+            to_phone_line(degrade(a, gain_db, snr_db, noise_rng), out / name, Path(tmp))
             row.update(file=name, speed=speed, gain_db=gain_db, snr_db=snr_db)
     manifest_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"{len(rows)} numbers in {out}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,8 +31,10 @@ OUT = rp.REPO_ROOT / "tests" / "data" / "number_voices"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    manifest = OUT / "manifest.jsonl"
+    out: Path = args.out
+    manifest = out / "manifest.jsonl"
     if manifest.exists() and not args.force:
         print(f"{manifest} exists (use --force)")
         return 0
@@ -50,7 +51,7 @@ def main() -> int:
         rows.append({"file": f"v{k:02d}.wav", "kind": kind, "text": ne.say(digits, rng, groups), "expect": digits,
                      "cents": cents, "speed": round(rng.uniform(0.8, 1.25), 2),
                      "gain_db": -round(rng.uniform(0, 15), 1), "snr_db": round(rng.uniform(15, 35), 1)})
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     synth = rp.Synthesizer()
     noise_rng = np.random.default_rng(9103)
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,14 +59,9 @@ def main() -> int:
             synth.engine.speed = row["speed"]
             a = ne.degrade(rp.finish(synth.synthesize(row["text"]), rp.SAMPLE_RATE), row["gain_db"], row["snr_db"],
                            noise_rng)
-            wide = Path(tmp) / "w.wav"
-            rp.write_wav(wide, rp.to_pcm16(a))
-            ratio = 2 ** (row["cents"] / 1200)
-            subprocess.run(["sox", str(wide), *ne.PHONE_CHAIN, str(OUT / row["file"]),
-                            "speed", f"{ratio:.4f}", "tempo", "-s", f"{1 / ratio:.4f}", "sinc", "300-3400"],
-                           check=True)
+            ne.to_phone_line(a, out / row["file"], Path(tmp), row["cents"])
     manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(f"{len(rows)} numbers in {OUT}")
+    print(f"{len(rows)} numbers in {out}")
     return 0
 
 
