@@ -109,18 +109,9 @@ def _path_peaks(lp: np.ndarray, digits: str) -> float:
     if not digits:
         return -math.inf
     best = lp.argmax(axis=1)
-    peaks, k = [], 0
-    t = 0
-    while t < len(best):
-        if best[t] != BLANK:
-            s, top = best[t], lp[t, best[t]]
-            while t + 1 < len(best) and best[t + 1] == s:
-                t += 1
-                top = max(top, lp[t, s])
-            peaks.append(top)
-            k += 1
-        t += 1
-    return float(np.mean(peaks))
+    starts = np.flatnonzero(np.concatenate([[True], best[1:] != best[:-1]]))  # runs of one symbol
+    ends = np.append(starts[1:], len(best))
+    return float(np.mean([lp[a:b, best[a]].max() for a, b in zip(starts, ends, strict=True) if best[a] != BLANK]))
 
 
 def _best_of_length(lp: np.ndarray, n: int) -> tuple[str, float]:
@@ -140,13 +131,10 @@ def _best_of_length(lp: np.ndarray, n: int) -> tuple[str, float]:
     score[1, 1:] = lp[0, 1:]
     back = np.zeros((t_len, n + 1, n_sym, 2), dtype=np.int16)  # previous (c, s)
     back[0] = -1
+    stay = np.stack(np.meshgrid(np.arange(n + 1), np.arange(n_sym), indexing="ij"), axis=-1).astype(np.int16)
     for t in range(1, t_len):
-        new = np.full_like(score, neg)
-        stay = score  # same c, same s
-        new[:] = stay
-        bk = np.zeros((n + 1, n_sym, 2), dtype=np.int16)
-        bk[:, :, 0] = np.arange(n + 1)[:, None]
-        bk[:, :, 1] = np.arange(n_sym)[None, :]
+        new = score.copy()  # staying on the same symbol with the same count
+        bk = stay.copy()
         # to blank from any digit, same count
         best_digit = score[:, 1:].max(axis=1)
         arg_digit = score[:, 1:].argmax(axis=1) + 1

@@ -38,6 +38,12 @@ FRAMES_PER_S = 100  # whisper mel frames per second
 ENCODER_FPS = 50  # encoder output frames per second (the encoder halves the mel rate)
 
 
+def _padded(audio: np.ndarray) -> np.ndarray:
+    """A number's audio with the silence before and after it that its decode wants (``asr.numbers.PAD_S``)."""
+    before, after = (np.zeros(int(s * MODEL_RATE), dtype=np.float32) for s in PAD_S)
+    return np.concatenate([before, audio, after])
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     text: str
@@ -202,10 +208,7 @@ class WhisperEngine:
         t0 = time.perf_counter()
         window_s = self.s.window_s
         leveled = [level(to_model_rate(pcm, rate)) for pcm, rate in items]
-        if expect is not None:
-            pad = [np.zeros(int(s * MODEL_RATE), dtype=np.float32) for s in PAD_S]
-            leveled = [(np.concatenate([pad[0], a, pad[1]]), g) for a, g in leveled]
-        audios = [a for a, _ in leveled]
+        audios = [a if expect is None else _padded(a) for a, _ in leveled]
         out: list[Transcript | None] = [None] * len(audios)
         chunks: list[tuple[int, np.ndarray]] = []
         vad_s = 0.0
@@ -214,8 +217,7 @@ class WhisperEngine:
             tv = time.perf_counter()
             probs = speech_probs(a)
             vad_s += time.perf_counter() - tv
-            speech = float((probs > self.s.endpoint.vad_threshold - 0.15).sum()) * WINDOW / MODEL_RATE
-            if speech * 1000 < self.s.endpoint.min_speech_ms:
+            if self._too_little_speech(probs):
                 out[i] = Transcript("", 0.0, audio_s, time.perf_counter() - t0, {"dropped": "vad"})
                 continue
             ranges = split_at_pauses(len(a), probs, window_s, self.s.endpoint.min_speech_ms / 1000,
@@ -294,11 +296,14 @@ class WhisperEngine:
                                     tuple(dict.fromkeys(a for a in alts if a and a != text)))
         return [o for o in out if o is not None]
 
+    def _too_little_speech(self, probs: np.ndarray) -> bool:
+        """VAD says less speech than an utterance needs (a click, a breath, the line)."""
+        speech = float((probs > self.s.endpoint.vad_threshold - 0.15).sum()) * WINDOW / MODEL_RATE
+        return speech * 1000 < self.s.endpoint.min_speech_ms
+
     def _number_audio(self, pcm: np.ndarray | bytes, rate: int) -> np.ndarray:
         """A number's audio as its decode sees it: leveled, with the silence pad around it."""
-        a, _ = level(to_model_rate(pcm, rate))
-        pad = [np.zeros(int(s * MODEL_RATE), dtype=np.float32) for s in PAD_S]
-        return np.concatenate([pad[0], a, pad[1]])
+        return _padded(level(to_model_rate(pcm, rate))[0])
 
     def _encode_frames(self, audios: list[np.ndarray]) -> list[np.ndarray]:
         """The encoder's output frames (50 a second) covering each audio (at most one window)."""
@@ -322,9 +327,7 @@ class WhisperEngine:
         fit = (self.s.window_s - 0.3) * MODEL_RATE
         mine = []
         for i, a in enumerate(audios):
-            probs = speech_probs(a)
-            speech = float((probs > self.s.endpoint.vad_threshold - 0.15).sum()) * WINDOW / MODEL_RATE
-            if speech * 1000 < self.s.endpoint.min_speech_ms:
+            if self._too_little_speech(speech_probs(a)):
                 out[i] = Transcript("", 0.0, len(a) / MODEL_RATE, time.perf_counter() - t0, {"dropped": "vad"})
             elif len(a) <= fit:
                 mine.append(i)

@@ -44,6 +44,7 @@ def batch(frames: list[np.ndarray], digits: list[str]):
 
 
 def greedy(probs: np.ndarray) -> str:
+    # asr.digit_reader._greedy's reading; the TTS venv (TensorFlow) cannot import asr (no pydantic there)
     best = probs.argmax(-1)
     out, prev = [], 0
     for b in best:

@@ -108,16 +108,24 @@ def to_phone_line(audio: np.ndarray, dest: Path, tmp: Path, cents: float = 0.0) 
     subprocess.run(["sox", str(wide), *PHONE_CHAIN, str(dest), *shift, "sinc", "300-3400"], check=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def output_dir(doc: str | None, default: Path) -> Path | None:
+    """The set's folder from the command line (``--out``), or None when it already holds a manifest and
+    ``--force`` was not given (a committed set is not overwritten by accident)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=default)
     args = ap.parse_args()
-    out: Path = args.out
-    manifest_path = out / "manifest.jsonl"
-    if manifest_path.exists() and not args.force:
-        print(f"{manifest_path} exists (use --force)")
+    if (args.out / "manifest.jsonl").exists() and not args.force:
+        print(f"{args.out / 'manifest.jsonl'} exists (use --force)")
+        return None
+    return args.out
+
+
+def main() -> int:
+    out = output_dir(__doc__, OUT)
+    if out is None:
         return 0
+    manifest_path = out / "manifest.jsonl"
     rng = random.Random(2027)
     noise_rng = np.random.default_rng(2027)
     rows = numbers(rng)

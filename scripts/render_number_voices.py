@@ -12,7 +12,6 @@ tuned on — it measures how far the reader carries past the voices it was fitte
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -29,15 +28,10 @@ OUT = rp.REPO_ROOT / "tests" / "data" / "number_voices"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args()
-    out: Path = args.out
-    manifest = out / "manifest.jsonl"
-    if manifest.exists() and not args.force:
-        print(f"{manifest} exists (use --force)")
+    out = ne.output_dir(__doc__, OUT)
+    if out is None:
         return 0
+    manifest = out / "manifest.jsonl"
     rng = random.Random(9103)
     rows = []
     for k in range(48):
