@@ -66,21 +66,27 @@ class QueueStats:
 
 
 class DecodeQueue:
+    """``lanes`` batches decode at once (the engine's model replicas, ``asr.decode_lanes``); partials never take
+    the last free lane, so a caller's final does not wait behind somebody's partial."""
+
     def __init__(self, decode_many: DecodeMany, max_batch: int = 4, max_wait_s: float = 3.0,
-                 batch_s_guess: float = 0.6, partial_beam_size: int | None = None):
+                 batch_s_guess: float = 0.6, partial_beam_size: int | None = None, lanes: int = 1):
         self._decode_many = decode_many
+        self.lanes = lanes
         self.partial_beam_size = partial_beam_size  # partials' beam (``beam_size`` to decode_many); None: its own
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._heap: list[_Job] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
-        self._busy_until = 0.0  # monotonic end estimate of the batch being decoded
+        self._busy_until = [0.0] * lanes  # per lane: monotonic end estimate of the batch it decodes (0: idle)
         self._closed = False
         self.stats = QueueStats(batch_s_avg=batch_s_guess)
         self._recent: deque[float] = deque(maxlen=16)
-        self._thread = threading.Thread(target=self._run, name="decode-queue", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(lane,), name=f"decode-lane-{lane}", daemon=True)
+                         for lane in range(lanes)]
+        for t in self._threads:
+            t.start()
 
     def expected_wait_s(self) -> float:
         """Time until a job submitted now would be decoded, from the average batch time."""
@@ -90,19 +96,25 @@ class DecodeQueue:
     def _expected_wait_locked(self) -> float:
         # the slowest recent batch, not the average: a caller admitted under the bound must stay under it
         per_batch = max(self._recent) if self._recent else self.stats.batch_s_avg
-        running = max(0.0, self._busy_until - time.monotonic())
-        batches_ahead = len(self._heap) // self.max_batch
-        return running + (batches_ahead + 1) * per_batch
+        batches_ahead = len(self._heap) // self.max_batch // self.lanes
+        return self._lane_free_in_locked() + (batches_ahead + 1) * per_batch
+
+    def _lane_free_in_locked(self) -> float:
+        """Seconds until the first lane is free (0 when one is idle)."""
+        now = time.monotonic()
+        return min(max(0.0, b - now) if b else 0.0 for b in self._busy_until)
 
     def _refuse_optional_locked(self, priority: int) -> bool:
         # what counts is the load now, not the slowest recent batch: on an idle queue an optional decode
         # always starts at once; either waits only for a running batch that ends within
         # OPTIONAL_MAX_WAIT_S; a partial never waits behind queued jobs, a speculative final joins the
         # next batch unless a full one waits
-        running = max(0.0, self._busy_until - time.monotonic())
-        if running > OPTIONAL_MAX_WAIT_S:
+        if self._lane_free_in_locked() > OPTIONAL_MAX_WAIT_S:
             return True
-        return bool(self._heap) if priority >= PRIORITY_PARTIAL else len(self._heap) >= self.max_batch
+        if priority >= PRIORITY_PARTIAL:
+            idle = sum(1 for b in self._busy_until if not b)
+            return bool(self._heap) or (self.lanes > 1 and idle < 2)
+        return len(self._heap) >= self.max_batch
 
     def submit(self, pcm: np.ndarray | bytes, rate: int, priority: int = PRIORITY_ANSWER,
                expect: tuple[str, int | None] | None = None, optional: bool = False, alternatives: int = 0) -> Future:
@@ -133,7 +145,7 @@ class DecodeQueue:
         return self.submit(pcm, rate, priority, expect, alternatives=alternatives).result(
             timeout=self.max_wait_s + 60)
 
-    def _run(self) -> None:
+    def _run(self, lane: int) -> None:
         while True:
             with self._cv:
                 while not self._heap and not self._closed:
@@ -156,7 +168,8 @@ class DecodeQueue:
                 jobs = live
                 if not jobs:
                     continue
-                self._busy_until = time.monotonic() + (max(self._recent) if self._recent else self.stats.batch_s_avg)
+                self._busy_until[lane] = time.monotonic() + (
+                    max(self._recent) if self._recent else self.stats.batch_s_avg)
             t0 = time.monotonic()
             for j in jobs:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
@@ -169,6 +182,8 @@ class DecodeQueue:
                     kw["beam_size"] = self.partial_beam_size
                 results = self._decode_many(items, **kw)
             except Exception as e:  # one bad batch must not stop the service
+                with self._cv:
+                    self._busy_until[lane] = 0.0
                 for j in jobs:
                     j.future.set_exception(e)
                 continue
@@ -179,7 +194,7 @@ class DecodeQueue:
                 s.decoded += len(jobs)
                 s.batch_s_avg = 0.8 * s.batch_s_avg + 0.2 * took
                 self._recent.append(took)
-                self._busy_until = 0.0
+                self._busy_until[lane] = 0.0
             for j, r in zip(jobs, results, strict=True):
                 j.future.set_result(r)
 
@@ -187,4 +202,5 @@ class DecodeQueue:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
-        self._thread.join(5)
+        for t in self._threads:
+            t.join(5)

@@ -82,7 +82,7 @@ class SpeechService:
         self.asr = asr
         #: text, rate -> PCM16 bytes (the TTS renderer and its cache); None when no voice is installed
         self.synthesize = synthesize
-        self.queue = DecodeQueue(decode_many, max_batch=max_batch, max_wait_s=max_wait_s,
+        self.queue = DecodeQueue(decode_many, max_batch=max_batch, max_wait_s=max_wait_s, lanes=asr.decode_lanes,
                                  partial_beam_size=asr.partial_beam_size) if decode_many else None
         self.vosk = vosk
         self.pool = ThreadPoolExecutor(max_workers=session_threads, thread_name_prefix="asr-session")

@@ -30,7 +30,9 @@ class EndpointSettings(BaseModel):
     pre_roll_ms: int = Field(1000, ge=0, le=2000,
                              description="audio kept before the detected speech onset; after seconds of a quiet line "
                                          "Silero finds an onset 0.4-0.8 s late (300 ms lost first words)")
-    speculative_ms: int = Field(220, ge=0, le=5000,
+    # 150: with the speech end heard within ~60 ms the decode (~0.45 s) is done at the 0.6 s endpoint; rendered
+    # 10-40 s utterances with pauses: 29 of 70 speculative decodes wasted against 25 of 66 at 220 ms
+    speculative_ms: int = Field(150, ge=0, le=5000,
                                 description="silence after which the final decode starts while the endpointer "
                                             "keeps listening (0: off); kept if the silence lasts to "
                                             "end_silence_ms, dropped if the caller goes on")
@@ -47,7 +49,10 @@ class AsrSettings(BaseModel):
     vosk_grammar: list[str] | None = Field(None, description="vosk: recognize only these words/phrases")
     window_s: int = Field(10, ge=5, le=30, description="whisper encoder window (s); 10 costs a third of 30")
     beam_size: int = Field(5, ge=1, le=10, description="whisper beam size")
-    cpu_threads: int = Field(2, ge=1, le=64, description="threads of one whisper decode")
+    # 2 lanes of 1 thread on 2 cores: a decode takes ~10 % longer than with 2 threads, but a partial re-decode no
+    # longer holds up a caller's final, and two batches at once decode ~15 % more per second (bench/asr.py)
+    decode_lanes: int = Field(2, ge=1, le=16, description="whisper decodes that run at once (model replicas)")
+    cpu_threads: int = Field(1, ge=1, le=64, description="threads of one whisper decode (one lane)")
     # int8: on an AMD EPYC without AVX-512 VNNI float32 read more held-out phone numbers (7/16 against 3/16) at the
     # same speed on an idle CPU, but took 2-3x as long as int8 when one other process was busy (a call test's 5
     # callers got "busy"); int8 barely slowed

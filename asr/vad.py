@@ -40,7 +40,10 @@ class SileroVad:
         if rate not in RATES:
             raise ValueError(f"sample rate {rate} Hz; want one of {RATES}")
         self.rate = rate
-        self._resampler = None if rate == MODEL_RATE else soxr.ResampleStream(rate, MODEL_RATE, 1, dtype="float32")
+        # soxr's default (HQ) hands its output over in ~100 ms blocks, so every speech end was heard ~0.1 s late;
+        # the quick cubic filter passes each frame on at once, and Silero does not need more for 8 kHz speech
+        self._resampler = None if rate == MODEL_RATE else soxr.ResampleStream(rate, MODEL_RATE, 1, dtype="float32",
+                                                                              quality="QQ")
         self._buf = np.zeros(0, dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
@@ -134,14 +137,17 @@ class Endpointer:
         vad_in = self.agc.process(pcm)
         if len(pcm) and int(np.abs(pcm).max()) < DIGITAL_SILENCE:
             vad_in = pcm + self._rng.integers(-DITHER, DITHER + 1, len(pcm)).astype(np.int16)
-        probs = self.vad.push(vad_in)
-        # a chunk of several windows (the IVR sends 100 ms) counts as speech if any window is
-        p = max(probs) if probs else self.vad.last_prob
-        # hysteresis (as Silero's own get_speech_timestamps): speech begins at a probability above the
-        # threshold and goes on until it falls 0.15 below it
-        thr = self.s.vad_threshold - 0.15 if self._speaking_prob else self.s.vad_threshold
-        is_speech = p > thr
-        self._speaking_prob = is_speech
+        probs = self.vad.push(vad_in) or [self.vad.last_prob]
+        # hysteresis (as Silero's own get_speech_timestamps), window by window: speech begins at a probability
+        # above the threshold and goes on until it falls 0.15 below it
+        flags = []
+        for p in probs:
+            self._speaking_prob = p > (self.s.vad_threshold - 0.15 if self._speaking_prob else self.s.vad_threshold)
+            flags.append(self._speaking_prob)
+        # a chunk of several windows (the IVR sends 100 ms) counts as speech if any window is; its silent
+        # windows after the last speech count as silence already, so the end is not late by up to a chunk
+        is_speech = any(flags)
+        tail_s = min(dur, flags[::-1].index(True) * WINDOW / MODEL_RATE) if is_speech else 0.0
         t0, self.t = self.t, self.t + dur
         if not self.in_speech:
             self._pre.append(pcm)
@@ -172,8 +178,8 @@ class Endpointer:
             return None
         self._utt.append(pcm)
         if is_speech:
-            self._silence = 0.0
-            self._last_speech_end = self.t
+            self._silence = tail_s
+            self._last_speech_end = self.t - tail_s
         else:
             self._silence += dur
         cut = self.t - self._utt_start >= self.s.max_utterance_s

@@ -85,8 +85,8 @@ def _compression_ratio(text: str) -> float:
 class WhisperEngine:
     """Load once (``WhisperEngine(model_dir, settings)``); ``transcribe(pcm, rate)`` from any thread.
 
-    Decodes are serialised by a lock: the model has one CPU replica, and two concurrent decodes on
-    2 cores only slow each other down. Queueing/priorities belong to the caller (the speech service).
+    The model has ``decode_lanes`` CPU replicas of ``cpu_threads`` threads each, and at most that many decodes run
+    at once (more would only slow each other down). Queueing/priorities belong to the caller (the speech service).
     """
 
     name = "whisper"
@@ -102,7 +102,8 @@ class WhisperEngine:
 
         try:
             self.model = WhisperModel(str(self.model_dir), device="cpu", compute_type=self.s.compute_type,
-                                      cpu_threads=self.s.cpu_threads, num_workers=1, local_files_only=True)
+                                      cpu_threads=self.s.cpu_threads, num_workers=self.s.decode_lanes,
+                                      local_files_only=True)
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError with its own text
             raise ModelError(f"{self.model_dir}: whisper model does not load ({e}); "
                              "run `hotline models install` to assemble it again") from None
@@ -112,7 +113,7 @@ class WhisperEngine:
         self._prompt = self.model.get_prompt(self.tokenizer, prompt_tokens, without_timestamps=True)
         self._storage = get_ctranslate2_storage
         self._expect_cache: dict[str, tuple[list[int], list[int]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.BoundedSemaphore(self.s.decode_lanes)  # one decode per model replica
         self.digit_tempos: tuple[float, ...] = DIGIT_TEMPOS  # tempos whose n-best lists vote on a digit string
         self.digit_reader = DigitReader() if self.s.digit_reader else None
 

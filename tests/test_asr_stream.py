@@ -142,3 +142,24 @@ def test_vosk_bad_model_dir_is_named(tmp_path):
 def test_session_needs_a_recognizer():
     with pytest.raises(ValueError):
         StreamSession(8000)
+
+
+@pytest.mark.parametrize("chunk_ms", [20, 100])
+def test_the_speech_end_is_heard_within_a_tenth_of_a_second_in_frames_or_in_the_ivrs_100_ms_chunks(chunk_ms):
+    """Every reply waits out end_silence_ms from the speech end the endpointer heard: hearing it late delays
+    every answer. soxr's default filter handed 8 kHz audio to the VAD in ~100 ms blocks and a whole chunk
+    counted as speech, so the end came 0.16-0.22 s after the voice stopped."""
+    from asr.vad import Endpointer
+
+    lags = []
+    for name in ("q01.wav", "q05.wav", "q09.wav", "q14.wav", "q21.wav", "q28.wav"):
+        pcm, rate = read_wav(DATA / name)
+        voiced = np.flatnonzero(np.abs(pcm) > 328)  # -40 dBFS, as bench/answer_latency.py
+        clip = np.concatenate([np.zeros(rate // 2, np.int16), pcm, np.zeros(rate * 2, np.int16)])
+        true_end = 0.5 + (voiced[-1] + 1) / rate
+        ep = Endpointer(rate, EndpointSettings())
+        n = rate * chunk_ms // 1000
+        ends = [r[1] for k in range(0, len(clip), n) if (r := ep.push(clip[k:k + n])) and r[0] == "end"]
+        assert len(ends) == 1, name
+        lags.append(ends[0].speech_end_s - true_end)
+    assert max(lags) < 0.11 and min(lags) > -0.05, lags

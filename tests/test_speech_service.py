@@ -193,3 +193,21 @@ def test_eight_callers_at_once_all_get_an_answer_or_a_clear_busy(service_url):
                 for rs in results]
     print(f"\n8 callers at once: {outcomes.count('final')} finals, {outcomes.count('busy')} busy, {took:.1f} s")
     assert "none" not in outcomes and outcomes.count("final") >= 4
+
+
+def test_two_lanes_decode_two_batches_at_once_and_a_partial_never_takes_the_last_free_lane():
+    """With two model replicas a caller's final does not wait behind another caller's batch, and a partial
+    (display only) runs only while a second lane stays free for a final."""
+    dec = TimedDecoder(0.3)
+    q = DecodeQueue(dec, max_batch=1, max_wait_s=10, lanes=2)
+    t0 = time.monotonic()
+    both = [q.submit(np.zeros(8 + i, np.int16), 8000) for i in range(2)]
+    assert sorted(f.result(5).text for f in both) == ["len8", "len9"]
+    assert time.monotonic() - t0 < 0.5  # side by side, not 0.6 s one after the other
+    busy = q.submit(np.zeros(8, np.int16), 8000)
+    time.sleep(0.05)
+    with pytest.raises(Busy):  # one lane decodes a final: the other stays free for the next final
+        q.submit(np.zeros(8, np.int16), 8000, PRIORITY_PARTIAL, optional=True)
+    busy.result(5)
+    assert q.submit(np.zeros(8, np.int16), 8000, PRIORITY_PARTIAL, optional=True).result(5).text == "len8"
+    q.close()
