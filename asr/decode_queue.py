@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -82,7 +83,7 @@ class DecodeQueue:
         self._busy_until = [0.0] * lanes  # per lane: monotonic end estimate of the batch it decodes (0: idle)
         self._closed = False
         self.stats = QueueStats(batch_s_avg=batch_s_guess)
-        self._recent: deque[float] = deque(maxlen=16)
+        self._recent: deque[tuple[float, int]] = deque(maxlen=16)  # (seconds, utterances) of recent batches
         self._threads = [threading.Thread(target=self._run, args=(lane,), name=f"decode-lane-{lane}", daemon=True)
                          for lane in range(lanes)]
         for t in self._threads:
@@ -94,10 +95,15 @@ class DecodeQueue:
             return self._expected_wait_locked()
 
     def _expected_wait_locked(self) -> float:
-        # the slowest recent batch, not the average: a caller admitted under the bound must stay under it
-        per_batch = max(self._recent) if self._recent else self.stats.batch_s_avg
-        batches_ahead = len(self._heap) // self.max_batch // self.lanes
-        return self._lane_free_in_locked() + (batches_ahead + 1) * per_batch
+        # the jobs ahead and this one, shared by the lanes, at the slowest recent cost per utterance: a batch of
+        # four slowed by a busy CPU must not make an idle queue refuse a lone caller (it refused every caller
+        # of the second round of 8 when the slowest recent batch was counted whole)
+        return self._lane_free_in_locked() + math.ceil((len(self._heap) + 1) / self.lanes) * self._item_s_locked()
+
+    def _item_s_locked(self) -> float:
+        """The slowest recent decode time per utterance (not the average: a caller admitted under the bound
+        must stay under it)."""
+        return max(t / n for t, n in self._recent) if self._recent else self.stats.batch_s_avg
 
     def _lane_free_in_locked(self) -> float:
         """Seconds until the first lane is free (0 when one is idle)."""
@@ -168,8 +174,7 @@ class DecodeQueue:
                 jobs = live
                 if not jobs:
                     continue
-                self._busy_until[lane] = time.monotonic() + (
-                    max(self._recent) if self._recent else self.stats.batch_s_avg)
+                self._busy_until[lane] = time.monotonic() + len(jobs) * self._item_s_locked()
             t0 = time.monotonic()
             for j in jobs:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, t0 - j.queued_at)
@@ -193,7 +198,7 @@ class DecodeQueue:
                 s.batches += 1
                 s.decoded += len(jobs)
                 s.batch_s_avg = 0.8 * s.batch_s_avg + 0.2 * took
-                self._recent.append(took)
+                self._recent.append((took, len(jobs)))
                 self._busy_until[lane] = 0.0
             for j, r in zip(jobs, results, strict=True):
                 j.future.set_result(r)

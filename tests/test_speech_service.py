@@ -211,3 +211,22 @@ def test_two_lanes_decode_two_batches_at_once_and_a_partial_never_takes_the_last
     busy.result(5)
     assert q.submit(np.zeros(8, np.int16), 8000, PRIORITY_PARTIAL, optional=True).result(5).text == "len8"
     q.close()
+
+
+def test_an_idle_queue_takes_a_lone_caller_after_a_slow_batch_of_four():
+    """The wait is the cost per utterance times the jobs ahead: a batch of four that took 3.2 s on a busy CPU
+    (0.8 s each) must not make an idle queue refuse the next caller, as it refused all 8 of a second round."""
+    dec = TimedDecoder(0.01)
+    q = DecodeQueue(dec, max_batch=4, max_wait_s=3.0)
+    q._recent.append((3.2, 4))
+    assert q.expected_wait_s() == pytest.approx(0.8)
+    assert q.submit(np.zeros(8, np.int16), 8000).result(5).text == "len8"
+    q._recent.append((2.0, 1))  # but one utterance that slow: a second in line would wait past the bound
+    dec.gate.clear()
+    held = q.submit(np.zeros(8, np.int16), 8000)
+    time.sleep(0.05)
+    with pytest.raises(Busy):
+        q.submit(np.zeros(8, np.int16), 8000)
+    dec.gate.set()
+    held.result(5)
+    q.close()

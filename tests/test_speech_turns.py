@@ -448,7 +448,7 @@ def test_optional_decodes_start_on_an_idle_queue_and_are_refused_under_load():
 
     q = DecodeQueue(slow, max_batch=2, max_wait_s=30.0, batch_s_guess=2.0)
     try:
-        q._recent.extend([5.0] * 4)  # slow recent batches must not stop speculation on an idle queue
+        q._recent.extend([(5.0, 1)] * 4)  # slow recent batches must not stop speculation on an idle queue
         first = q.submit(b"\0\0" * 800, 8000, 0, optional=True)  # idle: accepted
         time.sleep(0.2)  # now running, ~5 s to go by the estimate
         with pytest.raises(Busy):
