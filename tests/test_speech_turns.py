@@ -237,6 +237,42 @@ def test_a_listen_turn_that_expects_a_mobile_number_stores_its_digits(service_ur
     assert "phone" not in stored and getattr(outcome, "node", None) == "staff", (outcome, stored)
 
 
+def test_a_caller_may_key_the_number_a_listen_turn_asks_for(service_url):
+    """Keys still work where a spoken number is expected: the first key stops the prompt and the recognizer and
+    wins over what is said; the entry ends at digits_length keys (or "#"), and each key is on the record."""
+    from ivr.audio import PromptLibrary
+    from ivr.contract import DigitsReceived
+    from ivr.flow.context import FlowContext
+    from ivr.flow.services import CallServices
+    from ivr.settings import BUNDLED_PROMPTS
+    from ivr.verbs.listen import Listen
+
+    verb = Listen(store="phone", expect="digits", digits_length=11, beep=False, retries=0, on_failure="staff")
+
+    async def turn(keys: str) -> tuple[object, dict, FakeChannel, list]:
+        channel = Saying(read_wav(DATA / "sent/s03.wav")[0])  # 我想去法院起诉他, said while the caller keys
+        emitted: list = []
+        ctx = FlowContext(channel=channel, prompts=PromptLibrary(BUNDLED_PROMPTS, 8000), node="phone",
+                          services=CallServices(speech_url=service_url),
+                          emit=lambda cls, **kw: emitted.append((cls, kw)))
+
+        async def press() -> None:
+            await asyncio.sleep(0.3)
+            channel.pending.extend(keys)
+
+        presser = asyncio.create_task(press())
+        outcome = await asyncio.wait_for(verb.run(ctx), 30)
+        await presser
+        return outcome, ctx.vars, channel, emitted
+
+    outcome, stored, channel, emitted = asyncio.run(turn("13800138000"))
+    assert outcome is None and stored["phone"] == "13800138000" and "phone_confidence" not in stored
+    assert [kw["digits"] for cls, kw in emitted if cls is DigitsReceived] == list("13800138000")
+    assert channel.stopped >= 1  # the first key stopped the prompt
+    outcome, stored, _, _ = asyncio.run(turn("6612#"))  # a short entry ends at "#"
+    assert outcome is None and stored["phone"] == "6612"
+
+
 def _numbers_right(engine, data: Path, kinds: tuple[str, ...]) -> dict[str, float]:
     """Share of the spoken numbers of ``kinds`` read right (case numbers: up to 刑初/行初, which the case
     store is asked for both)."""
