@@ -90,14 +90,14 @@ class DecodeQueue:
             t.start()
 
     def expected_wait_s(self) -> float:
-        """Time until a job submitted now would be decoded, from the average batch time."""
+        """Time until a job submitted now would be decoded: the first free lane, then the jobs ahead shared by
+        the lanes at the slowest recent cost per utterance."""
         with self._cv:
             return self._expected_wait_locked()
 
     def _expected_wait_locked(self) -> float:
-        # the jobs ahead and this one, shared by the lanes, at the slowest recent cost per utterance: a batch of
-        # four slowed by a busy CPU must not make an idle queue refuse a lone caller (it refused every caller
-        # of the second round of 8 when the slowest recent batch was counted whole)
+        # per utterance, not per batch: a batch of four slowed by a busy CPU must not make an idle queue refuse
+        # a lone caller (it refused every caller of the second round of 8 when that batch was counted whole)
         return self._lane_free_in_locked() + math.ceil((len(self._heap) + 1) / self.lanes) * self._item_s_locked()
 
     def _item_s_locked(self) -> float:
@@ -111,10 +111,10 @@ class DecodeQueue:
         return min(max(0.0, b - now) if b else 0.0 for b in self._busy_until)
 
     def _refuse_optional_locked(self, priority: int) -> bool:
-        # what counts is the load now, not the slowest recent batch: on an idle queue an optional decode
-        # always starts at once; either waits only for a running batch that ends within
-        # OPTIONAL_MAX_WAIT_S; a partial never waits behind queued jobs, a speculative final joins the
-        # next batch unless a full one waits
+        # what counts is the load now, not the slowest recent batch: on an idle lane an optional decode
+        # always starts at once; either waits only for a lane that is free within OPTIONAL_MAX_WAIT_S;
+        # a partial never waits behind queued jobs nor takes the last idle lane, a speculative final joins
+        # the next batch unless a full one waits
         if self._lane_free_in_locked() > OPTIONAL_MAX_WAIT_S:
             return True
         if priority >= PRIORITY_PARTIAL:

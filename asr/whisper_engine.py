@@ -113,7 +113,7 @@ class WhisperEngine:
         self._prompt = self.model.get_prompt(self.tokenizer, prompt_tokens, without_timestamps=True)
         self._storage = get_ctranslate2_storage
         self._expect_cache: dict[str, tuple[list[int], list[int]]] = {}
-        self._lock = threading.BoundedSemaphore(self.s.decode_lanes)  # one decode per model replica
+        self._lanes = threading.BoundedSemaphore(self.s.decode_lanes)  # one decode per model replica
         self.digit_tempos: tuple[float, ...] = DIGIT_TEMPOS  # tempos whose n-best lists vote on a digit string
         self.digit_reader = DigitReader() if self.s.digit_reader else None
 
@@ -230,7 +230,7 @@ class WhisperEngine:
                 out[i] = Transcript("", 0.0, len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, {"dropped": "vad"})
         if todo:
             prompt, suppress = (self._prompt, self._suppress) if expect is None else self._expect_options(expect)
-            with self._lock:
+            with self._lanes:
                 t_dec = time.perf_counter()
                 # a digit string of known length is decoded at several tempos and the hypotheses vote
                 tempos = self.digit_tempos if expect == "digits" and length else (1.0,)
@@ -310,7 +310,7 @@ class WhisperEngine:
         """The encoder's output frames (50 a second) covering each audio (at most one window)."""
         window = self.s.window_s * FRAMES_PER_S
         feats = np.stack([self._features(a, window, pad_audio=True) for a in audios])
-        with self._lock:
+        with self._lanes:
             enc = np.asarray(self.model.model.encode(self._storage(feats), to_cpu=True), dtype=np.float32)
         return [enc[k, :min(enc.shape[1], math.ceil(len(a) / MODEL_RATE * ENCODER_FPS) + 2)]
                 for k, a in enumerate(audios)]
