@@ -2,40 +2,62 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
 
-from hotline.cli_asr import asr_app
-from hotline.cli_calls import calls_app
-from hotline.cli_cases import cases_app
-from hotline.cli_db import db_app, load
-from hotline.cli_departments import departments_app
-from hotline.cli_kb import kb_app
-from hotline.cli_models import models_app
-from hotline.cli_orders import orders_app
-from hotline.cli_tts import tts_app
-from hotline.cli_users import users_app
+if TYPE_CHECKING:
+    from hotline.settings import Settings
 
-app = typer.Typer(help="12368 litigation-service voice hotline.", no_args_is_help=True,
+# Subcommand groups load on first use: importing all of them (scikit-learn through the work-order classifier,
+# the case store, the matcher) made every `hotline dial` take ~3.7 s to start, and twelve at once ~30 s.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "users": ("hotline.cli_users", "users_app"),
+    "calls": ("hotline.cli_calls", "calls_app"),
+    "db": ("hotline.cli_db", "db_app"),
+    "kb": ("hotline.cli_kb", "kb_app"),
+    "cases": ("hotline.cli_cases", "cases_app"),
+    "departments": ("hotline.cli_departments", "departments_app"),
+    "orders": ("hotline.cli_orders", "orders_app"),
+    "models": ("hotline.cli_models", "models_app"),
+    "asr": ("hotline.cli_asr", "asr_app"),
+    "tts": ("hotline.cli_tts", "tts_app"),
+}
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose subcommand groups (``SUBCOMMANDS``) are imported when named, or for the help."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in SUBCOMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+        if cmd_name in SUBCOMMANDS and cmd_name not in self.commands:
+            module, attr = SUBCOMMANDS[cmd_name]
+            # a group even with one command (`calls list`), as add_typer would build it
+            group = typer.main.get_group(getattr(importlib.import_module(module), attr))
+            group.name = cmd_name
+            self.add_command(group, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(cls=LazyGroup, help="12368 litigation-service voice hotline.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
-app.add_typer(users_app, name="users")
-app.add_typer(calls_app, name="calls")
-app.add_typer(db_app, name="db")
-app.add_typer(kb_app, name="kb")
-app.add_typer(cases_app, name="cases")
-app.add_typer(departments_app, name="departments")
-app.add_typer(orders_app, name="orders")
-app.add_typer(models_app, name="models")
-app.add_typer(asr_app, name="asr")
-app.add_typer(tts_app, name="tts")
 
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="settings TOML file (default: $HOTLINE_CONFIG or ./hotline.toml)")
 
 
-settings_or_exit = load  # one place turns a bad setting into exit code 2 (hotline/cli_db.py)
+def settings_or_exit(config: Path | None) -> Settings:
+    """Settings for a command; one place turns a bad setting into exit code 2 (hotline/cli_db.py)."""
+    from hotline.cli_db import load  # SQLAlchemy and the settings model: not for `hotline dial`
+
+    return load(config)
 
 
 @app.command()
