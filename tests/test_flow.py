@@ -178,3 +178,26 @@ async def test_the_kb_decision_carries_the_callers_question(prompts, monkeypatch
         assert [(d["decision"], d["reason"], d["query"]) for d in decided] == [
             ("handoff", reason, "社保卡丢了怎么补办")]
         KbDecided(call_id="c", worker="w", **decided[0])  # the contract takes it
+
+
+async def test_a_spoken_number_turn_without_a_recognizer_asks_for_keys(prompts):
+    """``listen`` with ``expect: digits`` on a call the recognizer cannot hear (no speech service): the turn's prompt,
+    then 请用电话按键输入, and the keyed number is stored; nothing keyed still goes to ``on_failure``."""
+    from ivr.flow.outcomes import Goto
+    from ivr.verbs.listen import Listen
+
+    verb = Listen(prompt="no_speech", store="phone", expect="digits", digits_length=11, beep=False, retries=0,
+                  on_failure="staff")
+    assert "keys_instead" in verb.prompt_refs()
+    channel = ScriptedChannel([("keys_instead", "13800138000")])
+    events: list[tuple[type, dict]] = []
+    ctx = FlowContext(channel=channel, prompts=prompts, node="phone", services=CallServices(),
+                      emit=lambda cls, **kw: events.append((cls, kw)))
+    assert await verb.run(ctx) is None and ctx.vars["phone"] == "13800138000"
+    assert [kw["prompt"] for cls, kw in events if cls is PromptPlayed] == ["no_speech", "keys_instead"]
+    assert "".join(kw["digits"] for cls, kw in events if cls is DigitsReceived) == "13800138000"
+
+    silent = FlowContext(channel=ScriptedChannel([]), prompts=prompts, node="phone", services=CallServices(),
+                         emit=lambda cls, **kw: None)
+    outcome = await verb.run(silent)
+    assert isinstance(outcome, Goto) and outcome.node == "staff" and "phone" not in silent.vars

@@ -16,6 +16,7 @@ from ivr.speech_client import Heard
 from ivr.verbs.base import Verb
 
 KEY_HORIZON_S = 120.0  # how long one wait for a key may last; the recognizer's no-input clock ends the turn
+KEYS_INSTEAD = "keys_instead"  # 请用电话按键输入，以井号键结束。
 
 
 class Listen(Verb):
@@ -23,7 +24,8 @@ class Listen(Verb):
     the speech service's final text is stored in ``store``. Partials and the final are recorded on the
     call. Silence plays ``no_input_prompt`` and retries; then (or when the recognizer is busy or
     unreachable) the flow goes to ``on_failure``. With ``expect: digits`` the caller may key the number
-    instead (a key stops the prompt and wins over speech; ``#`` or ``digits_length`` keys end the entry).
+    instead (a key stops the prompt and wins over speech; ``#`` or ``digits_length`` keys end the entry), and
+    when the recognizer is busy or unavailable the turn asks for keys (``keys_instead``) before it fails.
     """
 
     name = "listen"
@@ -61,7 +63,7 @@ class Listen(Verb):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     def prompt_refs(self) -> list[str]:
-        refs = self.prompts + (["beep"] if self.beep else [])
+        refs = self.prompts + (["beep"] if self.beep else []) + ([KEYS_INSTEAD] if self.expect == "digits" else [])
         return refs + ([self.no_input_prompt] if self.no_input_prompt else [])
 
     def node_refs(self) -> list[str]:
@@ -89,6 +91,10 @@ class Listen(Verb):
                         return None
                     ctx.channel.flush_digits()
                     continue  # "#" alone: as silence
+                if result.kind in ("busy", "unavailable") and (keyed := await self._keys_instead(ctx, prompts)):
+                    ctx.vars[self.store] = keyed
+                    ctx.vars.pop(f"{self.store}_confidence", None)
+                    return None
             else:
                 result = await listen_once(ctx, options, prompts, early)
             if result.kind == "final" and result.text:
@@ -99,6 +105,13 @@ class Listen(Verb):
             if result.kind in ("busy", "unavailable"):
                 return self._fail(f"asr_{result.kind}")
         return self._fail("no_speech")
+
+    async def _keys_instead(self, ctx, prompts: list[str]) -> str:
+        """The number keyed after ``keys_instead`` when the recognizer cannot hear it. Without a speech service
+        the turn's own prompts were not played yet, so they come first."""
+        unheard = not ctx.services.speech_url or not ctx.channel.hears
+        return await collect_keys(ctx, (prompts if unheard else []) + [KEYS_INSTEAD], EntryOptions(
+            self.digits_length or 32, self.no_input_timeout_s, self.inter_digit_timeout))
 
     async def _hear_or_key(self, ctx, options: ListenOptions, prompts: list[str], early: Early | None) -> Heard | str:
         """The utterance, or the keyed entry (a str) when the caller keys the number instead."""
