@@ -31,8 +31,9 @@ class EndpointSettings(BaseModel):
                              description="audio kept before the detected speech onset; after seconds of a quiet line "
                                          "Silero finds an onset 0.4-0.8 s late (300 ms lost first words)")
     # 40: the decode (~0.45 s) starts at the first 100 ms chunk of silence, so its text is there before the 0.6 s
-    # endpoint and a quick answer can end the turn (simulated caller, 30 questions: final p50/p95 0.76/0.89 s at
-    # 150 ms, 0.70/0.78 s at 40); rendered 10-40 s utterances with pauses: 42 of 110 wasted at 40 and at 150
+    # endpoint and a quick answer can end the turn (bench/speculation.py, two runs: final p50/p95 0.76-0.78 /
+    # 0.89 s at 150 ms, 0.70-0.71 / 0.78-0.84 s at 40); rendered 10-40 s utterances with pauses: 42 of 110 wasted
+    # at 40 and at 150
     speculative_ms: int = Field(40, ge=0, le=5000,
                                 description="silence after which the final decode starts while the endpointer "
                                             "keeps listening (0: off); kept if the silence lasts to "
