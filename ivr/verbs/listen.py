@@ -84,6 +84,8 @@ class Listen(Verb):
             early = answers_outright(ctx) if self.quick_answer else None
             if self.expect == "digits":
                 result = await self._hear_or_key(ctx, options, prompts, early)
+                if not isinstance(result, str) and result.kind in ("busy", "unavailable"):
+                    result = await self._keys_instead(ctx, prompts) or result  # nothing keyed: the failure stands
                 if isinstance(result, str):
                     if result:
                         ctx.vars[self.store] = result
@@ -91,10 +93,6 @@ class Listen(Verb):
                         return None
                     ctx.channel.flush_digits()
                     continue  # "#" alone: as silence
-                if result.kind in ("busy", "unavailable") and (keyed := await self._keys_instead(ctx, prompts)):
-                    ctx.vars[self.store] = keyed
-                    ctx.vars.pop(f"{self.store}_confidence", None)
-                    return None
             else:
                 result = await listen_once(ctx, options, prompts, early)
             if result.kind == "final" and result.text:
