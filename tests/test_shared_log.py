@@ -119,6 +119,38 @@ def test_appends_while_redis_is_away_wait_in_order_and_arrive_when_it_returns(fr
         b.close()
 
 
+def test_entries_made_together_reach_redis_with_their_mark_in_one_step(fresh_redis):
+    """The deciding hub marks the input it applied with the entries it made from it: a hub killed between the two
+    would leave a mark behind its entries, and the next deciding hub would apply that input again (browsers saw
+    its lines twice, CI of 2026-12-07)."""
+    a, b = hub_log(fresh_redis.url), hub_log(fresh_redis.url)
+    client = redis.Redis.from_url(fresh_redis.url)
+    try:
+        a.append(Ping(text="before"))
+        with a.together("t:done", "7-0"):
+            a.append(Ping(text="one"))
+            time.sleep(0.3)  # a tail that polls meanwhile sees neither the entry nor the mark
+            assert b.last_seq == 1 and client.get("t:done") is None
+            b.append(Ping(text="other hub"))  # other hubs are not held up
+            a.append(Ping(text="two"))
+        assert client.get("t:done") == b"7-0"
+        wait_for(lambda: b.last_seq == 4)
+        assert [e.clear["text"] for e in b.since(0)] == ["before", "other hub", "one", "two"]
+        with a.together("t:done", "8-0"):
+            pass  # an input that made no entry is marked all the same
+        assert client.get("t:done") == b"8-0"
+        fresh_redis.stop()  # while Redis is away the group waits whole, then goes out with its mark
+        with a.together("t:done", "9-0"):
+            a.append(Ping(text="three"))
+        fresh_redis.start()
+        wait_for(lambda: redis.Redis.from_url(fresh_redis.url).get("t:done") == b"9-0", timeout=15)
+        wait_for(lambda: a.last_seq == 5)
+        assert a.since(4)[0].clear["text"] == "three"
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_redis_that_lost_its_data_starts_a_new_epoch(fresh_redis):
     """Redis replaced by an empty one: every hub forgets its mirror and takes the new epoch, so browsers start
     again from a snapshot instead of missing entries whose seqs were handed out again."""

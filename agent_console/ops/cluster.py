@@ -16,10 +16,13 @@ Redis-based queues usually do, and a hub that dies costs only the lease time.
 
 A hub that begins to decide rebuilds the live calls and the queue from the database, as a restarted hub does,
 without sending it to browsers again (they saw it); events still on the stream are left out of the rebuild and
-applied from the stream. Every hub then announces its browsers and workers again; operators get back the
-presence they had (kept in the hash ``{prefix}ops:presence``). Offers that were open on the old hub are gone (the
-call is offered again). A hub whose heartbeat key lapsed is gone: its browsers are detached and its workers count
-as away from then.
+applied from the stream. "Still on the stream" means after the mark ``{prefix}ops:done``, which the deciding hub
+sets in the same Redis script as the browser events an input made (``RedisEventLog.together``): a hub killed just
+after its browsers saw an input's events would otherwise leave the mark behind, and the next one applied that
+input again (browsers saw those transcript lines twice). Every hub then announces its browsers and workers again;
+operators get back the presence they had (kept in the hash ``{prefix}ops:presence``). Offers that were open on the
+old hub are gone (the call is offered again). A hub whose heartbeat key lapsed is gone: its browsers are detached
+and its workers count as away from then.
 
 While Redis does not answer, what a hub must forward waits in order and goes out when Redis is back; commands and
 snapshots fail with a message (the browser retries). IVR calls go on: workers only need the hub for the queue.
@@ -49,6 +52,7 @@ from agent_console.ops import routing as r
 from agent_console.ops.hub import OpsHub
 from agent_console.ops.protocol import ClientMessage, Snapshot, Suggestion
 from agent_console.ops.redis_sender import OrderedSender
+from agent_console.ops.shared_log import RedisEventLog
 from agent_console.ops.workers import ClusterWorkers, WorkerConn
 from ivr.contract import CallEvent
 
@@ -94,7 +98,7 @@ class ClusteredOps:
     def __init__(self, hub: OpsHub, client: redis.Redis, *, load_user: Callable[[int], User | None],
                  prefix: str = "hotline:", lease_s: float = 5.0, rpc_timeout_s: float = 5.0,
                  hub_id: str | None = None):
-        assert isinstance(hub.workers, ClusterWorkers)
+        assert isinstance(hub.workers, ClusterWorkers) and isinstance(hub.log, RedisEventLog)
         self.hub = hub
         self.redis = client
         self.id = hub_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -268,9 +272,11 @@ class ClusteredOps:
                     for item_id, fields in items:
                         item_id = item_id.decode() if isinstance(item_id, bytes) else item_id
                         f = {k.decode(): v.decode() for k, v in fields.items()}
-                        self._handle(mine, item_id, f)
-                if self.leading and any((k.decode() if isinstance(k, bytes) else k) == self.k_in for k, _ in got or []):
-                    self.redis.set(self.k_done, self._in_id)
+                        if mine or not self.leading:
+                            self._handle(mine, item_id, f)
+                        else:  # what browsers see of an input and the mark that it was applied: both or neither
+                            with self.log.together(self.k_done, item_id):
+                                self._handle(mine, item_id, f)
             except redis.RedisError as e:
                 if not away:
                     log.warning("ops: Redis unreachable (%s); this hub %s", e,

@@ -6,19 +6,24 @@ Every hub tails the stream in a thread and mirrors the last ``capacity`` entries
 read the same entries in the same order, and one that reconnects through another hub resumes from its seq
 without a gap or a duplicate. ``last_seq`` is the last entry this hub has mirrored (what it can serve).
 
+``together(key, value)`` sends the appends made inside it in one script that also sets ``key``: the deciding hub
+marks the input it applied that way, so a hub that takes over after it died never applies an input again whose
+events browsers have already seen (nor misses one whose events they have not).
+
 While Redis is unreachable, appends wait in order in a local queue and go out when it answers again (the tail
 thread retries every second); the hub keeps serving what it mirrored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis
 from pydantic import BaseModel
@@ -27,12 +32,23 @@ from agent_console.ops.eventlog import DEFAULT_CAPACITY, Entry, Listeners
 
 log = logging.getLogger(__name__)
 
+# ARGV: capacity, a new epoch's name, then items of four: ("e", roles, users, payload) an entry, ("m", key index,
+# value, "") a mark (SET) made in the same script as the entries before it
 _APPEND = """
-if redis.call('SET', KEYS[3], ARGV[5], 'NX') then redis.call('DEL', KEYS[1], KEYS[2]) end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'r', ARGV[2], 'u', ARGV[3], 'p', ARGV[4])
+if redis.call('SET', KEYS[3], ARGV[2], 'NX') then redis.call('DEL', KEYS[1], KEYS[2]) end
+local seq = 0
+for i = 3, #ARGV, 4 do
+  if ARGV[i] == 'm' then
+    redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
+  else
+    seq = redis.call('INCR', KEYS[1])
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'r', ARGV[i + 1], 'u', ARGV[i + 2],
+               'p', ARGV[i + 3])
+  end
+end
 return seq
 """
+BATCH = 200  # items per script call
 RETRY_S = 1.0
 
 
@@ -58,8 +74,9 @@ class RedisEventLog:
         self._entries: deque[Entry] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._listeners = Listeners()
-        self._unsent: deque[tuple[str, str, str]] = deque()
+        self._unsent: deque[tuple[str, str, str, str]] = deque()  # _APPEND's items
         self._send_lock = threading.Lock()
+        self._held = 0  # open together() blocks: nothing is sent meanwhile
         self._stop = threading.Event()
         self._down = False
         self._appended = 0
@@ -85,12 +102,27 @@ class RedisEventLog:
                users: frozenset[int] | set[int] = frozenset()) -> None:
         """Queue the event for the shared stream and send what is queued; it reaches this hub's browsers (and
         every other hub's) through the tail, in seq order."""
-        fields = (",".join(sorted(roles)), ",".join(str(u) for u in sorted(users)),
-                  json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")))
+        item = ("e", ",".join(sorted(roles)), ",".join(str(u) for u in sorted(users)),
+                json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")))
         with self._send_lock:
-            self._unsent.append(fields)
+            self._unsent.append(item)
         if not self._down:  # while Redis is down the tail thread retries: the hub's lock is not held for a timeout
             self._flush()
+
+    @contextlib.contextmanager
+    def together(self, key: str, value: str) -> Iterator[None]:
+        """The appends made inside (by any thread) reach Redis in one script that ends with ``SET key value``:
+        whoever reads ``key`` knows every entry made before the mark is in the log, and none after it."""
+        with self._send_lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._send_lock:
+                self._held -= 1
+                self._unsent.append(("m", key, value, ""))
+            if not self._down:
+                self._flush()
 
     def since(self, seq: int) -> list[Entry] | None:
         """Mirrored entries after ``seq`` (oldest first); None when some of them are no longer kept."""
@@ -123,17 +155,27 @@ class RedisEventLog:
     def _flush(self) -> bool:
         """Send the queued appends in order; False while Redis does not answer (they stay queued)."""
         with self._send_lock:
-            while self._unsent:
-                roles, users, payload = self._unsent[0]
+            while self._unsent and not self._held:
+                # up to BATCH items, and on to the next mark: a group and its mark go in one call
+                n = min(len(self._unsent), BATCH)
+                n = next((i + 1 for i, item in enumerate(itertools.islice(self._unsent, n - 1, None), n - 1)
+                          if item[0] == "m"), n)
+                items = list(itertools.islice(self._unsent, n))
+                keys, args = list(self._keys), [self._capacity, secrets.token_hex(6)]
+                for item in items:
+                    if item[0] == "m":
+                        keys.append(item[1])
+                        item = ("m", str(len(keys)), item[2], "")
+                    args.extend(item)
                 try:
-                    seq = int(self._script(keys=self._keys,
-                                           args=[self._capacity, roles, users, payload, secrets.token_hex(6)]))
+                    seq = int(self._script(keys=keys, args=args))
                 except redis.RedisError as e:
                     if not self._down:
                         log.warning("event log: Redis unreachable, events wait: %s", e)
                     self._down = True
                     return False
-                self._unsent.popleft()
+                for _ in items:
+                    self._unsent.popleft()
                 with self._lock:
                     self._appended = max(self._appended, seq)
         self._down = False
