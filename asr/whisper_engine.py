@@ -230,6 +230,9 @@ class WhisperEngine:
                 out[i] = Transcript("", 0.0, len(audios[i]) / MODEL_RATE, time.perf_counter() - t0, {"dropped": "vad"})
         if todo:
             prompt, suppress = (self._prompt, self._suppress) if expect is None else self._expect_options(expect)
+            short = self.s.short_window_s
+            if expect is None and 0 < short < window_s and max(len(c) for _, c in chunks) <= (short - 1) * MODEL_RATE:
+                window_s = short  # the encoder's cost goes with its window
             with self._lanes:
                 t_dec = time.perf_counter()
                 # a digit string of known length is decoded at several tempos and the hypotheses vote
@@ -287,7 +290,7 @@ class WhisperEngine:
                 info: dict[str, float | str] = {
                     "avg_logprob": round(sum(lp) / len(lp), 3), "no_speech_prob": round(nsp, 3),
                     "model_s": round(decode_s, 3), "vad_s": round(vad_s, 3), "batch": len(chunks),
-                    "windows": len(parts), "gain_db": round(leveled[i][1], 1), "loops_cut": loops}
+                    "windows": len(parts), "window_s": window_s, "gain_db": round(leveled[i][1], 1), "loops_cut": loops}
                 if expect is not None:
                     info.update(expect=expect, heard=raw)
                 alts = [cut_loop(to_simplified(a[0]), digits=False)[0]

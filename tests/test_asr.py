@@ -106,3 +106,19 @@ def test_alternatives_are_the_next_beam_hypotheses_of_a_short_reply(engine):
     assert 1 <= len(tr.alternatives) <= 4 and tr.text not in tr.alternatives
     assert len(set(tr.alternatives)) == len(tr.alternatives)
     assert engine.transcribe(reply, 8000).alternatives == ()
+
+
+def test_short_free_text_is_decoded_in_the_short_window_and_long_speech_or_numbers_in_the_full_one(engine):
+    """``short_window_s`` (7 s): a question of a few seconds costs the encoder 7 s of frames, not 10; speech that
+    does not fit 1 s inside it, and spoken numbers, keep ``window_s``."""
+    rows = transcripts()[:4]
+    clips = [read_wav(DATA / row["file"])[0] for row in rows]
+    short = engine.transcribe(clips[0], 8000)
+    assert short.info["window_s"] == 7 and cer([(rows[0]["text"], short.text)]) < 0.3
+    gap = np.zeros(2400, np.int16)  # 0.3 s: no pause long enough to cut at
+    joined = np.concatenate([x for c in clips for x in (c, gap)])
+    assert 6.5 < len(joined) / 8000 < 9.7
+    whole = engine.transcribe(joined, 8000)
+    assert whole.info["window_s"] == 10 and whole.info["windows"] == 1
+    assert cer([("".join(r["text"] for r in rows), whole.text)]) < 0.3
+    assert engine.transcribe(clips[0], 8000, expect="case_number").info["window_s"] == 10
