@@ -51,8 +51,8 @@ class AsrSettings(BaseModel):
     vosk_grammar: list[str] | None = Field(None, description="vosk: recognize only these words/phrases")
     window_s: int = Field(10, ge=5, le=30, description="whisper encoder window (s); 10 costs a third of 30")
     # free text whose longest piece in a batch fits 1 s inside it: questions of 1.4-4 s decoded ~0.08 s sooner with
-    # 7 than with 10 (80 rendered questions and sentences: CER 0.132 against 0.136; 5 s and 6 s read worse, 0.145
-    # and 0.142). Spoken numbers keep window_s (their voting was tuned on it)
+    # 7 than with 10 (80 rendered questions and sentences: CER 0.132 against 0.136; on the 30 questions 5 s and 6 s
+    # read worse, 0.145 and 0.142 against 0.124). Spoken numbers keep window_s (their voting was tuned on it)
     short_window_s: int = Field(7, ge=0, le=30, description="whisper window (s) for short free text; 0: always "
                                                             "window_s")
     beam_size: int = Field(5, ge=1, le=10, description="whisper beam size")
