@@ -16,13 +16,11 @@ Redis-based queues usually do, and a hub that dies costs only the lease time.
 
 A hub that begins to decide rebuilds the live calls and the queue from the database, as a restarted hub does,
 without sending it to browsers again (they saw it); events still on the stream are left out of the rebuild and
-applied from the stream. "Still on the stream" means after the mark ``{prefix}ops:done``, which the deciding hub
-sets in the same Redis script as the browser events an input made (``RedisEventLog.together``): a hub killed just
-after its browsers saw an input's events would otherwise leave the mark behind, and the next one applied that
-input again (browsers saw those transcript lines twice). Every hub then announces its browsers and workers again;
-operators get back the presence they had (kept in the hash ``{prefix}ops:presence``). Offers that were open on the
-old hub are gone (the call is offered again). A hub whose heartbeat key lapsed is gone: its browsers are detached
-and its workers count as away from then.
+applied from the stream: those after the mark ``{prefix}ops:done``, set in the same Redis script as the browser
+events of the input it marks (``RedisEventLog.together``: none applied twice). Every hub then announces its
+browsers and workers again; operators get back the presence they had (kept in ``{prefix}ops:presence``). Offers
+open on the old hub are gone (the call is offered again). A hub whose heartbeat key lapsed is gone: its browsers
+are detached and its workers count as away from then.
 
 While Redis does not answer, what a hub must forward waits in order and goes out when Redis is back; commands and
 snapshots fail with a message (the browser retries). IVR calls go on: workers only need the hub for the queue.
@@ -272,11 +270,10 @@ class ClusteredOps:
                     for item_id, fields in items:
                         item_id = item_id.decode() if isinstance(item_id, bytes) else item_id
                         f = {k.decode(): v.decode() for k, v in fields.items()}
-                        if mine or not self.leading:
+                        # what browsers see of an input and the mark that it was applied: both or neither
+                        with contextlib.nullcontext() if mine or not self.leading else self.log.together(
+                                self.k_done, item_id):
                             self._handle(mine, item_id, f)
-                        else:  # what browsers see of an input and the mark that it was applied: both or neither
-                            with self.log.together(self.k_done, item_id):
-                                self._handle(mine, item_id, f)
             except redis.RedisError as e:
                 if not away:
                     log.warning("ops: Redis unreachable (%s); this hub %s", e,
@@ -390,7 +387,8 @@ class ClusteredOps:
             # a lease that went missing is taken on the second look: a hub that decided before Redis went away
             # renews it first
             if holder is None and (self._absent_once or self.leader is None):
-                start = self._start_id()
+                done = self.redis.get(self.k_done)  # after what the previous deciding hub applied, else all
+                start = done.decode() if done else "0-0"
                 if self.redis.set(self.k_lease, self.id, nx=True, px=self.lease_ms):
                     self._take_over(start)
             self._absent_once = holder is None
@@ -402,11 +400,6 @@ class ClusteredOps:
                 self._announce()
         if self.leading:
             self._drop_lost_hubs()
-
-    def _start_id(self) -> str:
-        """After the last entry the previous deciding hub applied (all of the stream when there was none)."""
-        done = self.redis.get(self.k_done)
-        return done.decode() if done else "0-0"
 
     def _take_over(self, start: str) -> None:
         """This hub decides from now: rebuild from the database what the stream does not bring."""
