@@ -22,6 +22,8 @@ from ivr.speech_hosts import SpeechTarget
 log = structlog.get_logger(__name__)
 
 _flushing: set[asyncio.Task] = set()  # transcriptions finishing after their call
+#: after a hang-up each side's transcription may take this long to decode what was still being said
+FLUSH_S = 15.0
 
 
 @dataclass
@@ -48,9 +50,11 @@ def start_talk(ctx: FlowContext, leg: OperatorLeg, name: str) -> Talk:
     return talk
 
 
-def end_talk(ctx: FlowContext, talk: Talk, flush_s: float | None = None) -> float | None:
-    """Stop the transcriptions (or, with ``flush_s``, let each finish what was still being said, for at most
-    that long) and close the recording; its seconds, or None without one."""
+def end_talk(ctx: FlowContext, talk: Talk, flush_s: float | None = FLUSH_S) -> float | None:
+    """Let each transcription finish what was still being said, for at most ``flush_s`` (None: stop them now),
+    and close the recording; its seconds, or None without one. Not cancelled at once: each leg's audio ends with
+    the call, then the speech service decodes what was left ({"eof": 1}), so the last words before a hang-up
+    reach the record."""
     ctx.talking = max(0, ctx.talking - 1)
     for t in talk.tasks:
         if flush_s is None:

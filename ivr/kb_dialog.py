@@ -170,7 +170,7 @@ async def converse(ctx: FlowContext, m: KbMatch, *, key_timeout_s: float = 6.0, 
 async def _answer(ctx: FlowContext, faq_id: str | None, text: str | None, key_timeout_s: float,
                   turn: OpenTurn | None = None) -> DialogResult:
     # answers are rendered ahead by the speech service; one edited seconds ago may still be rendering there
-    clip = await render(ctx, text or "", f"kb_answer:{faq_id}", timeout=ANSWER_TIMEOUT_S)
+    clip = await render(ctx, text or "", f"kb_answer:{faq_id}", timeout=ANSWER_TIMEOUT_S, keep=True)
     if clip is None:
         return DialogResult("handoff")
     if turn is not None and turn.resumed.is_set():  # the caller went on before the answer began
@@ -221,7 +221,7 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
     item = items[0]
     text = option_confirm_sentence(item.title) if item.option is not None else \
         confirm_sentence(m.question_text if item.id == m.faq_id and m.question_text else item.title)
-    clip = await render(ctx, text, f"kb_confirm:{item.id}")
+    clip = await render(ctx, text, f"kb_confirm:{item.id}", keep=True)
     if clip is None:
         return DialogResult("handoff")
     reply = await hear_or_key(ctx, [clip.prompt_start()], listen=listen, no_input_s=key_timeout_s, max_utterance_s=5.0,
@@ -235,7 +235,8 @@ async def _confirm(ctx: FlowContext, m: KbMatch, key_timeout_s: float, listen: b
 
 async def _list_clip(ctx: FlowContext, items: list[KbChoice]) -> Clip | None:
     """"一，<title>；二，<title>；…" then "请说序号或按键。" as one clip (items rendered ahead, fetched at once)."""
-    parts = await asyncio.gather(*(render(ctx, list_fragment(i + 1, c.title), c.id) for i, c in enumerate(items)))
+    parts = await asyncio.gather(*(render(ctx, list_fragment(i + 1, c.title), c.id, keep=True)
+                                   for i, c in enumerate(items)))
     if any(p is None for p in parts):
         return None
     gap = ctx.prompts.silence(ITEM_GAP_S).pcm

@@ -59,8 +59,11 @@ def local_phrases(directory: Path) -> dict[str, str]:
         return found
 
 
-async def render(ctx: FlowContext, text: str, name: str, timeout: float = TTS_TIMEOUT_S) -> Clip | None:
-    """The audio of ``text`` named ``name``: a rendered prompt with this text, else the voice; None if neither."""
+async def render(ctx: FlowContext, text: str, name: str, timeout: float = TTS_TIMEOUT_S,
+                 keep: bool = False) -> Clip | None:
+    """The audio of ``text`` named ``name``: a rendered prompt with this text, else the voice; None if neither.
+    ``keep``: the sentence is said to many callers (a knowledge-base answer), so its audio stays in the worker's
+    voice cache (``ctx.services.voice_cache``); not a sentence with one caller's case details."""
     text = text.strip()
     if not text:
         return None
@@ -72,11 +75,16 @@ async def render(ctx: FlowContext, text: str, name: str, timeout: float = TTS_TI
     if not url:
         return None
     rate = ctx.prompts.rate
-    try:
-        pcm = await asyncio.wait_for(synthesize(url, text, rate), timeout)
-    except (SpeechUnavailable, TimeoutError) as e:
-        log.warning("voice_unavailable", call_id=ctx.channel.call_id, chars=len(text), error=str(e)[:200])
-        return None
+    cache = ctx.services.voice_cache if keep else None
+    pcm = cache.get(text, rate) if cache is not None else None
+    if pcm is None:
+        try:
+            pcm = await asyncio.wait_for(synthesize(url, text, rate), timeout)
+        except (SpeechUnavailable, TimeoutError) as e:
+            log.warning("voice_unavailable", call_id=ctx.channel.call_id, chars=len(text), error=str(e)[:200])
+            return None
+        if cache is not None:
+            cache.put(text, rate, pcm)
     return Clip(name, pcm, rate)
 
 

@@ -50,7 +50,6 @@ log = structlog.get_logger(__name__)
 MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not back to back
 TTS_TIMEOUT_S = 3.0
 #: after a bridged call ends, each leg's transcription gets this long to decode what was still being said
-TRANSCRIBE_FLUSH_S = 15.0
 ZH_DIGITS = "零一二三四五六七八九"
 
 
@@ -341,8 +340,6 @@ class QueueWait:
                 await self.leg_events.get()
             return Hangup("operator_hangup")
         finally:
-            # not cancelled: each leg's audio ends with the call, then the speech service decodes what was
-            # still being said ({"eof": 1}) — the last words before a hang-up reach the record (bounded)
-            seconds = end_talk(ctx, talk, flush_s=TRANSCRIBE_FLUSH_S)
+            seconds = end_talk(ctx, talk)
             if talk.recorder is not None:
                 log.info("bridged_call_recorded", call_id=ch.call_id, file=talk.recorder.path.name, seconds=seconds)

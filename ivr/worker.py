@@ -45,6 +45,7 @@ from ivr.sip.call import SipCall
 from ivr.sip.media_port import CallMediaPort, PortPool
 from ivr.sip.stack import SipStack, StackConfig
 from ivr.speech_hosts import SpeechHosts
+from ivr.voice_cache import VoiceCache
 from sip_config.models import SipSettings
 from work_orders.calendar import WorkCalendar
 
@@ -127,6 +128,7 @@ class Worker:
         self.legs = 0  # outbound calls to operators: each holds one of the process's call slots
         self.speech = SpeechHosts(cfg.speech_urls, first=_index(cfg.name)) if cfg.speech_urls else None
         self.office_hours = OfficeHours(cfg.ivr.working_hours, cfg.calendar or WorkCalendar())
+        self.voice_cache = VoiceCache()  # knowledge-base answers' audio, shared by this worker's calls
         self.hub_link = (HubLink(cfg.hub_url, cfg.hub_token, cfg.name, lambda: list(self.sessions), self.dispatch)
                          if cfg.hub_url and cfg.hub_token else None)
 
@@ -160,7 +162,8 @@ class Worker:
                                 caller=ci.remoteUri, worker_name=self.cfg.name, hub_link=self.hub_link,
                                 working_hours=self.office_hours, record_bridged_calls=ivr.record_bridged_calls,
                                 operator_transfer=ivr.operator_transfer,
-                                refer_fallback_bridge=ivr.refer_fallback_bridge, recordings_dir=recordings)
+                                refer_fallback_bridge=ivr.refer_fallback_bridge, recordings_dir=recordings,
+                                voice_cache=self.voice_cache)
         conversation = menu_conversation(self.menus.current, self.prompts, services, ivr.max_call_duration_s)
         session = CallSession(call, call_id, self.emit, self.cfg.sip.clock_rate, ivr.frame_gap_ms, self._closed,
                               conversation, host=self, ports=self.ports)

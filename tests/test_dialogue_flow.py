@@ -23,6 +23,7 @@ from ivr.flow.menu import MenuError, load_menu, parse_menu
 from ivr.flow.services import CallServices
 from ivr.settings import BUNDLED_MENU, BUNDLED_PROMPTS
 from ivr.speech_client import Heard
+from ivr.voice_cache import VoiceCache
 from tests.fakes import FakeChannel, FakeHubApi
 
 FEES = [("F101", "诉讼费怎么交", "诉讼费可以在立案窗口或网上交。"),
@@ -102,7 +103,7 @@ def clarify_reply(ids=("F101", "F102", "F103")) -> dict:
             "offered": list(ids), "choices": [{"id": i, "title": rows[i][0], "answer_text": rows[i][1]} for i in ids]}
 
 
-def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
+def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU, voice_cache: VoiceCache | None = None):
     """Run the bundled flow; the recognizer hears what the caller says, else no input (after a short wait).
     "say:A|B|C": heard as A, with B and C as its next hypotheses when the dialogue asks for alternatives."""
 
@@ -120,7 +121,8 @@ def walk(prompts, caller: Caller, monkeypatch, menu=BUNDLED_MENU):
     monkeypatch.setattr(ivr.listening, "recognize", recognize)  # hearing.py listens through listening.py
     events: list[tuple[type, dict]] = []
     ctx = FlowContext(channel=caller, prompts=prompts, emit=lambda cls, **kw: events.append((cls, kw)),
-                      services=CallServices(speech_url="ws://speech", hub_url="http://hub", hub_token="t"))
+                      services=CallServices(speech_url="ws://speech", hub_url="http://hub", hub_token="t",
+                                            voice_cache=voice_cache))
     outcome = asyncio.run(asyncio.wait_for(run_flow(load_menu(menu, prompts), ctx), 30))
     return outcome, events
 
@@ -184,6 +186,28 @@ def test_a_question_at_the_main_menu_is_answered_there(prompts, monkeypatch, voi
     assert of(events, MenuSpeech)[0]["outcome"] == "question" and of(events, MenuSpeech)[0]["faq_id"] == "F012"
     assert of(events, KbDecided)[0]["node"] == "main" and of(events, KbDecided)[0]["query"] == "诉讼费什么时候退"
     assert hub.asked[0][1] is not None  # asked with the menu's options
+
+
+def test_a_workers_callers_asking_the_same_question_get_its_answer_fetched_once(prompts, monkeypatch, voice):
+    Hub(monkeypatch, {"诉讼费什么时候退": {"decision": "answer", "faq_id": "F012", "score": 0.93, "offered": [],
+                                     "reason": "p=0.99", "answer_text": "诉讼费在结案后退还。"},
+                      "诉讼费的事": clarify_reply()})
+    cache = VoiceCache(max_bytes=10_000)
+    for _ in range(2):
+        outcome, events = walk(prompts, Caller([("main_menu", "say:诉讼费什么时候退"), ("kb_follow_up", "1")]),
+                               monkeypatch, voice_cache=cache)
+        assert outcome.cause == "answered_by_kb" and played(events)[-3] == "kb_answer:F012"
+    assert voice == ["诉讼费在结案后退还。"] and cache.hits == 1
+    # a list's items too; the least recently used sentence goes first when the cache is full (1,600 bytes each)
+    walk(prompts, Caller([("main_menu", "say:诉讼费的事"), ("kb_clarify:", "2"), ("kb_follow_up", "1")]), monkeypatch,
+         voice_cache=cache)
+    assert len(cache) == 5 and cache.bytes == 8_000
+    walk(prompts, Caller([("main_menu", "say:诉讼费的事"), ("kb_clarify:", "1"), ("kb_follow_up", "1")]), monkeypatch,
+         voice_cache=cache)
+    assert voice.count("诉讼费在结案后退还。") == 1 and len(voice) == 6  # the list from it, F101's answer fetched
+    cache.put("另一个回答。", 8000, bytes(4_000))
+    assert cache.get("诉讼费在结案后退还。", 8000) is None and cache.bytes <= 10_000
+    assert cache.get("另一个回答。", 8000) is not None
 
 
 def test_not_understood_at_the_main_menu_asks_again(prompts, monkeypatch):

@@ -365,6 +365,40 @@ async def test_bridged_legs_are_transcribed_with_their_speaker_and_positions_spo
     assert clip.name == "queue_position:12" and clip.duration_ms > 4000
 
 
+async def test_the_last_words_before_a_hang_up_reach_the_record_for_either_side(prompts, tmp_path):
+    """Both sides' speech still being decoded when the talk ends (the judge's team or an operator hangs up) is
+    not dropped: each side's audio ends, the service decodes what was left ({"eof": 1}), and the line is kept."""
+    from types import SimpleNamespace
+
+    from websockets.asyncio.server import serve
+
+    from ivr.bridged import end_talk, start_talk
+    from ivr.contract import SpeechHeard
+
+    ended = asyncio.Event()
+
+    async def side():  # speaks 3 chunks (no final yet: the service finals every 5th), until the call ends
+        for _ in range(3):
+            yield bytes(1600)
+        await ended.wait()
+
+    class Channel(SimChannel):
+        def audio_chunks(self):
+            return side()
+
+    fake = FakeSpeech()
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        ctx, events = context(prompts, Channel(), tmp_path, speech_url=url)
+        talk = start_talk(ctx, SimpleNamespace(operator_chunks=side, taps=[]), "judge")
+        await asyncio.sleep(0.3)
+        end_talk(ctx, talk)  # as ivr/judge_call.py does when the judge's team hangs up
+        ended.set()
+        await asyncio.wait_for(asyncio.gather(*talk.tasks, return_exceptions=True), 5)
+    finals = sorted((h["speaker"], h["text"]) for h in of(events, SpeechHeard) if h["kind"] == "final")
+    assert finals == [("caller", "最后"), ("operator", "最后")]
+
+
 async def test_the_record_verb_re_records_on_2(prompts, tmp_path):
     from ivr.flow.menu import parse_menu
 

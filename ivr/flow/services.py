@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ivr.speech_hosts import SpeechTarget
+from ivr.voice_cache import VoiceCache
 
 
 class HubConnection(Protocol):
@@ -41,3 +42,4 @@ class CallServices:
     operator_transfer: Literal["bridge", "refer"] = "bridge"
     refer_fallback_bridge: bool = True
     recordings_dir: Path | None = None  # None: ./recordings
+    voice_cache: VoiceCache | None = None  # the worker's; None: every sentence fetched from the speech service
