@@ -248,8 +248,10 @@ class SpeechService:
                 "prerender": dict(self.prerender)}
 
     async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
+        # no permessage-deflate: PCM hardly compresses, and deflating a 10 s answer cost ~9 ms before the caller
+        # heard it (plus every 100 ms chunk of every caller, both ends)
         async with serve(self.handle, host, port, max_size=MAX_MESSAGE, ping_interval=20,
-                         write_limit=MAX_TTS_BYTES):
+                         write_limit=MAX_TTS_BYTES, compression=None):
             log.info("speech_service_ready", host=host, port=port)
             await stop.wait()
         if self.queue:

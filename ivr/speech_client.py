@@ -75,8 +75,9 @@ async def _connect(target: SpeechTarget, max_size: int) -> tuple[str, websockets
     errors = []
     for url in hosts.order():
         try:
-            ws = await asyncio.wait_for(websockets.connect(url, max_size=max_size, open_timeout=CONNECT_TIMEOUT_S),
-                                        CONNECT_TIMEOUT_S + 0.5)
+            # compression off: audio hardly compresses and deflate costs time on both ends (asr/service.py)
+            ws = await asyncio.wait_for(websockets.connect(url, max_size=max_size, open_timeout=CONNECT_TIMEOUT_S,
+                                                           compression=None), CONNECT_TIMEOUT_S + 0.5)
         except (OSError, TimeoutError, websockets.WebSocketException) as e:
             hosts.failed(url, f"connect: {type(e).__name__}: {e}")
             errors.append(f"{url}: {e}")

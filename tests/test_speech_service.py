@@ -4,7 +4,9 @@ real whisper model."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import websockets
 
 from asr.decode_queue import PRIORITY_ANSWER, PRIORITY_BACKGROUND, PRIORITY_PARTIAL, Busy, DecodeQueue
 from asr.whisper_engine import Transcript
+from tests.sipsupport import free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "tests" / "data" / "speech"
@@ -116,20 +119,16 @@ def service_url():
     service = SpeechService(settings, engine.transcribe_many, max_wait_s=3.0)
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()
-    port_box: dict = {}
 
-    async def main():
-        from websockets.asyncio.server import serve
-
-        async with serve(service.handle, "127.0.0.1", 0) as server:
-            port_box["port"] = server.sockets[0].getsockname()[1]
-            await stop.wait()
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    port = free_port_block(1)
+    t = threading.Thread(target=lambda: loop.run_until_complete(service.serve("127.0.0.1", port, stop)), daemon=True)
     t.start()
-    while "port" not in port_box:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
         time.sleep(0.05)
-    yield f"ws://127.0.0.1:{port_box['port']}"
+    yield f"ws://127.0.0.1:{port}"
     loop.call_soon_threadsafe(stop.set)
     t.join(5)
 
@@ -137,6 +136,8 @@ def service_url():
 async def _speak(url: str, pcm: bytes, config: dict | None = None) -> list[dict]:
     replies = []
     async with websockets.connect(url) as ws:
+        # the client offers permessage-deflate; the service declines it (audio hardly compresses)
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
         await ws.send(json.dumps({"config": {"sample_rate": 8000, **(config or {})}}))
         for i in range(0, len(pcm), 1600):
             await ws.send(pcm[i:i + 1600])
