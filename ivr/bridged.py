@@ -35,6 +35,11 @@ class Talk:
     recorder: StereoRecorder | None = None
 
 
+def flushing() -> int:
+    """How many ended talks' transcriptions are still decoding their last words (a stopping worker waits)."""
+    return len(_flushing)
+
+
 def start_talk(ctx: FlowContext, leg: OperatorLeg, name: str) -> Talk:
     """Transcribe both sides (with a speech service and caller audio); record to ``<call_id>-<name>.wav``."""
     ch, talk = ctx.channel, Talk(leg)

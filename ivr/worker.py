@@ -3,7 +3,8 @@
 The asyncio loop owns the main thread and polls pjsua between its other tasks, so every call
 callback runs on this thread; frame callbacks arrive from pjmedia's clock thread (see
 ivr/sip/media_port.py). SIGTERM drains: new calls get 503, running calls may finish within
-``drain_timeout_s``, then they are hung up.
+``drain_timeout_s``, then they are hung up; the last words of talks with a person that just ended are still
+transcribed before the process stops (ivr/bridged.py, bounded by the supervisor's stop budget).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pjsua2 as pj
 import structlog
 
+from ivr import bridged
 from ivr.audio import PromptLibrary
 from ivr.call_flow import menu_conversation
 from ivr.call_session import CallSession
@@ -54,6 +56,7 @@ log = structlog.get_logger(__name__)
 POLL_INTERVAL_S = 0.005
 RETIRE_AFTER_S = 2.0  # pjsua objects of an ended call are dropped this long after DISCONNECTED
 RTP_CHECK_S = 1.0  # how often received RTP is sampled for ivr.rtp_timeout_s
+STOP_RESERVE_S = 4.0  # of the supervisor's stop budget, kept for sending the last events (publisher.drain: 3 s)
 ACK_TIMEOUT_S = 6.0  # a 200 OK never ACKed frees its slot after this, not after pjsip's 32 s
 
 
@@ -327,7 +330,14 @@ class Worker:
             self.stack.start()
             log.info("worker_ready", worker=c.name, port=c.bind_port, menu=str(c.ivr.menu_file))
             await self._poll_until(lambda: self._stop.is_set())
+            stopping = loop.time()
             await self._drain()
+            # the last words of talks with a person that just ended are still being decoded: their lines would be
+            # lost with the process, so wait for them within the supervisor's stop budget (drain_timeout_s + 10)
+            left = c.ivr.drain_timeout_s + 10 - (loop.time() - stopping) - STOP_RESERVE_S
+            if bridged.flushing():
+                log.info("worker_waiting_for_transcripts", count=bridged.flushing(), up_to_s=round(left, 1))
+                await self._poll_until(lambda: not bridged.flushing(), max(0.0, min(bridged.FLUSH_S, left)))
         finally:
             for t in tasks:
                 t.cancel()
