@@ -151,6 +151,37 @@ def test_entries_made_together_reach_redis_with_their_mark_in_one_step(fresh_red
         b.close()
 
 
+def test_a_group_fenced_by_a_lease_its_hub_lost_while_redis_was_away_is_not_sent(fresh_redis):
+    """A deciding hub cut off from Redis loses the lease; another hub takes it and applies the same inputs again.
+    When Redis answers the first hub again, its queued groups must not reach browsers a second time nor move the
+    mark back."""
+    a, b = hub_log(fresh_redis.url), hub_log(fresh_redis.url)
+    client = redis.Redis.from_url(fresh_redis.url)
+    try:
+        client.set("t:lease", "hub-a")
+        with a.together("t:done", "5-0", fence=("t:lease", "hub-a")):  # the lease holds: sent as before
+            a.append(Ping(text="by a"))
+        assert client.get("t:done") == b"5-0"
+        fresh_redis.stop()
+        with a.together("t:done", "6-0", fence=("t:lease", "hub-a")):
+            a.append(Ping(text="again by a"))
+        a.append(Ping(text="not fenced"))  # what is not in a group goes out as before
+        fresh_redis.start()
+        client = redis.Redis.from_url(fresh_redis.url)
+        client.set("t:lease", "hub-b")  # b took over meanwhile and went further
+        with b.together("t:done", "9-0", fence=("t:lease", "hub-b")):
+            b.append(Ping(text="by b"))
+        wait_for(lambda: not a._unsent, timeout=15)
+        wait_for(lambda: b.last_seq >= 3)
+        time.sleep(0.5)  # anything sent after these has reached b's mirror
+        texts = [e.clear["text"] for e in b.since(0)]
+        assert texts[0] == "by a" and sorted(texts[1:]) == ["by b", "not fenced"], texts
+        assert client.get("t:done") == b"9-0"
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_redis_that_lost_its_data_starts_a_new_epoch(fresh_redis):
     """Redis replaced by an empty one: every hub forgets its mirror and takes the new epoch, so browsers start
     again from a snapshot instead of missing entries whose seqs were handed out again."""

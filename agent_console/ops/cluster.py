@@ -17,10 +17,10 @@ Redis-based queues usually do, and a hub that dies costs only the lease time.
 A hub that begins to decide rebuilds the live calls and the queue from the database, as a restarted hub does,
 without sending it to browsers again (they saw it); events still on the stream are left out of the rebuild and
 applied from the stream: those after the mark ``{prefix}ops:done``, set in the same Redis script as the browser
-events of the input it marks (``RedisEventLog.together``: none applied twice). Every hub then announces its
-browsers and workers again; operators get back the presence they had (kept in ``{prefix}ops:presence``). Offers
-open on the old hub are gone (the call is offered again). A hub whose heartbeat key lapsed is gone: its browsers
-are detached and its workers count as away from then.
+events of the input it marks, and only while the lease is still its own (``RedisEventLog.together``: none
+applied twice). Every hub then announces its browsers and workers again; operators get back their presence
+(kept in ``{prefix}ops:presence``). Offers open on the old hub are gone (the call is offered again). A hub whose
+heartbeat key lapsed is gone: its browsers are detached and its workers count as away from then.
 
 While Redis does not answer, what a hub must forward waits in order and goes out when Redis is back; commands and
 snapshots fail with a message (the browser retries). IVR calls go on: workers only need the hub for the queue.
@@ -272,7 +272,7 @@ class ClusteredOps:
                         f = {k.decode(): v.decode() for k, v in fields.items()}
                         # what browsers see of an input and the mark that it was applied: both or neither
                         with contextlib.nullcontext() if mine or not self.leading else self.log.together(
-                                self.k_done, item_id):
+                                self.k_done, item_id, fence=(self.k_lease, self.id)):
                             self._handle(mine, item_id, f)
             except redis.RedisError as e:
                 if not away:

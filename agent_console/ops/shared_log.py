@@ -33,20 +33,27 @@ from agent_console.ops.eventlog import DEFAULT_CAPACITY, Entry, Listeners
 log = logging.getLogger(__name__)
 
 # ARGV: capacity, a new epoch's name, then items of four: ("e", roles, users, payload) an entry, ("m", key index,
-# value, "") a mark (SET) made in the same script as the entries before it
+# value, "") a mark (SET) made in the same script as the entries before it, ("g", key index, value, "") the start
+# of a fenced group: unless that key holds that value (the lease is still the sender's), the group's entries and
+# its mark are left out. Returns the last seq and how many groups were left out.
 _APPEND = """
 if redis.call('SET', KEYS[3], ARGV[2], 'NX') then redis.call('DEL', KEYS[1], KEYS[2]) end
-local seq = 0
+local seq, skip, dropped = 0, false, 0
 for i = 3, #ARGV, 4 do
-  if ARGV[i] == 'm' then
-    redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
-  else
+  local kind = ARGV[i]
+  if kind == 'g' then
+    skip = redis.call('GET', KEYS[tonumber(ARGV[i + 1])]) ~= ARGV[i + 2]
+    if skip then dropped = dropped + 1 end
+  elseif kind == 'm' then
+    if not skip then redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]) end
+    skip = false
+  elseif not skip then
     seq = redis.call('INCR', KEYS[1])
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'r', ARGV[i + 1], 'u', ARGV[i + 2],
                'p', ARGV[i + 3])
   end
 end
-return seq
+return {seq, dropped}
 """
 BATCH = 200  # items per script call
 RETRY_S = 1.0
@@ -110,10 +117,15 @@ class RedisEventLog:
             self._flush()
 
     @contextlib.contextmanager
-    def together(self, key: str, value: str) -> Iterator[None]:
+    def together(self, key: str, value: str, fence: tuple[str, str] | None = None) -> Iterator[None]:
         """The appends made inside (by any thread) reach Redis in one script that ends with ``SET key value``:
-        whoever reads ``key`` knows every entry made before the mark is in the log, and none after it."""
+        whoever reads ``key`` knows every entry made before the mark is in the log, and none after it. With
+        ``fence`` (a key and the value it must hold: the deciding hub's lease), the group goes out only while
+        that holds: a hub that lost the lease while Redis was away does not send, when it comes back, entries and
+        a mark the next deciding hub has made again (or moved past)."""
         with self._send_lock:
+            if fence is not None:
+                self._unsent.append(("g", fence[0], fence[1], ""))
             self._held += 1
         try:
             yield
@@ -163,12 +175,12 @@ class RedisEventLog:
                 items = list(itertools.islice(self._unsent, n))
                 keys, args = list(self._keys), [self._capacity, secrets.token_hex(6)]
                 for item in items:
-                    if item[0] == "m":
+                    if item[0] in ("m", "g"):
                         keys.append(item[1])
-                        item = ("m", str(len(keys)), item[2], "")
+                        item = (item[0], str(len(keys)), item[2], "")
                     args.extend(item)
                 try:
-                    seq = int(self._script(keys=keys, args=args))
+                    seq, dropped = (int(x) for x in self._script(keys=keys, args=args))
                 except redis.RedisError as e:
                     if not self._down:
                         log.warning("event log: Redis unreachable, events wait: %s", e)
@@ -176,6 +188,9 @@ class RedisEventLog:
                     return False
                 for _ in items:
                     self._unsent.popleft()
+                if dropped:
+                    log.warning("event log: %d input(s) applied here were not sent: this hub no longer decides, "
+                                "the deciding hub applies them again", dropped)
                 with self._lock:
                     self._appended = max(self._appended, seq)
         self._down = False
