@@ -40,6 +40,16 @@ def flushing() -> int:
     return len(_flushing)
 
 
+async def stop_flushing() -> None:
+    """Cancel the transcriptions still finishing and let them end (a stopping worker that waited long enough):
+    each holds its leg's pjsua call, which must be gone before the SIP stack is (destroyed after it, it aborted
+    the process in ``pjsua_call_set_user_data``)."""
+    tasks = list(_flushing)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def start_talk(ctx: FlowContext, leg: OperatorLeg, name: str) -> Talk:
     """Transcribe both sides (with a speech service and caller audio); record to ``<call_id>-<name>.wav``."""
     ch, talk = ctx.channel, Talk(leg)

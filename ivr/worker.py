@@ -332,12 +332,7 @@ class Worker:
             await self._poll_until(lambda: self._stop.is_set())
             stopping = loop.time()
             await self._drain()
-            # the last words of talks with a person that just ended are still being decoded: their lines would be
-            # lost with the process, so wait for them within the supervisor's stop budget (drain_timeout_s + 10)
-            left = c.ivr.drain_timeout_s + 10 - (loop.time() - stopping) - STOP_RESERVE_S
-            if bridged.flushing():
-                log.info("worker_waiting_for_transcripts", count=bridged.flushing(), up_to_s=round(left, 1))
-                await self._poll_until(lambda: not bridged.flushing(), max(0.0, min(bridged.FLUSH_S, left)))
+            await self._finish_transcripts(c.ivr.drain_timeout_s + 10 - (loop.time() - stopping))
         finally:
             for t in tasks:
                 t.cancel()
@@ -369,6 +364,19 @@ class Worker:
         for s in list(self.sessions.values()):  # no BYE answer: close the records ourselves
             self.emit(CallEnded, call_id=s.call_id, cause="drained", side="system", media=s.port.stats)
             self._closed(s)
+
+    async def _finish_transcripts(self, budget_s: float) -> None:
+        """The last words of talks with a person that just ended are still being decoded: their lines would be lost
+        with the process, so wait for them within ``budget_s`` (what is left of the supervisor's stop budget, less
+        what sending the last events needs); then stop those left (they must end before the SIP stack)."""
+        if not bridged.flushing():
+            return
+        wait_s = max(0.0, min(bridged.FLUSH_S, budget_s - STOP_RESERVE_S))
+        log.info("worker_waiting_for_transcripts", count=bridged.flushing(), up_to_s=round(wait_s, 1))
+        await self._poll_until(lambda: not bridged.flushing(), wait_s)
+        if bridged.flushing():
+            log.warning("worker_transcripts_cut", count=bridged.flushing())
+            await bridged.stop_flushing()
 
     def _shutdown_stack(self) -> None:
         if self.stack is None:

@@ -372,6 +372,7 @@ async def test_the_last_words_before_a_hang_up_reach_the_record_for_either_side(
 
     from websockets.asyncio.server import serve
 
+    from ivr import bridged
     from ivr.bridged import end_talk, start_talk
     from ivr.contract import SpeechHeard
 
@@ -397,6 +398,19 @@ async def test_the_last_words_before_a_hang_up_reach_the_record_for_either_side(
         await asyncio.wait_for(asyncio.gather(*talk.tasks, return_exceptions=True), 5)
     finals = sorted((h["speaker"], h["text"]) for h in of(events, SpeechHeard) if h["kind"] == "final")
     assert finals == [("caller", "最后"), ("operator", "最后")]
+    assert bridged.flushing() == 0
+    # a side whose audio never ends (the worker is stopping and cannot wait longer): stopped, so the leg's pjsua
+    # call can go before the SIP stack does
+    ended.clear()
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        ctx, _ = context(prompts, Channel(), tmp_path, speech_url=url)
+        talk = start_talk(ctx, SimpleNamespace(operator_chunks=side, taps=[]), "judge")
+        end_talk(ctx, talk)
+        await asyncio.sleep(0.3)
+        assert bridged.flushing() == 2
+        await asyncio.wait_for(bridged.stop_flushing(), 2)
+        assert bridged.flushing() == 0 and all(t.done() for t in talk.tasks)
 
 
 async def test_the_record_verb_re_records_on_2(prompts, tmp_path):
