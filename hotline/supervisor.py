@@ -31,6 +31,7 @@ from hotline.service_user import ServiceUserError, drop_privileges
 from hotline.settings import Settings, SettingsError, load_settings
 from ivr.contract import EventBatch, WorkerLost
 from ivr.publisher import deliver_spool
+from ivr.settings import STOP_GRACE_S
 from sip_config import kamailio
 
 log = structlog.get_logger(__name__)
@@ -256,7 +257,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         """Workers drain first (new calls refused), then the front door and speech, then the hub."""
-        await self._stop_kind("worker", self.s.ivr.drain_timeout_s + 10)
+        await self._stop_kind("worker", self.s.ivr.drain_timeout_s + STOP_GRACE_S)
         await self._stop_kind("kamailio", 5)
         await self._stop_kind("haproxy", 5)
         await self._stop_kind("speech", 5)

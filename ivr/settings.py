@@ -13,6 +13,8 @@ from work_orders.calendar import OfficeHours, WorkingHours
 __all__ = ["BUNDLED_MENU", "BUNDLED_PROMPTS", "IvrSettings", "OfficeHours", "WorkingHours"]
 BUNDLED_MENU = Path(__file__).parent / "menus" / "default.yaml"
 BUNDLED_PROMPTS = Path(__file__).parent / "prompts" / "zh"
+#: how long past ``drain_timeout_s`` the supervisor waits for a stopping worker before it kills it
+STOP_GRACE_S = 10.0
 
 
 class IvrSettings(BaseModel):

@@ -41,7 +41,7 @@ from ivr.menu_store import MenuStore
 from ivr.publisher import EventPublisher, Spool
 from ivr.recording import resume_transcripts
 from ivr.rtp_watch import RtpWatch
-from ivr.settings import IvrSettings, OfficeHours
+from ivr.settings import STOP_GRACE_S, IvrSettings, OfficeHours
 from ivr.sip import frames
 from ivr.sip.call import SipCall
 from ivr.sip.media_port import CallMediaPort, PortPool
@@ -332,7 +332,7 @@ class Worker:
             await self._poll_until(lambda: self._stop.is_set())
             stopping = loop.time()
             await self._drain()
-            await self._finish_transcripts(c.ivr.drain_timeout_s + 10 - (loop.time() - stopping))
+            await self._finish_transcripts(c.ivr.drain_timeout_s + STOP_GRACE_S - (loop.time() - stopping))
         finally:
             for t in tasks:
                 t.cancel()
