@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # Subcommand groups load on first use: importing all of them (scikit-learn through the work-order classifier,
 # the case store, the matcher) made every `hotline dial` take ~3.7 s to start, and twelve at once ~30 s. Each
 # group's one-line help is here too, so `hotline --help` lists them without importing any (it took 2.9 s);
-# tests/test_cli_help.py checks it against the group's own.
+# tests/test_layout.py checks it against the group's own.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "users": ("hotline.cli_users", "users_app", "Manage console users."),
     "calls": ("hotline.cli_calls", "calls_app", "Call records."),

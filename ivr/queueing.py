@@ -49,7 +49,6 @@ log = structlog.get_logger(__name__)
 
 MIN_ANNOUNCE_GAP_S = 8.0  # a burst of position changes is announced once, not back to back
 TTS_TIMEOUT_S = 3.0
-#: after a bridged call ends, each leg's transcription gets this long to decode what was still being said
 ZH_DIGITS = "零一二三四五六七八九"
 
 
