@@ -110,7 +110,7 @@ async def run_handoff(ctx: FlowContext, opts: HandoffOptions):
         if opts.queue:
             ctx.emit(QueueLeft, node=ctx.node, outcome="no_hub")
         if opts.prompt:
-            await ctx.play(opts.prompt, barge_in=False)
+            await ctx.play_clip(ctx.prompts.get(opts.prompt).prompt_start(), False, PromptPlayed, opts.prompt)
         if opts.unavailable_prompt:
             await ctx.play(opts.unavailable_prompt, barge_in=False)
         return Hangup("handoff_unavailable")
@@ -198,8 +198,8 @@ class QueueWait:
         next_announce = start + v.announce_every_s
         if ch.queue_status is not None:
             next_announce = start  # the hub already said where the caller stands: say it after the prompt
-        if v.prompt:
-            self._play("prompt", ctx.prompts.get(v.prompt))
+        if v.prompt:  # the reply to what the caller just said or keyed: from its first sound, not its lead silence
+            self._play("prompt", ctx.prompts.get(v.prompt).prompt_start())
         while True:
             now = self.loop.time()
             if self.player is None:

@@ -168,6 +168,8 @@ async def test_without_the_hub_the_caller_hears_staff_will_call_back(prompts, tm
     assert outcome.cause == "handoff_unavailable"
     assert of(events, QueueLeft) == [{"node": "operator", "outcome": "no_hub"}] and not of(events, QueueJoined)
     assert [p[0] for p in ch.played] == ["handoff", "handoff_unavailable"]
+    # the reply to the caller starts at its first sound: the file's ~100 ms of lead silence is not played
+    assert ch.played[0][1] <= prompts.get("handoff").duration_ms - 60, ch.played
 
 
 async def test_after_hours_the_caller_leaves_a_message(prompts, tmp_path):
@@ -197,6 +199,7 @@ async def test_position_announcements_then_callback_by_pressing_1(prompts, tmp_p
     await asyncio.sleep(0.6)
     names = [p[0] for p in ch.played]
     assert names[0] == "handoff" and "hold_music" in names and "queue_position:3" in names, names
+    assert ch.played[0][1] <= prompts.get("handoff").duration_ms - 60, ch.played  # from its first sound
     ch.command(QueueStatus(call_id="sim", position=3, operators_ready=0))  # unchanged: not said again
     await asyncio.sleep(0.3)
     assert [p[0] for p in ch.played].count("queue_position:3") == 1
