@@ -214,6 +214,32 @@ def test_two_lanes_decode_two_batches_at_once_and_a_partial_never_takes_the_last
     q.close()
 
 
+def test_two_lanes_share_the_waiting_callers_instead_of_one_lane_taking_them_all():
+    """Eight callers who stop together: the lane that frees first takes its share, not a batch of four while the
+    other lane idles (a lane is one thread: a core stayed unused and the second half waited ~1.2 s longer)."""
+    batches: list[int] = []
+    gate = threading.Event()
+
+    def dec(items, **kw):  # whisper's cost grows with the batch: ~0.1 s an utterance here
+        gate.wait()
+        time.sleep(0.1 * len(items))
+        batches.append(len(items))
+        return [Transcript("x", 1.0, 0.1, 0.0) for _ in items]
+
+    q = DecodeQueue(dec, max_batch=4, max_wait_s=10, batch_s_guess=0.1, lanes=2)
+    running = [q.submit(np.zeros(8, np.int16), 8000) for _ in range(2)]
+    time.sleep(0.1)  # one on each lane, held
+    waiting = [q.submit(np.zeros(8, np.int16), 8000) for _ in range(4)]
+    t0 = time.monotonic()
+    gate.set()
+    for f in running + waiting:
+        f.result(5)
+    took = time.monotonic() - t0
+    q.close()
+    assert sorted(batches) == [1, 1, 2, 2], batches
+    assert took < 0.5, took  # 0.1 + 0.2 side by side, not 0.1 + 0.4 on one lane
+
+
 def test_an_idle_queue_takes_a_lone_caller_after_a_slow_batch_of_four():
     """The wait is the cost per utterance times the jobs ahead: a batch of four that took 3.2 s on a busy CPU
     (0.8 s each) must not make an idle queue refuse the next caller, as it refused all 8 of a second round."""
