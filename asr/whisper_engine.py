@@ -36,6 +36,8 @@ from zh_text import to_simplified
 
 FRAMES_PER_S = 100  # whisper mel frames per second
 ENCODER_FPS = 50  # encoder output frames per second (the encoder halves the mel rate)
+#: a spoken number's beam hypotheses that vote (its reading was tuned with 5, whatever ``asr.beam_size`` says)
+NUMBER_HYPOTHESES = 5
 
 
 def _padded(audio: np.ndarray) -> np.ndarray:
@@ -252,7 +254,7 @@ class WhisperEngine:
                 elif expect is None:
                     results = [self._result(r) for r in self._generate(*gen, self.s.temperatures[0], beam=beam_size)]
                 else:
-                    hyps = self._generate(*gen, 0.0, hypotheses=self.s.beam_size)
+                    hyps = self._generate(*gen, 0.0, hypotheses=NUMBER_HYPOTHESES)
                     m = len(tempos)
                     results = [self._vote(hyps[k * m:(k + 1) * m], expect, length) for k in range(len(chunks))]
                 for temperature in self.s.temperatures[1:]:  # bounded retries, for repetitive output only
