@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 
 from asr.audio import read_wav  # noqa: E402
+from bench.results_file import write_results  # noqa: E402
 from ivr.speech_client import SpeechUnavailable, synthesize  # noqa: E402
 from tests.hotline_proc import Hotline  # noqa: E402
 
@@ -220,10 +221,7 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    path = ROOT / "bench" / "results" / "answer_latency.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {path}")
+    write_results("answer_latency", out)
     return 0
 
 

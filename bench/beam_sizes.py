@@ -31,6 +31,7 @@ from asr.audio import read_wav  # noqa: E402
 from asr.metrics import cer  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.whisper_engine import WhisperEngine  # noqa: E402
+from bench.results_file import write_results  # noqa: E402
 
 SPEECH = ROOT / "tests" / "data" / "speech"
 TURNS = ROOT / "tests" / "data" / "speech_turns"
@@ -119,10 +120,7 @@ def main() -> int:
         print(f"beam {b}: CER mean {cers['mean']:.3f} ({per_set});"
               f" decode p50 {out['decode_p50_s'][b] * 1000:.0f} ms ({out['ratio_to_first'][b]:.2f}x beam {beams[0]});"
               f" {out['changed_vs_first'][b]} transcripts differ from beam {beams[0]}", flush=True)
-    path = ROOT / "bench" / "results" / "beam_sizes.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {path}")
+    write_results("beam_sizes", out)
     return 0
 
 

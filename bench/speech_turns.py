@@ -37,6 +37,7 @@ from asr.numbers import VOTE_TEMPOS, case_alternatives, interpret  # noqa: E402
 from asr.repetition import longest_run  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.whisper_engine import WhisperEngine  # noqa: E402
+from bench.results_file import write_results  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "speech_turns"
 EVAL = ROOT / "tests" / "data" / "number_eval"
@@ -138,10 +139,7 @@ def main() -> int:
         out["numbers_voices"] = number_figures(engine, VOICES, manifest(VOICES), "held-out voices")
         out["not_numbers"] = not_numbers(engine, rows)
         vote = ("_vote" if args.vote else "") + ("_decoder" if args.no_reader else "")
-        path = ROOT / "bench" / "results" / f"spoken_numbers{vote}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
-        print(f"wrote {path}")
+        write_results(f"spoken_numbers{vote}", out)
         return 0
 
     sent = [r for r in rows if r["kind"] == "sentence"]
@@ -183,10 +181,7 @@ def main() -> int:
         bad[name] = {"text": tr.text, "decode_s": round(time.perf_counter() - t0, 2), "info": tr.info}
     out["bad_input_60s"] = bad
     print("bad input (60 s each): " + ", ".join(f"{k}: {v['text']!r} in {v['decode_s']} s" for k, v in bad.items()))
-    path = ROOT / "bench" / "results" / "speech_turns.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {path}")
+    write_results("speech_turns", out)
     return 0
 
 

@@ -11,7 +11,6 @@ included). Prints a table and writes bench/results/tts.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results_file import write_results  # noqa: E402
 from tts.renderer import Renderer  # noqa: E402
 from tts.voice import ENGINE, normalize  # noqa: E402
 
@@ -104,10 +104,7 @@ def main() -> int:
         "engine": ENGINE, "rate": args.rate, "start_and_first_render_s": round(start_s, 2),
         "synth_requests": requests, "summary": summary, "texts": rows,
     }
-    path = ROOT / "bench" / "results" / "tts.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(ROOT)}")
+    write_results("tts", out)
     return 0
 
 
